@@ -90,3 +90,63 @@ def jackknife(f, *series: np.ndarray, n_blocks: int = 32) -> tuple[float, float]
                     for i in range(n_blocks)])
     err = np.sqrt((n_blocks - 1) / n_blocks * np.sum((loo - loo.mean()) ** 2))
     return float(full), float(err)
+
+
+def jackknife_blocks(f, block_means: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(value, error) of f(mean) from per-block means (n_blocks, ...), by delete-one-block jackknife.
+
+    `f` maps a mean array (same trailing shape as the blocks) to a scalar or array; `weights` are the number
+    of samples in each block (default equal).  Blocks should be longer than τ_int (e.g. whole stretches of
+    a chain) so the error is honest for autocorrelated data."""
+    m = np.asarray(block_means, dtype=np.float64)
+    n = m.shape[0]
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    shape = (n,) + (1,) * (m.ndim - 1)
+    total = (m * w.reshape(shape)).sum(axis=0)
+    full = np.asarray(f(total / w.sum()), dtype=np.float64)
+    if n < 2:
+        return full, np.full_like(full, np.nan)
+    loo = np.array([np.asarray(f((total - m[i] * w[i]) / (w.sum() - w[i])), dtype=np.float64) for i in range(n)])
+    err = np.sqrt((n - 1) / n * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
+    return full, err
+
+
+def jackknife_replicas(f, block_means: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(f(full mean), leave-one-block-out values (n_blocks, ...)) for combining independent data sets:
+    the jackknife variance of a function of several ensembles is the sum of each ensemble's part."""
+    m = np.asarray(block_means, dtype=np.float64)
+    n = m.shape[0]
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    shape = (n,) + (1,) * (m.ndim - 1)
+    total = (m * w.reshape(shape)).sum(axis=0)
+    full = f(total / w.sum())
+    loo = [f((total - m[i] * w[i]) / (w.sum() - w[i])) for i in range(n)]
+    return full, loo
+
+
+def jackknife_error(loo) -> np.ndarray:
+    """Error from leave-one-out values (n, ...)."""
+    loo = np.asarray(loo, dtype=np.float64)
+    n = loo.shape[0]
+    return np.sqrt((n - 1) / n * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
+
+
+def bootstrap(f, block_means: np.ndarray, n_boot: int = 200, seed: int = 0,
+              weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(f(mean), bootstrap standard error) resampling whole blocks with replacement (seeded)."""
+    m = np.asarray(block_means, dtype=np.float64)
+    n = m.shape[0]
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    shape = (n,) + (1,) * (m.ndim - 1)
+    full = np.asarray(f((m * w.reshape(shape)).sum(axis=0) / w.sum()), dtype=np.float64)
+    reps = []
+    for _ in range(n_boot):
+        k = np.bincount(rng.integers(0, n, n), minlength=n) * w
+        reps.append(np.asarray(f((m * k.reshape(shape)).sum(axis=0) / k.sum()), dtype=np.float64))
+    return full, np.std(np.array(reps), axis=0, ddof=1)
+
+
+def ar1_tau_int(phi: float) -> float:
+    """Exact τ_int of an AR(1) process x_t = φ x_{t-1} + noise: (1 + φ) / (2 (1 − φ))."""
+    return (1.0 + phi) / (2.0 * (1.0 - phi))

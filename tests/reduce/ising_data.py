@@ -1,0 +1,84 @@
+"""Critical Ising test ensembles made here (Wolff cluster updates in numba), so reduction tests do not depend
+on the production samplers.  Periodic chains (shape (L,)) and tori (shape (Ly, Lx)); J = 1, h = 0, k_B = 1.
+
+`wolff_samples(shape, T, n_samples, clusters_per_sample, seed)` -> int8 (n_samples, *shape).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from hpc_rg.io.ensemble import write_ensemble
+from hpc_rg.lattice.nearest import NearestNeighbour
+
+T_C = 2.0 / math.log(1.0 + math.sqrt(2.0))
+
+
+def neighbour_table(shape: tuple[int, ...]) -> np.ndarray:
+    idx = np.arange(int(np.prod(shape))).reshape(shape)
+    cols = []
+    for a in range(len(shape)):
+        cols += [np.roll(idx, 1, axis=a).ravel(), np.roll(idx, -1, axis=a).ravel()]
+    return np.stack(cols, axis=1).astype(np.int64)
+
+
+@njit(cache=True)
+def _wolff(spins, nbr, p_add, n_samples, clusters, seed, out):
+    np.random.seed(seed)
+    n = spins.size
+    stack = np.empty(n, np.int64)
+    for k in range(n_samples):
+        for c in range(clusters):
+            i0 = np.random.randint(n)
+            s0 = spins[i0]
+            spins[i0] = -s0
+            stack[0] = i0
+            top = 1
+            while top > 0:
+                top -= 1
+                i = stack[top]
+                for q in range(nbr.shape[1]):
+                    j = nbr[i, q]
+                    if spins[j] == s0 and np.random.random() < p_add:
+                        spins[j] = -s0
+                        stack[top] = j
+                        top += 1
+        out[k] = spins
+
+
+def wolff_samples(shape, T: float, n_samples: int, clusters_per_sample: int = 0, seed: int = 0,
+                  thermalize: int = 200) -> np.ndarray:
+    """Configurations of the periodic NN Ising model at temperature T (Wolff; default ~ N/<|C|> clusters)."""
+    shape = tuple(shape)
+    n = int(np.prod(shape))
+    if clusters_per_sample <= 0:
+        # <|C|> ~ χ ~ L^{7/4} at T_c in 2D; a few clusters give one "sweep" worth of flips
+        clusters_per_sample = max(2, int(4 * n / max(1.0, n ** (7 / 8))))
+    rng = np.random.default_rng(seed)
+    spins = rng.choice(np.array([-1, 1], np.int8), size=n)
+    nbr = neighbour_table(shape)
+    p_add = 1.0 - math.exp(-2.0 / T)
+    warm = np.empty((1, n), np.int8)
+    _wolff(spins, nbr, p_add, 1, thermalize * clusters_per_sample, seed, warm)
+    out = np.empty((n_samples, n), np.int8)
+    _wolff(spins, nbr, p_add, n_samples, clusters_per_sample, seed + 1, out)
+    return out.reshape((n_samples,) + shape)
+
+
+def make_ensemble(path: Path, shape, temperatures, n_chains: int, n_samples: int, seed: int = 0,
+                  clusters_per_sample: int = 0, model: str | None = None) -> Path:
+    """Write an `hpc_rg.ensemble/1` file of Wolff samples (one chain per seed)."""
+    shape = tuple(shape)
+    spins = np.empty((len(temperatures), n_chains, n_samples) + shape, np.int8)
+    for t, T in enumerate(temperatures):
+        for c in range(n_chains):
+            spins[t, c] = wolff_samples(shape, T, n_samples, clusters_per_sample, seed=seed + 1000 * t + 17 * c)
+    lat = NearestNeighbour(shape)
+    energy = lat.energy_per_site(spins.reshape((-1,) + shape)).reshape(spins.shape[:3])
+    model = model or ("ising1d" if len(shape) == 1 else "ising2d")
+    attrs = {"model": model, "J": 1.0, "h": 0.0, "alpha": 0.0, "algorithm": "wolff", "seed": seed,
+             "job_toml": ""}
+    return write_ensemble(path, temperatures, spins, energy=energy, attrs=attrs)
