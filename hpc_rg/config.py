@@ -68,8 +68,8 @@ def spec(default: Any = dataclasses.MISSING, *, min: float | None = None, max: f
     meta = {"min": min, "max": max, "gt": gt, "choices": tuple(choices) if choices else None, "doc": doc}
     if isinstance(default, (list, dict)):
         value = default
-        return field(default_factory=lambda: type(value)(value), metadata=meta)
-    return field(default=default, metadata=meta)
+        return field(default_factory=lambda: type(value)(value), metadata=meta, kw_only=True)
+    return field(default=default, metadata=meta, kw_only=True)
 
 
 def _type_name(tp: Any) -> str:
@@ -261,7 +261,7 @@ class Config:
     @property
     def out(self) -> Path:
         out = Path(self.job.out or f"runs/{self.job.name}")
-        return out if out.is_absolute() else (self.folder / out)
+        return out if out.is_absolute() else (self.folder / out).resolve()
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -431,3 +431,29 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
         if s == "train" and not train:
             raise ConfigError(file, "job.stages", list(job.stages), "[train.<name>] tables for stage train")
     return cfg
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return _toml_value(str(v))
+
+
+def dumps(cfg: Config) -> str:
+    """The resolved job (every default filled in) as TOML, with the run folder and stages it implies."""
+    lines = [f"# {cfg.file}: valid; run folder {cfg.out}; stages {', '.join(cfg.stages) or '(none)'}"]
+    for sec, body in cfg.as_dict().items():
+        nested = sec in ("train", "analyze")
+        for name, table in (body.items() if nested else [(None, body)]):
+            lines.append("")
+            lines.append(f"[{sec}.{name}]" if nested else f"[{sec}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+    return "\n".join(lines)

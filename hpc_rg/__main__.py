@@ -1,0 +1,3 @@
+from hpc_rg.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""The parallel ensemble writer: per-rank part files, assembled into one `ensemble.h5` by virtual datasets.
+
+Time is cut into *parts* at checkpoints: part c holds, for the (ladder, temperature) units a rank owns,
+the samples j0 <= j < j1 and the time-series points k0 <= k < k1 produced between checkpoints c and c+1.
+A part is complete once the checkpoint that closes it is committed; a part left open by a killed run is
+deleted on resume and its samples are produced again from the checkpoint (bit for bit). The parts are
+self-describing (their units and offsets are attributes), so the number of ranks may change between runs.
+
+`assemble` writes `ensemble.h5` (format hpc_rg.ensemble/1) under a temporary name and renames it: /spins is
+a virtual dataset over the parts (no copy of the configurations); the small per-sample and per-measurement
+arrays are copied into it. Readers cannot tell it from a file written in one piece.
+With an MPI-enabled h5py the same layout could be written collectively (`driver="mpio"`); that path is not
+built yet (see README, "Parallel HDF5").
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hpc_rg.io.ensemble import FORMAT, spins_chunk
+
+PART_RE = re.compile(r"p(\d{5})\.r(\d{4})\.h5$")
+BUFFER_BYTES = 64 << 20
+
+
+def part_path(folder: Path, part: int, rank: int) -> Path:
+    return Path(folder) / f"p{part:05d}.r{rank:04d}.h5"
+
+
+def list_parts(folder: Path) -> list[tuple[int, int, Path]]:
+    out = []
+    for p in Path(folder).glob("p*.r*.h5"):
+        m = PART_RE.search(p.name)
+        if m:
+            out.append((int(m.group(1)), int(m.group(2)), p))
+    return sorted(out)
+
+
+class PartWriter:
+    """Appends samples and time-series points of this rank's units to one part file."""
+
+    def __init__(self, path: Path, units: list[tuple[int, int]], width: int, lattice_shape: tuple[int, ...],
+                 j0: int, k0: int, compression: str | None = None):
+        self.path = Path(path)
+        self.units = list(units)
+        self.index = {u: i for i, u in enumerate(self.units)}
+        self.width = width
+        self.shape = tuple(lattice_shape)
+        self.j0, self.k0 = j0, k0
+        self.n_j = 0                      # samples written (all units advance together)
+        self.n_k = 0
+        n_u = len(self.units)
+        self.file = h5py.File(self.path, "w")
+        self.file.attrs["units"] = np.array(self.units, dtype=np.int64).reshape(n_u, 2)
+        self.file.attrs["width"] = width
+        self.file.attrs["j0"] = j0
+        self.file.attrs["k0"] = k0
+        comp = None if compression in (None, "none") else compression
+        self.spins = self.file.create_dataset(
+            "spins", shape=(n_u, width, 0, *self.shape), maxshape=(n_u, width, None, *self.shape), dtype=np.int8,
+            chunks=spins_chunk(self.shape), compression=comp)
+        self.scalars = {name: self.file.create_dataset(name, shape=(n_u, width, 0), maxshape=(n_u, width, None),
+                                                       dtype=np.float64, chunks=(1, width, 1024))
+                        for name in ("energy", "magnetization", "ts_energy", "ts_magnetization")}
+        self._buf: dict[int, list] = {}   # sample index -> per-unit (spins, e, m)
+        self._buf_bytes = 0
+        self._ts: dict[int, list] = {}
+
+    # samples ------------------------------------------------------------------------------------------
+    def add_sample(self, unit, j: int, spins: np.ndarray, energy: np.ndarray, magnetization: np.ndarray) -> None:
+        """Unit `unit`'s configurations (width, *shape) at sample index j (global)."""
+        row = self._buf.setdefault(j, [None] * len(self.units))
+        row[self.index[unit]] = (spins, energy, magnetization)
+        self._buf_bytes += spins.nbytes
+        if self._buf_bytes > BUFFER_BYTES:
+            self.flush()
+
+    def add_timeseries(self, unit, k0: int, energy: np.ndarray, magnetization: np.ndarray) -> None:
+        """Points k0 .. k0+n-1 (global indices) of unit `unit`; arrays (width, n)."""
+        self._ts.setdefault(self.index[unit], []).append((k0, energy, magnetization))
+
+    def add_history(self, history: np.ndarray) -> None:
+        if history.size == 0:
+            return
+        if "exchange_history" not in self.file:
+            self.file.create_dataset("exchange_history", shape=(0, *history.shape[1:]),
+                                     maxshape=(None, *history.shape[1:]), dtype=np.int16,
+                                     chunks=(1024, *history.shape[1:]))
+        h = self.file["exchange_history"]
+        n = h.shape[0]
+        h.resize(n + len(history), axis=0)
+        h[n:] = history
+
+    def flush(self) -> None:
+        """Write every buffered sample that all units have delivered, in order."""
+        while self._buf:
+            j = self.j0 + self.n_j
+            row = self._buf.get(j)
+            if row is None or any(x is None for x in row):
+                break
+            del self._buf[j]
+            self._buf_bytes -= sum(x[0].nbytes for x in row)
+            # batch consecutive complete rows into one write per dataset
+            rows = [row]
+            while True:
+                nxt = self._buf.get(j + len(rows))
+                if nxt is None or any(x is None for x in nxt):
+                    break
+                rows.append(self._buf.pop(j + len(rows)))
+                self._buf_bytes -= sum(x[0].nbytes for x in rows[-1])
+            n = len(rows)
+            a = self.n_j
+            self.spins.resize(a + n, axis=2)
+            self.spins[:, :, a:a + n] = np.stack([np.stack([x[0] for x in r]) for r in rows], axis=2)
+            for q, name in ((1, "energy"), (2, "magnetization")):
+                d = self.scalars[name]
+                d.resize(a + n, axis=2)
+                d[:, :, a:a + n] = np.stack([np.stack([x[q] for x in r]) for r in rows], axis=2)
+            self.n_j += n
+        for u, pieces in self._ts.items():
+            for k0, e, m in pieces:
+                a = k0 - self.k0
+                for name, arr in (("ts_energy", e), ("ts_magnetization", m)):
+                    d = self.scalars[name]
+                    if d.shape[2] < a + arr.shape[1]:
+                        d.resize(a + arr.shape[1], axis=2)
+                    d[u, :, a:a + arr.shape[1]] = arr
+                self.n_k = max(self.n_k, a + arr.shape[1])
+        self._ts = {}
+
+    def close(self) -> None:
+        """Flush and close; the part is durable afterwards (fsync), ready for the checkpoint to commit it."""
+        self.flush()
+        if self._buf:
+            raise RuntimeError(f"{self.path}: samples {sorted(self._buf)} incomplete at close")
+        self.file.attrs["n_samples"] = self.n_j
+        self.file.attrs["n_measurements"] = self.n_k
+        self.file.flush()
+        self.file.close()
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def assemble(out: Path, parts_folder: Path, n_parts: int, temperatures, n_chains: int, lattice_shape,
+             n_samples: int, n_measurements: int, attrs: dict, exchange: dict | None = None) -> Path:
+    """Write `<out>/ensemble.h5` over parts 0..n_parts-1 (atomic rename)."""
+    out = Path(out)
+    shape = tuple(int(x) for x in lattice_shape)
+    n_t = len(temperatures)
+    final = out / "ensemble.h5"
+    tmp = out / "ensemble.h5.tmp"
+    layout = h5py.VirtualLayout(shape=(n_t, n_chains, n_samples, *shape), dtype=np.int8)
+    scal = {name: np.full((n_t, n_chains, n), np.nan) for name, n in
+            (("energy", n_samples), ("magnetization", n_samples),
+             ("ts_energy", n_measurements), ("ts_magnetization", n_measurements))}
+    covered = np.zeros((n_t, n_chains, n_samples), dtype=bool)
+    history = []
+    for part, rank, path in list_parts(parts_folder):
+        if part >= n_parts:
+            continue
+        rel = os.path.relpath(path, out)
+        with h5py.File(path, "r") as f:
+            units = f.attrs["units"]
+            width = int(f.attrs["width"])
+            j0, k0 = int(f.attrs["j0"]), int(f.attrs["k0"])
+            nj, nk = int(f.attrs["n_samples"]), int(f.attrs["n_measurements"])
+            src_shape = f["spins"].shape
+            if "exchange_history" in f:
+                history.append((part, f["exchange_history"][()]))
+            for i, (g, t) in enumerate(units):
+                c0 = int(g) * width
+                if nj:
+                    vs = h5py.VirtualSource(rel, "spins", shape=src_shape)
+                    layout[int(t), c0:c0 + width, j0:j0 + nj] = vs[i, :, 0:nj]
+                    covered[int(t), c0:c0 + width, j0:j0 + nj] = True
+                    scal["energy"][t, c0:c0 + width, j0:j0 + nj] = f["energy"][i, :, :nj]
+                    scal["magnetization"][t, c0:c0 + width, j0:j0 + nj] = f["magnetization"][i, :, :nj]
+                if nk:
+                    scal["ts_energy"][t, c0:c0 + width, k0:k0 + nk] = f["ts_energy"][i, :, :nk]
+                    scal["ts_magnetization"][t, c0:c0 + width, k0:k0 + nk] = f["ts_magnetization"][i, :, :nk]
+    if not covered.all():
+        missing = np.argwhere(~covered)[0]
+        raise RuntimeError(f"{parts_folder}: no part holds sample {missing[2]} of temperature {missing[0]}, "
+                           f"chain {missing[1]} (parts incomplete)")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["lattice_shape"] = np.array(shape, dtype=np.int64)
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        f["temperatures"] = np.asarray(temperatures, dtype=np.float64)
+        f.create_virtual_dataset("spins", layout)
+        f["energy"] = scal["energy"]
+        f["magnetization"] = scal["magnetization"]
+        f["timeseries/energy"] = scal["ts_energy"]
+        f["timeseries/magnetization"] = scal["ts_magnetization"]
+        if exchange:
+            g = f.create_group("exchange")
+            for k, v in exchange.items():
+                g[k] = v
+            if history:
+                g["slot_history"] = np.concatenate([h for _, h in sorted(history, key=lambda x: x[0])])
+    os.replace(tmp, final)
+    return final

@@ -1,0 +1,349 @@
+"""The chain driver: the `simulate` stage's event loop.
+
+Replicas.  The job's `chains` are grouped into ladders of `width` chains (1 for scalar samplers, 64 for
+multi-spin coding); a *replica* is one ladder's sampler that started at temperature slot t0, named
+(ladder, t0). Replicas are dealt to ranks once (contiguously, so a ladder's neighbouring temperatures tend
+to share a rank) and never move. Every replica draws from its own streams, seeded from the job seed and its
+chain identity, never from the rank, so the ensemble is the same for any number of ranks.
+
+Time.  t counts updates (sweeps, or cluster updates). Events fall at fixed update counts: exchange attempts
+every `exchange_every` updates, samples at t = thermalize + j*thin, checkpoints every `checkpoint_every`
+updates (plus by wall time and on SIGTERM/SIGINT/time limit, decided collectively at sync points). No event
+depends on what a sampler did, so cluster algorithms cannot bias which configurations are stored.
+
+Data.  Samples and measurements are filed by temperature: a (ladder, slot) *unit* is owned by the rank that
+holds replica (ladder, slot); with replica exchange the replica currently at that slot sends its data there
+(an alltoall at each exchange). Each rank appends its units' data to part files (`hpc_rg.io.parts`), which
+the final step assembles into `ensemble.h5`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hpc_rg import __version__
+from hpc_rg.io import checkpoint as ckpt
+from hpc_rg.io.parts import PartWriter, assemble, list_parts, part_path
+from hpc_rg.lattice import from_config
+from hpc_rg.mc.registry import sampler_class, update_unit
+from hpc_rg.mc.tempering import Tempering
+from hpc_rg.parallel import deal, get_logger, seed_sequence
+
+EXIT_INTERRUPTED = 3          # stopped by a signal or the time limit after a checkpoint: resumable
+SYNC_TARGET_SECONDS = 0.5     # aim for one collective stop/checkpoint decision per this much wall time
+PROGRESS_SECONDS = 10.0
+
+
+@dataclass
+class Replica:
+    ladder: int
+    t0: int
+    sampler: object
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT (what Slurm sends before the time limit); the loop checkpoints and exits."""
+
+    def __init__(self):
+        self.raised = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:      # not the main thread (tests driving the stage in a thread)
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.raised = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def slurm_deadline(start: float) -> float | None:
+    """Stop at 95% of the job's remaining allotment when running under Slurm with a time limit."""
+    end = os.environ.get("SLURM_JOB_END_TIME")
+    if not end:
+        return None
+    try:
+        end_t = float(end)
+    except ValueError:
+        return None
+    return start + 0.95 * max(end_t - start, 0.0)
+
+
+def choose_sampler(sim):
+    """The sampler class for the job: the registry's, or a GPU kernel when one is asked for and present."""
+    if sim.device in ("cuda", "auto") and sim.model == "ising2d" and sim.algorithm in ("metropolis", "heatbath",
+                                                                                       "multispin"):
+        from hpc_rg.mc import gpu_select
+        cls = gpu_select.gpu_sampler(sim)
+        if cls is not None:
+            return cls
+    return sampler_class(sim.model, sim.algorithm)
+
+
+class Simulation:
+    def __init__(self, cfg, world):
+        self.cfg, self.world = cfg, world
+        self.sim = sim = cfg.simulate
+        self.log = get_logger()
+        self.lattice = from_config(sim)
+        self.cls = choose_sampler(sim)
+        self.width = int(getattr(self.cls, "width", 1))
+        if sim.chains % self.width:
+            raise ValueError(f"simulate.chains = {sim.chains}: must be a multiple of {self.width} for {self.cls.__name__}")
+        self.n_ladders = sim.chains // self.width
+        self.temperatures = np.asarray(sim.temperatures, dtype=np.float64)
+        self.n_t = len(self.temperatures)
+        self.betas = 1.0 / self.temperatures
+        self.exchange = bool(sim.replica_exchange) and self.n_t > 1
+        n_units = self.n_ladders * self.n_t
+        self.units = [(u // self.n_t, u % self.n_t) for u in deal(n_units, world.size, world.rank)]
+        self.owner = {}
+        for r in range(world.size):
+            for u in deal(n_units, world.size, r):
+                self.owner[(u // self.n_t, u % self.n_t)] = r
+        self.tempering = Tempering(self.temperatures, self.n_ladders, cfg.job.seed) if self.exchange else None
+        self.out = Path(cfg.out)
+        self.parts_dir = self.out / "parts"
+        self.ckpt_dir = self.out / "checkpoint"
+        self.t = 0                     # updates done
+        self.j = 0                     # samples stored (per unit)
+        self.n_checkpoint = 0
+        self.n_parts = 0
+        self.replicas: dict[tuple[int, int], Replica] = {}
+        self.sampler_seconds = 0.0
+        self.rate = 0.0                # updates per second in this run (for `hpc-rg status`)
+
+    # -- set-up -------------------------------------------------------------------------------------------
+    def _new_replica(self, ladder: int, t0: int) -> Replica:
+        seeds = [seed_sequence(self.cfg.job.seed, ladder * self.width + lane, t0, purpose="chain")
+                 for lane in range(self.width)]
+        return Replica(ladder, t0, self.cls(self.lattice, self.betas[t0], seeds))
+
+    def start(self, resume: bool) -> None:
+        record = ckpt.read_commit(self.ckpt_dir) if resume else None
+        self.replicas = {u: self._new_replica(*u) for u in self.units}
+        if record is None:
+            if self.world.is_root:
+                self.parts_dir.mkdir(parents=True, exist_ok=True)
+                for _, _, p in list_parts(self.parts_dir):
+                    p.unlink()
+            self.world.barrier()
+            return
+        if record["samples_done"] > self.sim.samples:
+            from hpc_rg.config import ConfigError
+            raise ConfigError(self.cfg.file, "simulate.samples", self.sim.samples,
+                              f">= {record['samples_done']} (the samples already stored in {self.out})")
+        states = ckpt.read_replicas(self.ckpt_dir, record["checkpoint"], set(self.units))
+        for u, rep in self.replicas.items():
+            rep.sampler.load_state(states[u])
+        self.t, self.j = record["t"], record["samples_done"]
+        self.n_checkpoint = record["checkpoint"] + 1
+        self.n_parts = record["parts"]
+        if self.tempering is not None:
+            self.tempering.load_state(record["tempering"])
+            for rep in self.replicas.values():
+                rep.sampler.beta = self.betas[self.tempering.slot_of[rep.ladder, rep.t0]]
+        self.world.barrier()
+        if self.world.is_root:     # a part left open by the killed run is produced again from here
+            for part, _, p in list_parts(self.parts_dir):
+                if part >= self.n_parts:
+                    p.unlink()
+        self.world.barrier()
+        self.log.info("resuming at update %d of %d (%d samples stored, checkpoint %d)", self.t, self.sim.updates,
+                      self.j, record["checkpoint"])
+
+    # -- bookkeeping of time ------------------------------------------------------------------------------
+    def measurements_done(self, t: int) -> int:
+        return max(0, t - self.sim.thermalize) // self.sim.measure_every
+
+    def next_event(self) -> int:
+        sim, t = self.sim, self.t
+        nxt = min(sim.updates, sim.thermalize + (self.j + 1) * sim.thin)
+        if self.exchange:
+            nxt = min(nxt, (t // sim.exchange_every + 1) * sim.exchange_every)
+        if sim.checkpoint_every:
+            nxt = min(nxt, (t // sim.checkpoint_every + 1) * sim.checkpoint_every)
+        return nxt
+
+    def slot(self, rep: Replica) -> int:
+        return int(self.tempering.slot_of[rep.ladder, rep.t0]) if self.tempering is not None else rep.t0
+
+    def open_part(self) -> PartWriter:
+        return PartWriter(part_path(self.parts_dir, self.n_parts, self.world.rank), self.units, self.width,
+                          self.lattice.shape, self.j, self.measurements_done(self.t),
+                          compression=self.sim.compression)
+
+    # -- the loop -----------------------------------------------------------------------------------------
+    def run(self, stop: StopFlag) -> int:
+        sim, world = self.sim, self.world
+        start = time.time()
+        deadline = slurm_deadline(start)
+        last_ckpt = last_sync = last_log = start
+        stride, opportunities = 1, 0
+        writer = self.open_part()
+        t_begin = self.t
+        while self.t < sim.updates:
+            t0, t1 = self.t, self.next_event()
+            n = t1 - t0
+            sample_now = t1 == sim.thermalize + (self.j + 1) * sim.thin
+            outbox: dict[int, list] = {}
+            k_first = self.measurements_done(t0)
+            keep = np.arange(t0 + 1, t1 + 1)
+            keep = keep[(keep > sim.thermalize) & ((keep - sim.thermalize) % sim.measure_every == 0)] - t0 - 1
+            tic = time.perf_counter()
+            for rep in self.replicas.values():
+                e = np.empty((self.width, n))
+                m = np.empty((self.width, n))
+                rep.sampler.run(n, e, m, 1)
+                unit = (rep.ladder, self.slot(rep))
+                items = outbox.setdefault(self.owner[unit], [])
+                if keep.size:
+                    items.append(("ts", unit, k_first, e[:, keep], m[:, keep]))
+                if sample_now:
+                    items.append(("sample", unit, self.j, rep.sampler.configurations(), e[:, -1].copy(),
+                                  m[:, -1].copy()))
+            self.sampler_seconds += time.perf_counter() - tic
+            self.t = t1
+            if sample_now:
+                self.j += 1
+            for item in self._route(outbox):
+                if item[0] == "ts":
+                    writer.add_timeseries(item[1], item[2], item[3], item[4])
+                else:
+                    writer.add_sample(item[1], item[2], item[3], item[4], item[5])
+
+            # collective decisions: exchange (every exchange_every), stop/checkpoint (every `stride` events)
+            opportunities += 1
+            exchange_now = self.exchange and self.t % sim.exchange_every == 0
+            sync_now = exchange_now or opportunities % stride == 0
+            stop_now = ckpt_time = False
+            if sync_now:
+                now = time.time()
+                mine = {"stop": stop.raised is not None}
+                if world.is_root:
+                    mine["deadline"] = deadline is not None and now >= deadline
+                    mine["ckpt"] = sim.checkpoint_seconds > 0 and now - last_ckpt >= sim.checkpoint_seconds
+                    elapsed = max(now - last_sync, 1e-6)
+                    mine["stride"] = 1 if exchange_now else int(np.clip(stride * SYNC_TARGET_SECONDS / elapsed,
+                                                                        1, 4 * stride))
+                if exchange_now:
+                    mine["energies"] = {u: rep.sampler.energy()[0] for u, rep in self.replicas.items()}
+                gathered = world.allgather(mine)
+                root = gathered[0]
+                stop_now = any(g["stop"] for g in gathered) or root["deadline"]
+                ckpt_time = root["ckpt"]
+                stride = root["stride"]
+                last_sync = now
+                if exchange_now:
+                    energies = np.empty((self.n_ladders, self.n_t))
+                    for g in gathered:
+                        for (ladder, t0), e in g["energies"].items():
+                            energies[ladder, t0] = e
+                    self.tempering.step(energies, self.lattice.n_sites)
+                    for rep in self.replicas.values():
+                        rep.sampler.beta = self.betas[self.slot(rep)]
+                if world.is_root and now - last_log >= PROGRESS_SECONDS:
+                    last_log = now
+                    done = (self.t - t_begin) / max(sim.updates - t_begin, 1)
+                    eta = (now - start) * (1 - done) / max(done, 1e-9)
+                    self.log.info("update %d/%d, samples %d/%d, %.0f s elapsed, ETA %.0f s", self.t, sim.updates,
+                                  self.j, sim.samples, now - start, eta)
+            self.rate = (self.t - t_begin) / max(time.time() - start, 1e-9)
+            due = ckpt_time or stop_now or (sim.checkpoint_every and self.t % sim.checkpoint_every == 0)
+            if due and self.t < sim.updates:
+                writer = self.checkpoint(writer, reopen=not stop_now)
+                last_ckpt = time.time()
+            if stop_now and self.t < sim.updates:
+                why = stop.raised or "the Slurm time limit"
+                self.log.warning("stopped by %s at update %d of %d; checkpoint written, resume with --resume",
+                                 why, self.t, sim.updates)
+                return EXIT_INTERRUPTED
+        self.checkpoint(writer, reopen=False)
+        self.finish(time.time() - start)
+        return 0
+
+    def _route(self, outbox: dict[int, list]) -> list:
+        """Deliver every item to the rank that owns its unit. Only replica exchange moves replicas away
+        from their own units, so without it nothing travels."""
+        if self.world.size == 1 or not self.exchange:
+            return [x for items in outbox.values() for x in items]
+        received = self.world.alltoall([outbox.get(r, []) for r in range(self.world.size)])
+        return [x for items in received for x in items]
+
+    def checkpoint(self, writer: PartWriter, reopen: bool) -> PartWriter | None:
+        world = self.world
+        if self.tempering is not None:
+            history = self.tempering.take_history()
+            if world.is_root:
+                writer.add_history(history)
+        writer.close()
+        n = self.n_checkpoint
+        ckpt.write_replicas(self.ckpt_dir, n, world.rank,
+                            {u: rep.sampler.state() for u, rep in self.replicas.items()})
+        world.barrier()
+        self.n_parts += 1
+        if world.is_root:
+            ckpt.commit(self.ckpt_dir, n, {
+                "t": self.t, "samples_done": self.j, "parts": self.n_parts, "ranks": world.size,
+                "updates_total": self.sim.updates, "physics": self.sim.physics(), "time": time.time(),
+                "updates_per_second": self.rate,
+                "tempering": self.tempering.state() if self.tempering is not None else None})
+        world.barrier()
+        self.n_checkpoint += 1
+        return self.open_part() if reopen else None
+
+    def finish(self, wall: float) -> None:
+        world, sim = self.world, self.sim
+        seconds = world.gather(self.sampler_seconds)
+        if world.is_root:
+            attrs = {"model": sim.model, "algorithm": sim.algorithm, "update_unit": update_unit(sim.algorithm),
+                     "sampler": f"{self.cls.__module__}:{self.cls.__name__}", "seed": self.cfg.job.seed,
+                     "job_toml": self.cfg.text, "hpc_rg_version": __version__, "J": sim.J, "h": sim.h,
+                     "thermalize": sim.thermalize, "thin": sim.thin, "measure_every": sim.measure_every,
+                     "replica_exchange": self.exchange, "exchange_every": sim.exchange_every}
+            if sim.model == "longrange2d":
+                attrs.update(alpha=sim.alpha, images=sim.images)
+            exchange = None
+            if self.tempering is not None:
+                tp = self.tempering
+                exchange = {"acceptance": tp.acceptance(), "pair_attempts": tp.pair_attempts,
+                            "pair_accepts": tp.pair_accepts, "round_trips": tp.round_trips,
+                            "attempts": np.int64(tp.attempts)}
+            n_meas = self.measurements_done(self.t)
+            path = assemble(self.out, self.parts_dir, self.n_parts, self.temperatures, sim.chains,
+                            self.lattice.shape, self.j, n_meas, attrs, exchange)
+            spin_updates = sim.updates * sim.chains * self.n_t * self.lattice.n_sites
+            stats = {"wall_seconds": wall, "sampler_seconds_per_rank": seconds, "ranks": world.size,
+                     "updates": sim.updates, "update_unit": update_unit(sim.algorithm),
+                     "ns_per_site_update": 1e9 * sum(seconds) / max(spin_updates, 1)}
+            (self.out / "simulate.json").write_text(json.dumps(stats, indent=1))
+            self.log.info("wrote %s (%d temperatures x %d chains x %d samples of %s) in %.1f s", path, self.n_t,
+                          sim.chains, self.j, "x".join(map(str, self.lattice.shape)), wall)
+        world.barrier()
+
+
+def run_simulate(cfg, world, resume: bool = False) -> int:
+    """The simulate stage. Returns 0 when the ensemble is complete, EXIT_INTERRUPTED after a checkpoint
+    on a stop request."""
+    simulation = Simulation(cfg, world)
+    simulation.start(resume)
+    if simulation.t >= cfg.simulate.updates and resume:
+        get_logger().info("%s is complete (%d samples); nothing to do", cfg.out, simulation.j)
+        if not (Path(cfg.out) / "ensemble.h5").exists():
+            simulation.finish(0.0)
+        return 0
+    with StopFlag() as stop:
+        return simulation.run(stop)
