@@ -1,0 +1,208 @@
+"""O(N)-per-sweep Swendsen-Wang for the long-range lattice (Fukui & Todo, J. Comput. Phys. 228, 2629 (2009)).
+
+Swendsen-Wang activates each aligned pair (i, j) with probability p_ij = 1 - exp(-2 beta J_ij).  Naively that
+is N(N-1)/2 Bernoulli trials per sweep.  Fukui-Todo instead give every pair an independent Poisson number
+of "candidate" events with mean 2 beta J_ij (P(at least one) = p_ij exactly) and generate only the events:
+each site i draws k_i ~ Poisson(beta S), S = sum_{d != 0} J(d), and places each event on the pair
+(i, i + d) with d from a Walker alias table over J(d).  By Poisson thinning, the ordered pair (i, d) receives
+Poisson(beta J(d)) events, so the unordered pair {i, j} receives Poisson(beta J(d) + beta J(-d)) =
+Poisson(2 beta J_ij) events, independently of all other pairs.  An event on an aligned pair joins the two
+sites (union-find).  Expected cost per sweep: N beta S events + N union-find operations = O(N), with no
+cutoff on the interaction range and exact detailed balance (the SW joint-distribution argument holds
+pair by pair).
+
+Swendsen-Wang (all clusters each sweep) rather than Wolff: the Poisson event process is naturally a
+global one (one pass over sites, no per-cluster cumulative bond probabilities), every site is visited once
+per update, so "one update = one sweep" as for the local algorithms, and a field h is handled exactly by
+choosing each cluster's new sign by heat bath (P(up) = 1 / (1 + exp(-2 beta h |C|))).  Requires J_ij >= 0.
+
+Energies are recomputed by FFT (O(N log N)) whenever they are recorded and after every `run()`; the
+magnetization is kept exactly as an integer.  `beta` is read at the start of every `run()`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from hpc_rg.mc.alias import alias_draw, alias_table
+from hpc_rg.mc.metropolis import random_spins
+from hpc_rg.mc.rng import new_state, next_double
+from hpc_rg.mc.sampler import Sampler
+
+_POISSON_CHUNK = 30.0   # inversion by sequential search for means up to this; larger means are split
+_SNAPSHOT_BYTES = 1 << 22   # spin snapshots buffered per batched energy evaluation
+
+
+@njit(inline="always")
+def poisson(s, lam):
+    """A Poisson(lam) integer from stream `s`: sequential-search inversion (one uniform per lam <= 30 chunk;
+    a sum of independent Poisson variates is Poisson, so larger means are split into equal chunks)."""
+    chunks = 1
+    if lam > _POISSON_CHUNK:
+        chunks = int(math.ceil(lam / _POISSON_CHUNK))
+    mu = lam / chunks
+    p0 = math.exp(-mu)
+    total = 0
+    for _ in range(chunks):
+        u = next_double(s)
+        k = 0
+        p = p0
+        c = p0
+        while u >= c and p > 0.0:
+            k += 1
+            p *= mu / k
+            c += p
+        total += k
+    return total
+
+
+@njit(inline="always")
+def _find(parent, i):
+    """Root of i (roots hold -size); full path compression."""
+    r = i
+    while parent[r] >= 0:
+        r = parent[r]
+    while parent[i] >= 0 and parent[i] != r:
+        nxt = parent[i]
+        parent[i] = r
+        i = nxt
+    return r
+
+
+@njit(inline="always")
+def _union(parent, a, b):
+    ra = _find(parent, a)
+    rb = _find(parent, b)
+    if ra == rb:
+        return
+    if parent[ra] > parent[rb]:     # ra smaller (sizes are negative)
+        ra, rb = rb, ra
+    parent[ra] += parent[rb]
+    parent[rb] = ra
+
+
+@njit(cache=True)
+def sw_sweep(spins, lx, disp_y, disp_x, prob, alias, lam, two_beta_h, rng, parent, newspin):
+    """One Fukui-Todo Swendsen-Wang sweep of spins int8[N] (row-major, ly = N // lx); returns the total
+    magnetization afterwards.  parent int64[N] and newspin int8[N] are scratch."""
+    nsite = spins.size
+    ly = nsite // lx
+    for i in range(nsite):
+        parent[i] = -1
+    for i in range(nsite):
+        k = poisson(rng, lam)
+        if k == 0:
+            continue
+        yi = i // lx
+        xi = i - yi * lx
+        si = spins[i]
+        for _ in range(k):
+            t = alias_draw(rng, prob, alias)
+            y = yi + disp_y[t]
+            if y >= ly:
+                y -= ly
+            x = xi + disp_x[t]
+            if x >= lx:
+                x -= lx
+            j = y * lx + x
+            if spins[j] == si:
+                _union(parent, i, j)
+    # each cluster takes a new sign by heat bath in the field (probability 1/2 each at h = 0)
+    for i in range(nsite):
+        if parent[i] < 0:
+            size = -parent[i]
+            p_up = 1.0 / (1.0 + math.exp(-two_beta_h * size))
+            newspin[i] = 1 if next_double(rng) < p_up else -1
+    mag = 0
+    for i in range(nsite):
+        v = newspin[_find(parent, i)]
+        spins[i] = v
+        mag += v
+    return mag
+
+
+@njit(cache=True)
+def sw_sweeps(spins, lx, disp_y, disp_x, prob, alias, lam, two_beta_h, rng, parent, newspin, n, every,
+              snapshots, mags):
+    """n sweeps; after sweep k (1-based) with k % every == 0 the spins go to snapshots[k // every - 1] and
+    the total magnetization to mags[...] (the caller turns snapshots into energies by one batched FFT)."""
+    mag = 0
+    for k in range(n):
+        mag = sw_sweep(spins, lx, disp_y, disp_x, prob, alias, lam, two_beta_h, rng, parent, newspin)
+        if (k + 1) % every == 0:
+            t = (k + 1) // every - 1
+            snapshots[t, :] = spins
+            mags[t] = mag
+    return mag
+
+
+class FukuiTodo(Sampler):
+    """Fukui-Todo O(N) Swendsen-Wang for `LongRange` lattices; one update = one sweep (all clusters)."""
+    width = 1
+
+    def __init__(self, lattice, beta, seeds):
+        super().__init__(lattice, beta, seeds)
+        (seed,) = seeds
+        table = np.asarray(lattice.couplings, dtype=np.float64)
+        if np.any(table < 0):
+            raise ValueError("the Fukui-Todo cluster algorithm needs ferromagnetic couplings (J > 0)")
+        ly, lx = lattice.shape
+        self._lx = lx
+        self._coupling_sum = float(table.sum())
+        self._prob, self._alias = alias_table(table)
+        dy, dx = np.divmod(np.arange(table.size, dtype=np.int64), lx)
+        self._disp_y, self._disp_x = dy, dx
+        self._parent = np.empty(lattice.n_sites, dtype=np.int64)
+        self._newspin = np.empty(lattice.n_sites, dtype=np.int8)
+        self.rng = new_state(seed)
+        self.spins = random_spins(self.rng, lattice.shape)
+        self._measure()
+
+    def _measure(self):
+        self._e = float(self.lattice.energy_per_site(self.spins))
+        self._mag = int(self.spins.sum(dtype=np.int64))
+
+    def run(self, n, energy, magnetization, every=1):
+        beta = float(self.beta)
+        lam = beta * self._coupling_sum
+        two_beta_h = 2.0 * beta * float(self.lattice.h)
+        flat = self.spins.reshape(-1)
+        nsite = self.lattice.n_sites
+        n, every = int(n), int(every)
+        # measured sweeps go through a bounded snapshot buffer, whose energies take one batched FFT
+        per_chunk = max(1, _SNAPSHOT_BYTES // nsite)
+        done = 0
+        while done < n:
+            m = min(n - done, per_chunk * every)
+            if done + m < n:
+                m -= m % every          # chunks other than the last end on a measured sweep
+            n_meas = m // every
+            snaps = np.empty((n_meas, nsite), dtype=np.int8)
+            mags = np.empty(n_meas, dtype=np.int64)
+            self._mag = int(sw_sweeps(flat, self._lx, self._disp_y, self._disp_x, self._prob, self._alias, lam,
+                                      two_beta_h, self.rng, self._parent, self._newspin, m, every, snaps, mags))
+            if n_meas:
+                t0 = done // every
+                e = self.lattice.energy_per_site(snaps.reshape((n_meas,) + self.lattice.shape))
+                energy[0, t0:t0 + n_meas] = e
+                magnetization[0, t0:t0 + n_meas] = mags / nsite
+            done += m
+        if n:
+            self._e = float(energy[0, n // every - 1]) if n % every == 0 else \
+                float(self.lattice.energy_per_site(self.spins))
+
+    def configurations(self):
+        return self.spins[None].copy()
+
+    def energy(self):
+        return np.array([self._e])
+
+    def state(self):
+        return {"spins": self.spins[None].copy(), "rng": self.rng[None].copy()}
+
+    def load_state(self, state):
+        self.spins = np.ascontiguousarray(state["spins"][0], dtype=np.int8).reshape(self.lattice.shape).copy()
+        self.rng = np.ascontiguousarray(state["rng"][0], dtype=np.uint64).copy()
+        self._measure()
