@@ -1,49 +1,119 @@
-"""Checkerboard single-spin Metropolis for nearest-neighbour Ising chains and square lattices.
+"""Checkerboard single-spin Metropolis for nearest-neighbour Ising chains and L_y x L_x tori.
 
-One update = one sweep: all even sites, then all odd sites (for odd sides the sublattices touch across
-the seam; the serial kernel still updates one spin at a time with current neighbours, so detailed balance
-holds for any L).  Acceptance probabilities come from a table indexed by (spin, neighbour sum).
+One update = one sweep: all even sites (i + j even), then all odd sites, row-major.  For odd sides the two
+sublattices touch across the seam; the kernel updates one spin at a time with its current neighbours, so every
+single-spin step satisfies detailed balance and the sweep leaves the Boltzmann distribution invariant for any L.
+
+The kernel is shared with the heat bath (`hpc_rg.mc.heatbath`): both are "flip spin s with probability
+P(s, neighbour sum)", only the table differs.  Speed (this is the hot loop of the suite):
+- the table holds 63-bit integer thresholds (`hpc_rg.mc.rng_extra`), compared with a shifted uint64 draw;
+- the flip is branch-free (spin, bond sum and magnetisation updated by multiplying with the 0/1 outcome), so
+  the unpredictable accept/reject costs no mispredictions; one draw per attempt, also where P = 1;
+- a row's sites of one parity are updated as a batch: neighbour sums first (a vectorisable loop without wrap
+  logic, the periodic end sites peeled off), then the serial random draws, then the flips; xoshiro state is
+  held in registers (`rng_extra.step`).
+Energies are per site, H = -J sum_<ij> s_i s_j - h sum_i s_i (k_B = 1).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
-from hpc_rg.mc.rng import new_state, next_double
+from hpc_rg.mc.rng import fill_doubles, new_state
+from hpc_rg.mc.rng_extra import step, thresholds
 from hpc_rg.mc.sampler import Sampler
+
+_U1 = uint64(1)
+
+
+def flip_probability_metropolis(beta: float, J: float, h: float, coordination: int) -> np.ndarray:
+    """P[(s+1)//2, (nb + z)//2] = min(1, exp(-beta dE)), dE = 2 s (J nb + h), nb the neighbour sum."""
+    z = coordination
+    p = np.empty((2, z + 1))
+    for si, s in enumerate((-1, 1)):
+        for k in range(z + 1):
+            de = 2.0 * s * (J * (2 * k - z) + h)
+            p[si, k] = 1.0 if de <= 0 else float(np.exp(-beta * de))
+    return p
 
 
 def acceptance_table(beta: float, J: float, h: float, coordination: int) -> np.ndarray:
-    """table[(s+1)//2, (nb + z)//2] = min(1, exp(-beta dE)), dE = 2 s (J nb + h)."""
-    z = coordination
-    table = np.empty((2, z + 1))
-    for si, s in enumerate((-1, 1)):
-        for k in range(z + 1):
-            nb = 2 * k - z
-            table[si, k] = min(1.0, float(np.exp(-beta * 2.0 * s * (J * nb + h))))
-    return table
+    """Flattened uint64 threshold table of `flip_probability_metropolis` (index (s+1)//2 * (z+1) + (nb+z)//2)."""
+    return thresholds(flip_probability_metropolis(beta, J, h, coordination)).ravel()
+
+
+@njit(inline="always")
+def _site_index(s, nb, z1, zh):
+    return np.uint8(((np.int64(s) + 1) >> 1) * z1 + ((nb + zh) >> 1))
+
+
+@njit(inline="always")
+def _row_pass(row, up, dn, j0, thr, rng, z1, zh, idx, nbs, flip):
+    """Update the sites j0, j0 + 2, ... of one row; returns (change of bond sum, change of spin sum).
+
+    Sites of one parity in a row are not neighbours of each other and their neighbours are not updated in
+    this pass, so their flips are conditionally independent: gather all neighbour sums first (vectorisable),
+    then draw the random words (the one serial part), then apply.  Exception: an odd row length puts the
+    last even site next to site 0 across the seam; that site is updated on its own afterwards."""
+    lx = row.shape[0]
+    count = (lx - j0 + 1) >> 1
+    deferred = (lx & 1) == 1 and j0 == 0
+    if deferred:
+        count -= 1
+    for m in range(1, count - 1):
+        j = 2 * m + j0
+        nb = np.int64(up[j]) + dn[j] + row[j - 1] + row[j + 1]
+        idx[m] = _site_index(row[j], nb, z1, zh)
+        nbs[m] = nb
+    for m in (0, count - 1):
+        if m >= 0:
+            j = 2 * m + j0
+            nb = np.int64(up[j]) + dn[j] + row[j - 1 if j > 0 else lx - 1] + row[j + 1 if j < lx - 1 else 0]
+            idx[m] = _site_index(row[j], nb, z1, zh)
+            nbs[m] = nb
+    s0, s1, s2, s3 = rng[0], rng[1], rng[2], rng[3]
+    for m in range(count):
+        r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+        flip[m] = np.int8((r >> _U1) < thr[idx[m]])
+    dbond = np.int64(0)
+    dmag = np.int64(0)
+    for m in range(count):
+        j = 2 * m + j0
+        s = np.int64(row[j])
+        d = -2 * s * flip[m]
+        row[j] = np.int8(s + d)
+        dmag += d
+        dbond += d * nbs[m]
+    if deferred:
+        j = lx - 1
+        nb = np.int64(up[j]) + dn[j] + row[j - 1] + row[0]
+        r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+        s = np.int64(row[j])
+        d = -2 * s * np.int64((r >> _U1) < thr[_site_index(s, nb, z1, zh)])
+        row[j] = np.int8(s + d)
+        dmag += d
+        dbond += d * nb
+    rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
+    return dbond, dmag
 
 
 @njit(cache=True)
-def _sweeps_2d(spins, table, rng, n, every, J, h, energy, magnetization, bonds_mag):
+def sweeps_2d(spins, thr, rng, n, every, J, h, energy, magnetization, bonds_mag):
+    """n checkerboard sweeps of an (Ly, Lx) int8 torus; bonds_mag = [bond sum, spin sum] kept exact."""
     ly, lx = spins.shape
     nsite = ly * lx
+    idx = np.empty(lx, np.uint8)
+    nbs = np.empty(lx, np.int8)
+    flip = np.empty(lx, np.int8)
     bonds = bonds_mag[0]
     mag = bonds_mag[1]
     for k in range(n):
         for parity in range(2):
             for i in range(ly):
-                up = spins[i - 1 if i > 0 else ly - 1]
-                dn = spins[i + 1 if i < ly - 1 else 0]
-                row = spins[i]
-                for j in range((i + parity) & 1, lx, 2):
-                    s = row[j]
-                    nb = up[j] + dn[j] + row[j - 1 if j > 0 else lx - 1] + row[j + 1 if j < lx - 1 else 0]
-                    p = table[(s + 1) >> 1, (nb + 4) >> 1]
-                    if p >= 1.0 or next_double(rng) < p:
-                        row[j] = -s
-                        bonds -= 2 * s * nb
-                        mag -= 2 * s
+                db, dm = _row_pass(spins[i], spins[i - 1 if i > 0 else ly - 1], spins[i + 1 if i < ly - 1 else 0],
+                                   (i + parity) & 1, thr, rng, 5, 4, idx, nbs, flip)
+                bonds += db
+                mag += dm
         if (k + 1) % every == 0:
             t = (k + 1) // every - 1
             energy[t] = (-J * bonds - h * mag) / nsite
@@ -53,20 +123,20 @@ def _sweeps_2d(spins, table, rng, n, every, J, h, energy, magnetization, bonds_m
 
 
 @njit(cache=True)
-def _sweeps_1d(spins, table, rng, n, every, J, h, energy, magnetization, bonds_mag):
+def sweeps_1d(spins, thr, rng, n, every, J, h, energy, magnetization, bonds_mag):
+    """n checkerboard sweeps of a periodic int8 chain (even sites, then odd sites)."""
     l = spins.shape[0]
+    zero = np.zeros(l, np.int8)  # the chain is a single row without vertical neighbours
+    idx = np.empty(l, np.uint8)
+    nbs = np.empty(l, np.int8)
+    flip = np.empty(l, np.int8)
     bonds = bonds_mag[0]
     mag = bonds_mag[1]
     for k in range(n):
         for parity in range(2):
-            for j in range(parity, l, 2):
-                s = spins[j]
-                nb = spins[j - 1 if j > 0 else l - 1] + spins[j + 1 if j < l - 1 else 0]
-                p = table[(s + 1) >> 1, (nb + 2) >> 1]
-                if p >= 1.0 or next_double(rng) < p:
-                    spins[j] = -s
-                    bonds -= 2 * s * nb
-                    mag -= 2 * s
+            db, dm = _row_pass(spins, zero, zero, parity, thr, rng, 3, 2, idx, nbs, flip)
+            bonds += db
+            mag += dm
         if (k + 1) % every == 0:
             t = (k + 1) // every - 1
             energy[t] = (-J * bonds - h * mag) / l
@@ -78,29 +148,34 @@ def _sweeps_1d(spins, table, rng, n, every, J, h, energy, magnetization, bonds_m
 def random_spins(rng_state: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """An infinite-temperature configuration drawn from a chain's own stream."""
     u = np.empty(int(np.prod(shape)))
-    from hpc_rg.mc.rng import fill_doubles
     fill_doubles(rng_state, u)
     return np.where(u < 0.5, -1, 1).astype(np.int8).reshape(shape)
 
 
-class CheckerboardMetropolis(Sampler):
+class LocalSampler(Sampler):
+    """A scalar (width 1) single-spin-flip sampler; subclasses give the flip-probability table."""
     width = 1
 
     def __init__(self, lattice, beta, seeds):
         super().__init__(lattice, beta, seeds)
         (seed,) = seeds
+        if lattice.dim not in (1, 2) or min(lattice.shape) < 2:
+            raise ValueError(f"{type(self).__name__} needs a 1D or 2D lattice with sides >= 2, got {lattice.shape}")
         self.rng = new_state(seed)
         self.spins = random_spins(self.rng, lattice.shape)
-        self._kernel = _sweeps_2d if lattice.dim == 2 else _sweeps_1d
+        self._kernel = sweeps_2d if lattice.dim == 2 else sweeps_1d
         self._recount()
+
+    def flip_probability(self, beta: float) -> np.ndarray:
+        raise NotImplementedError
 
     def _recount(self):
         self.bonds_mag = np.array([int(self.lattice.bond_sum(self.spins)), int(self.spins.sum(dtype=np.int64))],
                                   dtype=np.int64)
 
     def run(self, n, energy, magnetization, every=1):
-        table = acceptance_table(self.beta, self.lattice.J, self.lattice.h, self.lattice.coordination)
-        self._kernel(self.spins, table, self.rng, n, every, self.lattice.J, self.lattice.h,
+        thr = thresholds(self.flip_probability(self.beta)).ravel()
+        self._kernel(self.spins, thr, self.rng, int(n), int(every), float(self.lattice.J), float(self.lattice.h),
                      energy[0], magnetization[0], self.bonds_mag)
 
     def configurations(self):
@@ -114,6 +189,14 @@ class CheckerboardMetropolis(Sampler):
         return {"spins": self.spins[None].copy(), "rng": self.rng[None].copy()}
 
     def load_state(self, state):
-        self.spins = np.ascontiguousarray(state["spins"][0], dtype=np.int8)
-        self.rng = np.ascontiguousarray(state["rng"][0], dtype=np.uint64)
+        self.spins = np.ascontiguousarray(state["spins"][0], dtype=np.int8).reshape(self.lattice.shape)
+        self.rng = np.ascontiguousarray(state["rng"][0], dtype=np.uint64).copy()
         self._recount()
+
+
+class CheckerboardMetropolis(LocalSampler):
+    """Metropolis: flip with probability min(1, exp(-beta dE))."""
+
+    def flip_probability(self, beta):
+        return flip_probability_metropolis(beta, self.lattice.J, self.lattice.h, self.lattice.coordination)
+
