@@ -1,0 +1,142 @@
+"""`[analyze.<name>]` tables: one frozen dataclass per reduction (import-light: no numba/torch/matplotlib).
+
+A table's name is the reduction's name (e.g. `[analyze.mcrg]`).  Temperatures select the nearest ladder
+points of the ensemble (empty: all); `files` name further ensembles (one per L), relative to the job file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hpc_rg.config import spec
+
+_T_DOC = "ladder temperatures to reduce (nearest stored ones; empty: all)"
+_FILES_DOC = "ensemble files, one per L (relative to the job file; empty: the job's <out>/ensemble.h5)"
+
+
+@dataclass(frozen=True)
+class ObservablesSpec:
+    files: tuple[str, ...] = spec((), doc=_FILES_DOC)
+    n_blocks: int = spec(32, min=2, doc="jackknife blocks (chain stretches) per temperature")
+    reweight_points: int = spec(0, min=0, doc="grid points of a reweighted curve across the ladder (0: off)")
+
+
+@dataclass(frozen=True)
+class BinderCrossingSpec:
+    files: tuple[str, ...] = spec(doc="ensemble files, one per L, the same ladder region (>= 2)")
+    n_grid: int = spec(401, min=10, doc="temperature grid points between the ladder ends")
+    reweighting: bool = spec(True, doc="single-histogram reweighting between ladder points (else linear)")
+    n_blocks: int = spec(16, min=2, doc="jackknife blocks per ensemble")
+
+    def validate(self):
+        if len(self.files) < 2:
+            return "files", list(self.files), "at least two ensemble files (different L)"
+        return None
+
+
+@dataclass(frozen=True)
+class CorrelatorsSpec:
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    mode: str = spec("axes", choices=("axes", "radial"), doc="distance: along the axes or binned Euclidean")
+    n_blocks: int = spec(32, min=2, doc="jackknife blocks")
+    batch: int = spec(32, min=1, doc="configurations per streamed batch (memory bound)")
+    max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+
+
+@dataclass(frozen=True)
+class ScalingDimensionsSpec:
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    window_spin: tuple[int, ...] = spec((2, 0), doc="[r_min, r_max] of the spin fit (r_max 0: L/4)")
+    window_energy: tuple[int, ...] = spec((2, 0), doc="[r_min, r_max] of the energy-density fit (0: L/4)")
+    files: tuple[str, ...] = spec((), doc="ensembles at other L for the finite-size estimators")
+    fss_r_over_L: tuple[float, ...] = spec((0.125, 0.25), min=0.0, max=0.5,
+                                           doc="r/L range whose mean correlator scales as L^{-2Δ}")
+    mode: str = spec("axes", choices=("axes", "radial"), doc="distance convention of the profiles")
+    n_blocks: int = spec(32, min=2, doc="jackknife blocks")
+    batch: int = spec(32, min=1, doc="configurations per streamed batch")
+    max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+
+    def validate(self):
+        for key in ("window_spin", "window_energy"):
+            w = getattr(self, key)
+            if len(w) != 2 or w[0] < 1 or (w[1] and w[1] <= w[0]):
+                return key, list(w), "[r_min >= 1, r_max > r_min or 0]"
+        if len(self.fss_r_over_L) != 2 or not self.fss_r_over_L[0] <= self.fss_r_over_L[1]:
+            return "fss_r_over_L", list(self.fss_r_over_L), "[low, high] with low <= high"
+        return None
+
+
+@dataclass(frozen=True)
+class MutualInformationSpec:
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    block: int = spec(3, min=1, max=5, doc="block side b (2^{b²} states)")
+    kernels: tuple[str, ...] = spec(("majority", "average"), doc="images: majority | average | decimation | weights")
+    weights: tuple[float, ...] = spec((), doc="b×b kernel weights (row-major) for the 'weights' kernel")
+    levels: int = spec(0, min=0, doc="bins of a real kernel's output (0: its exact finite set of values)")
+    estimator: str = spec("miller_madow", choices=("plugin", "miller_madow", "grassberger"), doc="entropy bias correction")
+    shell: int = spec(1, min=0, max=2, doc="environment shell width for block-environment MI (0: off)")
+    n_blocks: int = spec(16, min=2, doc="sample blocks for the bootstrap")
+    n_boot: int = spec(100, min=10, doc="bootstrap replicas")
+    batch: int = spec(64, min=1, doc="configurations per streamed batch")
+    max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+
+    def validate(self):
+        for k in self.kernels:
+            if k not in ("majority", "average", "decimation", "weights"):
+                return "kernels", list(self.kernels), "majority, average, decimation or weights"
+        if "weights" in self.kernels and len(self.weights) != self.block ** 2:
+            return "weights", list(self.weights), f"{self.block ** 2} numbers (block²) for the weights kernel"
+        return None
+
+
+@dataclass(frozen=True)
+class BlockRGSpec:
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    block: int = spec(2, min=2, doc="block side b")
+    kernel: str = spec("majority", choices=("majority", "average", "decimation", "weights"), doc="block rule")
+    weights: tuple[float, ...] = spec((), doc="b×b kernel weights for kernel = weights")
+    levels: int = spec(3, min=1, doc="blockings applied (64 → 32 → 16 → 8 is 3)")
+    n_blocks: int = spec(32, min=2, doc="jackknife blocks")
+    batch: int = spec(32, min=1, doc="configurations per streamed batch")
+
+    def validate(self):
+        if self.kernel == "weights" and len(self.weights) != self.block ** 2:
+            return "weights", list(self.weights), f"{self.block ** 2} numbers (block²)"
+        return None
+
+
+@dataclass(frozen=True)
+class MCRGSpec:
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    block: int = spec(2, min=2, doc="block side b")
+    kernel: str = spec("majority", choices=("majority", "decimation", "weights"), doc="block rule (±1 images)")
+    weights: tuple[float, ...] = spec((), doc="b×b kernel weights for kernel = weights")
+    levels: int = spec(0, min=0, doc="blockings (0: down to an 8×8 lattice)")
+    n_even: int = spec(4, min=1, max=4, doc="even operators used (nn, nnn, third, plaquette)")
+    n_odd: int = spec(2, min=1, max=2, doc="odd operators used (m, three-spin)")
+    n_blocks: int = spec(32, min=2, doc="jackknife blocks")
+    batch: int = spec(32, min=1, doc="configurations per streamed batch")
+
+    def validate(self):
+        if self.kernel == "weights" and len(self.weights) != self.block ** 2:
+            return "weights", list(self.weights), f"{self.block ** 2} numbers (block²)"
+        return None
+
+
+@dataclass(frozen=True)
+class Decimation1DSpec:
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    steps: int = spec(3, min=1, doc="decimations applied (b = 2 each)")
+    n_blocks: int = spec(32, min=2, doc="jackknife blocks")
+    batch: int = spec(256, min=1, doc="configurations per streamed batch")
+
+
+SPECS: dict[str, type] = {
+    "observables": ObservablesSpec,
+    "binder_crossing": BinderCrossingSpec,
+    "correlators": CorrelatorsSpec,
+    "scaling_dimensions": ScalingDimensionsSpec,
+    "mutual_information": MutualInformationSpec,
+    "block_rg": BlockRGSpec,
+    "mcrg": MCRGSpec,
+    "decimation_1d": Decimation1DSpec,
+}

@@ -1,0 +1,50 @@
+"""`hpc-rg analyze`: run the job's `[analyze.<name>]` reductions over MPI ranks, write results.h5 + figures.
+
+Dispatch goes through `hpc_rg.reduce.registry` (name -> function(spec, context)); this module only orders
+the work, times it, writes `<out>/results.h5` atomically on rank 0 and draws `<out>/figures/*.png`.
+No torch import here (import cost); matplotlib only on rank 0, at the end.
+"""
+from __future__ import annotations
+
+import time
+
+from hpc_rg.config import ConfigError
+from hpc_rg.parallel import get_logger
+from hpc_rg.reduce.registry import Context, load_all
+from hpc_rg.reduce.results import write_results
+
+
+def run_analyze(cfg, world) -> None:
+    log = get_logger()
+    reductions = load_all()
+    out = cfg.out
+    ctx = Context(cfg=cfg, world=world, out=out, seed=int(cfg.job.seed), log=log)
+    for name in cfg.analyze:
+        if name not in reductions:
+            raise ConfigError(cfg.file, f"analyze.{name}", name, "a registered reduction: " + ", ".join(reductions))
+    needs_ensemble = any(not getattr(s, "files", ()) or name in ("scaling_dimensions",)
+                         for name, s in cfg.analyze.items())
+    if needs_ensemble and not ctx.ensemble_path.exists():
+        raise ConfigError(cfg.file, "job.out", str(out), f"a run folder with ensemble.h5 (missing: {ctx.ensemble_path}); "
+                          "run `hpc-rg simulate` first")
+    for name, spec in cfg.analyze.items():
+        t0 = time.perf_counter()
+        res = reductions[name](spec, ctx)
+        res.attrs["seconds"] = time.perf_counter() - t0
+        res.attrs["ranks"] = world.size
+        ctx.results[name] = res
+        log.info("analyze %s: %.2f s on %d rank(s)", name, res.attrs["seconds"], world.size)
+    if world.is_root:
+        try:
+            from importlib.metadata import version
+            ver = version("hpc_rg")
+        except Exception:
+            ver = ""
+        out.mkdir(parents=True, exist_ok=True)
+        path = write_results(out / "results.h5", ctx.results, cfg.text, world.size, ver)
+        log.info("wrote %s", path)
+        for name, res in ctx.results.items():
+            if res.plot is not None:
+                for p in res.plot(res, out / "figures"):
+                    log.info("figure %s", p)
+    world.barrier()
