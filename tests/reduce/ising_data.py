@@ -82,3 +82,28 @@ def make_ensemble(path: Path, shape, temperatures, n_chains: int, n_samples: int
     attrs = {"model": model, "J": 1.0, "h": 0.0, "alpha": 0.0, "algorithm": "wolff", "seed": seed,
              "job_toml": ""}
     return write_ensemble(path, temperatures, spins, energy=energy, attrs=attrs)
+
+
+def exact_chain_samples(L: int, T: float, n_samples: int, seed: int = 0) -> np.ndarray:
+    """Independent, exact samples of the periodic Ising chain (J = 1): bond variables τ_i = s_i s_{i+1} are
+    iid with P(τ = 1) = (1 + t)/2, t = tanh(1/T), conditioned on Π τ = 1 by rejection; s_0 = ±1 uniformly."""
+    rng = np.random.default_rng(seed)
+    p = (1.0 + math.tanh(1.0 / T)) / 2.0
+    out = np.empty((n_samples, L), np.int8)
+    k = 0
+    while k < n_samples:
+        tau = np.where(rng.random((2 * (n_samples - k) + 8, L)) < p, 1, -1).astype(np.int8)
+        tau = tau[np.prod(tau, axis=1) == 1][: n_samples - k]
+        s = np.cumprod(np.concatenate([rng.choice(np.array([-1, 1], np.int8), (len(tau), 1)), tau[:, :-1]], axis=1),
+                       axis=1)
+        out[k:k + len(tau)] = s
+        k += len(tau)
+    return out
+
+
+def make_chain_ensemble(path: Path, L: int, temperatures, n_chains: int, n_samples: int, seed: int = 0) -> Path:
+    spins = np.stack([np.stack([exact_chain_samples(L, T, n_samples, seed + 100 * t + c) for c in range(n_chains)])
+                      for t, T in enumerate(temperatures)])
+    energy = NearestNeighbour((L,)).energy_per_site(spins.reshape(-1, L)).reshape(spins.shape[:3])
+    attrs = {"model": "ising1d", "J": 1.0, "h": 0.0, "alpha": 0.0, "algorithm": "exact", "seed": seed, "job_toml": ""}
+    return write_ensemble(path, temperatures, spins, energy=energy, attrs=attrs)
