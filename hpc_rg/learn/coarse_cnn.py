@@ -1,0 +1,50 @@
+"""The coarse-graining CNN of seed 000 (Nguyen & Howe).
+
+A b x b convolution with stride b (no padding) and tanh maps a b^2 x b^2 patch to a b x b coarse-grained
+image with `channels` variables per block; an MLP (ReLU on its input and hidden layer, `hidden` units)
+gives the logit of "correlated" (sigmoid = probability). `frozen` fixes the kernel to the boundary average
+(1/8 on each edge site and 0 at the centre for b = 3; in general 1/(number of boundary sites)) with zero
+bias and trains only the MLP.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def boundary_average_kernel(b: int) -> torch.Tensor:
+    k = torch.ones(b, b)
+    k[1:-1, 1:-1] = 0.0
+    return k / k.sum()
+
+
+class CoarseCNN(nn.Module):
+    def __init__(self, block: int = 3, channels: int = 1, hidden: int = 10, frozen: bool = False):
+        super().__init__()
+        self.block, self.channels, self.hidden, self.frozen = int(block), int(channels), int(hidden), bool(frozen)
+        self.conv = nn.Conv2d(1, channels, block, stride=block)
+        if frozen:
+            with torch.no_grad():
+                self.conv.weight.copy_(boundary_average_kernel(block).expand_as(self.conv.weight))
+                self.conv.bias.zero_()
+            self.conv.weight.requires_grad_(False)
+            self.conv.bias.requires_grad_(False)
+        self.mlp = nn.Sequential(nn.ReLU(), nn.Flatten(), nn.Linear(channels * block * block, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 1))
+
+    def args(self) -> dict:
+        return {"block": self.block, "channels": self.channels, "hidden": self.hidden, "frozen": self.frozen}
+
+    def coarse_grain(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, b², b²) or (batch, 1, b², b²) spins -> (batch, channels, b, b) in (-1, 1)."""
+        if x.dim() == 3:
+            x = x[:, None]
+        return torch.tanh(self.conv(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logit of P(correlated), shape (batch,)."""
+        return self.mlp(self.coarse_grain(x)).squeeze(-1)
+
+    def kernel(self) -> torch.Tensor:
+        """The learned coarse-graining kernels, (channels, b, b)."""
+        return self.conv.weight.detach()[:, 0]

@@ -1,0 +1,180 @@
+"""What "a training step" and "a monitor" mean for each model kind (the trainer's tasks).
+
+A task binds a model to its data: `inputs(idx)` reads rows of the source and makes tensors, `loss(x, y,
+noise)` returns (loss, batch metrics), `eval_sums(x, y, noise)` the test monitors summed over a batch, and
+`trainable` is the module whose parameters the optimiser updates (one layer of a stack at a time).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hpc_rg.learn.data import to_units
+from hpc_rg.learn.rbm import RBM
+
+
+class Task:
+    trainable: nn.Module
+    device: torch.device
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    l1: float = 0.0
+
+    def __init__(self, source, train_idx, test_idx, device, dtype=torch.float32):
+        self.source, self.train_idx, self.test_idx = source, np.asarray(train_idx), np.asarray(test_idx)
+        self.device, self.dtype = device, dtype
+
+    def inputs(self, idx):
+        raise NotImplementedError
+
+    def l1_term(self) -> torch.Tensor:
+        ws = [p for p in self.trainable.parameters() if p.requires_grad and p.dim() >= 2]
+        return self.l1 * sum(w.abs().sum() for w in ws) if (self.l1 and ws) else torch.zeros((), device=self.device)
+
+    def eval_keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def state(self) -> dict:
+        return {}
+
+    def load_state(self, extra: dict, world) -> None:
+        pass
+
+
+class LatticeVectors(Task):
+    """Whole lattices as visible vectors (seeds 001-003), in 'spin' (±1) or 'binary' ({0,1}) units."""
+
+    def __init__(self, source, train_idx, test_idx, device, units="spin", dtype=torch.float32):
+        super().__init__(source, train_idx, test_idx, device, dtype)
+        self.units = units
+
+    def inputs(self, idx):
+        x = to_units(self.source.read(idx), self.units).reshape(len(idx), -1)
+        return torch.from_numpy(x).to(self.device, self.dtype), None
+
+
+class RBMTask(LatticeVectors):
+    """CD-k / persistent CD on one RBM; `lift(x, noise)` maps data to this RBM's visible layer (the up
+    pass through the trained layers below, for greedy stacks)."""
+
+    def __init__(self, rbm: RBM, source, train_idx, test_idx, device, units, cd_k=1, persistent=False, l1=0.0,
+                 lift=None, dtype=torch.float32):
+        super().__init__(source, train_idx, test_idx, device, units, dtype)
+        self.rbm, self.trainable = rbm, rbm
+        self.cd_k, self.persistent, self.l1 = cd_k, persistent, l1
+        self.lift = lift
+        self.chains: torch.Tensor | None = None   # this rank's rows of the persistent chains
+
+    def _visible(self, x, noise):
+        return self.lift(x, noise) if self.lift is not None else x
+
+    def loss(self, x, y, noise):
+        v0 = self._visible(x, noise)
+        with torch.no_grad():
+            start = v0
+            if self.persistent:
+                if self.chains is None:
+                    self.chains = v0.clone()
+                start = self.chains
+            vk = self.rbm.gibbs(start, self.cd_k, noise)
+            if self.persistent:
+                self.chains = vk
+            recon = ((v0 - self.rbm.p_v_given_h(self.rbm.p_h_given_v(v0))) ** 2).mean()
+        loss = self.rbm.cd_loss(v0, vk) + self.l1_term()
+        return loss, {"reconstruction": recon.item()}
+
+    def eval_keys(self):
+        return ["reconstruction", "free_energy", "pseudo_log_likelihood"]
+
+    def eval_sums(self, x, y, noise):
+        v = self._visible(x, noise)
+        sites = (noise(1)[:, 0] * self.rbm.n_visible).long().clamp_max(self.rbm.n_visible - 1)
+        return {"reconstruction": self.rbm.reconstruction_error(v, noise(self.rbm.n_hidden)).sum(),
+                "free_energy": self.rbm.free_energy(v).sum(),
+                "pseudo_log_likelihood": self.rbm.pseudo_log_likelihood(v, sites).sum()}
+
+    def state(self):
+        return {"chains": None if self.chains is None else self.chains.cpu().numpy()}
+
+    def load_state(self, extra, world):
+        chains = extra.get("chains")
+        if chains is not None:
+            local = len(chains) // world.size
+            self.chains = torch.from_numpy(chains[world.rank * local:(world.rank + 1) * local]).to(self.device)
+
+
+class AutoencoderTask(LatticeVectors):
+    def __init__(self, model, source, train_idx, test_idx, device, l1=5e-4, dtype=torch.float32):
+        super().__init__(source, train_idx, test_idx, device, "spin", dtype)
+        self.model = self.trainable = model
+        self.l1 = l1
+
+    def loss(self, x, y, noise):
+        mse = F.mse_loss(self.model(x), x)
+        return mse + self.l1_term(), {"mse": mse.item()}
+
+    def eval_keys(self):
+        return ["mse"]
+
+    def eval_sums(self, x, y, noise):
+        return {"mse": ((self.model(x) - x) ** 2).mean(-1).sum()}
+
+
+class PatchTask(Task):
+    """Correlated (1) vs scrambled (0) patches, in memory (seed 000)."""
+
+    def __init__(self, model, x_train, y_train, x_test, y_test, device, dtype=torch.float32):
+        x = np.concatenate([x_train, x_test]).astype(np.float32)
+        y = np.concatenate([y_train, y_test]).astype(np.float32)
+        n = len(x_train)
+        super().__init__(None, np.arange(n), np.arange(n, len(x)), device, dtype)
+        self.x, self.y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        self.model = self.trainable = model
+
+    def inputs(self, idx):
+        idx = torch.as_tensor(np.asarray(idx), device=self.device)
+        return self.x[idx], self.y[idx]
+
+    def loss(self, x, y, noise):
+        logit = self.model(x)
+        loss = F.binary_cross_entropy_with_logits(logit, y)
+        return loss, {"bce": loss.item(), "accuracy": ((logit > 0).float() == y).float().mean().item()}
+
+    def eval_keys(self):
+        return ["bce", "accuracy"]
+
+    def eval_sums(self, x, y, noise):
+        logit = self.model(x)
+        return {"bce": F.binary_cross_entropy_with_logits(logit, y, reduction="sum"),
+                "accuracy": ((logit > 0).float() == y).float().sum()}
+
+
+class ThermometerTask(Task):
+    """Lattices labelled by the index of their temperature (seed 002)."""
+
+    def __init__(self, model, source, train_idx, test_idx, device, dtype=torch.float32):
+        super().__init__(source, train_idx, test_idx, device, dtype)
+        self.model = self.trainable = model
+
+    def inputs(self, idx):
+        x = torch.from_numpy(self.source.read(idx).astype(np.float32)).to(self.device)
+        y = torch.from_numpy(self.source.labels(idx)).to(self.device)
+        return x, y
+
+    def loss(self, x, y, noise):
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        return loss, {"cross_entropy": loss.item(), "accuracy": (logits.argmax(-1) == y).float().mean().item()}
+
+    def eval_keys(self):
+        return ["cross_entropy", "accuracy", "abs_error_T"]
+
+    def eval_sums(self, x, y, noise):
+        logits = self.model(x)
+        p = torch.softmax(logits, -1)
+        t = self.model.temperatures
+        return {"cross_entropy": F.cross_entropy(logits, y, reduction="sum"),
+                "accuracy": (logits.argmax(-1) == y).float().sum(),
+                "abs_error_T": (p @ t - t[y]).abs().sum()}

@@ -1,0 +1,133 @@
+"""The `[train.<name>]` tables: one frozen dataclass per model kind, validated by `hpc_rg.config`.
+
+Import-cheap on purpose (no torch, no numba): the job-file validator imports it. Defaults are the seed
+papers' hyperparameters:
+  rbm          seed 002 (de Mello Koch et al.): ±1 units, 100 -> 81, Adam lr 1e-3, batch 1000, 30000 steps
+  dbn          seed 001 (Mehta & Schwab): {0,1} units, 1600-400-100-25, CD-1, 200 epochs per layer,
+               momentum 0.5, batch 100, L1 2e-4 (learning rate 0.1 of the Hinton-Salakhutdinov code they used)
+  autoencoder  seed 003: 1600-400-100-25, ReLU encoder, tanh decoder, MSE + L1 5e-4, batch 100, 400 epochs
+  coarse_cnn   seed 000 (Nguyen & Howe): 3x3 conv stride 3 (tanh), MLP 10 ReLU, sigmoid; 5000 train /
+               2000 test patches of 9x9, Adam, 500 repeats
+  thermometer  seed 002: a supervised classifier over the training temperatures (architecture not given in
+               the paper; ours is a small translation-invariant CNN, so it also reads coarse-grained lattices)
+`batch_size` is always the global batch: under DDP each of N ranks takes batch_size / N samples per step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hpc_rg.config import spec
+
+KINDS = ("rbm", "dbn", "autoencoder", "coarse_cnn", "thermometer")
+
+
+@dataclass(frozen=True)
+class _Common:
+    ensemble: str = spec("", doc="ensemble file relative to the job file's folder (default <out>/ensemble.h5)")
+    temperatures: tuple[float, ...] = spec((), doc="temperatures of the ensemble to train on (default: all)")
+    samples: int = spec(0, min=0, doc="use at most this many configurations per temperature (0: all)")
+    epochs: int = spec(10, min=1, doc="passes over the training set (per layer for stacks)")
+    batch_size: int = spec(100, min=1, doc="global mini-batch size (split evenly over DDP ranks)")
+    optimizer: Literal["sgd", "adam"] = spec("adam", doc="parameter update rule")
+    lr: float = spec(1e-3, gt=0, doc="learning rate")
+    momentum: float = spec(0.0, min=0, max=1, doc="SGD momentum")
+    l1: float = spec(0.0, min=0, doc="L1 penalty on weights (sparsity)")
+    l2: float = spec(0.0, min=0, doc="L2 penalty on weights (weight decay)")
+    lr_schedule: Literal["constant", "exponential", "cosine"] = spec("constant", doc="learning-rate schedule "
+                                                                     "over epochs")
+    lr_gamma: float = spec(0.99, gt=0, max=1, doc="per-epoch factor of the exponential schedule")
+    test_fraction: float = spec(0.1, min=0, max=0.9, doc="fraction held out for monitors / test metrics")
+    repeats: int = spec(1, min=1, doc="independent trainings (different seeds) dealt to ranks as tasks; "
+                        "1: one model, data-parallel over all ranks")
+    device: Literal["auto", "cpu", "cuda"] = spec("auto", doc="auto: CUDA when present")
+
+    def validate(self):
+        if self.temperatures and any(t < 0 for t in self.temperatures):
+            return "temperatures", list(self.temperatures), "temperatures >= 0"
+        return None
+
+
+@dataclass(frozen=True)
+class RBMSpec(_Common):
+    units: Literal["spin", "binary"] = spec("spin", doc="spin: ±1 units (tanh means); binary: {0,1} (sigmoid)")
+    n_hidden: int = spec(81, min=1, doc="hidden units")
+    cd_k: int = spec(1, min=1, doc="Gibbs steps of contrastive divergence")
+    persistent: bool = spec(False, doc="persistent CD: negative chains carried across mini-batches")
+    epochs: int = spec(1000, min=1, doc="passes over the training set (seed 002: 30000 steps of 1000)")
+    batch_size: int = spec(1000, min=1, doc="global mini-batch size")
+    ais_runs: int = spec(100, min=0, doc="AIS runs for log Z at the end (0: off; exact when enumerable)")
+    ais_betas: int = spec(1000, min=2, doc="intermediate distributions of AIS")
+
+
+@dataclass(frozen=True)
+class DBNSpec(_Common):
+    layers: tuple[int, ...] = spec((1600, 400, 100, 25), min=1, doc="units per layer, visible first")
+    units: Literal["spin", "binary"] = spec("binary", doc="unit values of every layer")
+    cd_k: int = spec(1, min=1, doc="Gibbs steps of contrastive divergence")
+    persistent: bool = spec(False, doc="persistent CD")
+    propagate: Literal["mean", "sample"] = spec("mean", doc="what a trained layer passes up as data: "
+                                                "conditional means or sampled units")
+    epochs: int = spec(200, min=1, doc="epochs per layer")
+    optimizer: Literal["sgd", "adam"] = spec("sgd", doc="parameter update rule")
+    lr: float = spec(0.1, gt=0, doc="learning rate")
+    momentum: float = spec(0.5, min=0, max=1, doc="SGD momentum")
+    l1: float = spec(2e-4, min=0, doc="L1 penalty on weights")
+    ais_runs: int = spec(0, min=0, doc="AIS runs for each layer's log Z at the end (0: off)")
+    ais_betas: int = spec(1000, min=2, doc="intermediate distributions of AIS")
+
+    def validate(self):
+        if len(self.layers) < 2:
+            return "layers", list(self.layers), "at least two layer sizes (visible, hidden)"
+        return super().validate()
+
+
+@dataclass(frozen=True)
+class AutoencoderSpec(_Common):
+    layers: tuple[int, ...] = spec((1600, 400, 100, 25), min=1, doc="encoder sizes, input first; the decoder "
+                                   "mirrors them")
+    epochs: int = spec(400, min=1, doc="passes over the training set")
+    l1: float = spec(5e-4, min=0, doc="L1 penalty on weights")
+
+    def validate(self):
+        if len(self.layers) < 2:
+            return "layers", list(self.layers), "at least two layer sizes"
+        return super().validate()
+
+
+@dataclass(frozen=True)
+class CoarseCNNSpec(_Common):
+    block: int = spec(3, min=2, doc="b: the convolution is b x b with stride b; patches are b^2 x b^2")
+    channels: int = spec(1, min=1, max=3, doc="convolution channels (coarse-grained variables per block)")
+    hidden: int = spec(10, min=1, doc="hidden units of the MLP")
+    frozen: bool = spec(False, doc="fix the kernel to the boundary average (1/8 on the edge, 0 at the "
+                        "centre for b = 3) and train only the MLP")
+    control: bool = spec(False, doc="leak check: both classes scrambled (accuracy must be ~0.5)")
+    n_train: int = spec(5000, min=2, doc="training patches (half correlated, half scrambled)")
+    n_test: int = spec(2000, min=2, doc="test patches (balanced)")
+    epochs: int = spec(30, min=1, doc="passes over the training patches")
+    batch_size: int = spec(50, min=1, doc="global mini-batch size")
+    lr: float = spec(1e-2, gt=0, doc="Adam learning rate")
+    repeats: int = spec(500, min=1, doc="trainings from different initialisations (seed 000: 500)")
+
+    def validate(self):
+        if self.frozen and self.channels != 1:
+            return "channels", self.channels, "1 with frozen = true (the boundary average is one kernel)"
+        return super().validate()
+
+
+@dataclass(frozen=True)
+class ThermometerSpec(_Common):
+    channels: int = spec(16, min=1, doc="convolution channels")
+    hidden: int = spec(64, min=1, doc="hidden units of the head")
+    epochs: int = spec(30, min=1, doc="passes over the training set")
+    batch_size: int = spec(100, min=1, doc="global mini-batch size")
+
+
+SPECS: dict[str, type] = {
+    "rbm": RBMSpec,
+    "dbn": DBNSpec,
+    "autoencoder": AutoencoderSpec,
+    "coarse_cnn": CoarseCNNSpec,
+    "thermometer": ThermometerSpec,
+}

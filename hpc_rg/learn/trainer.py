@@ -1,0 +1,217 @@
+"""One training loop for every model kind: data-parallel (torch DDP over the MPI world) with seeded,
+rank-count-independent randomness, per-epoch checkpoints, and rank-0 progress logging.
+
+Determinism. Every random choice is keyed on the job seed and the run's identity, never on the rank:
+  shuffle of epoch e    seed_sequence(job_seed, model, repeat, layer, 1, e, purpose="train")
+  Monte Carlo noise     a torch.Generator seeded from (..., 2, e); each step draws uniforms for the whole
+                        *global* batch and each rank keeps its rows, so N ranks with batch B/N reproduce one
+                        rank with batch B (up to float summation order), and a resumed run continues the
+                        uninterrupted one exactly (streams restart at epoch boundaries).
+  evaluation noise      (..., 3, e)
+Gradients are averaged over ranks by DDP (gloo on CPU, nccl on GPU); every rank takes `batch_size / size`
+samples of each global batch (`data.local_batches`), so the averaged gradient is the global-batch mean.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hpc_rg.learn.data import local_batches
+from hpc_rg.parallel import World, deal, get_logger, local_rank, seed_sequence
+
+
+def torch_seed(seq: np.random.SeedSequence) -> int:
+    return int(seq.generate_state(1, np.uint64)[0] & np.uint64(0x7FFF_FFFF_FFFF_FFFF))
+
+
+def resolve_device(choice: str, world: World) -> torch.device:
+    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("device = \"cuda\" but no CUDA device is available")
+    return torch.device("cuda", local_rank() % torch.cuda.device_count())
+
+
+def share_threads(world: World) -> None:
+    """Ranks sharing a node split its cores (avoids oversubscription; one thread per rank when crowded)."""
+    if world.size == 1:
+        return
+    import socket
+    hosts = world.allgather(socket.gethostname())
+    on_node = hosts.count(socket.gethostname())
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // on_node))
+
+
+class Noise:
+    """Uniform random numbers for one global batch: each call draws (global_rows, n) and returns this rank's
+    rows [lo, hi) (the draws of all ranks stay in lockstep)."""
+
+    def __init__(self, generator: torch.Generator, global_rows: int, lo: int, hi: int, device, dtype):
+        self.g, self.rows, self.lo, self.hi, self.device, self.dtype = generator, global_rows, lo, hi, device, dtype
+
+    def __call__(self, n: int) -> torch.Tensor:
+        u = torch.rand(self.rows, n, generator=self.g, device=self.device, dtype=self.dtype)
+        return u[self.lo:self.hi]
+
+
+@dataclass
+class Options:
+    epochs: int
+    batch_size: int
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    l2: float = 0.0
+    lr_schedule: str = "constant"
+    lr_gamma: float = 0.99
+    job_seed: int = 0
+    key: tuple[int, ...] = (0, 0, 0)   # (model index, repeat, layer)
+    label: str = "model"
+    tag: dict = field(default_factory=dict)   # extra entries of every history row (e.g. the layer)
+    dtype: torch.dtype = torch.float32
+
+
+@dataclass
+class State:
+    """What a checkpoint holds besides the weights."""
+    epoch: int = 0                                   # epochs completed (of the current layer)
+    history: list[dict] = field(default_factory=list)
+    optimizer: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def make_optimizer(params: list[nn.Parameter], opts: Options) -> torch.optim.Optimizer:
+    weights = [p for p in params if p.dim() >= 2]
+    biases = [p for p in params if p.dim() < 2]
+    groups = [{"params": weights, "weight_decay": opts.l2}, {"params": biases, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    if opts.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=opts.lr, momentum=opts.momentum)
+    return torch.optim.Adam(groups, lr=opts.lr)
+
+
+def lr_factor(opts: Options, epoch: int) -> float:
+    if opts.lr_schedule == "exponential":
+        return opts.lr_gamma ** epoch
+    if opts.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * epoch / opts.epochs))
+    return 1.0
+
+
+class _Loss(nn.Module):
+    """Gives DDP a module whose parameters are the trainable ones and whose forward is the task's loss."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.trainable = task.trainable
+        self.task = [task]  # a list keeps the task out of the module tree
+
+    def forward(self, x, y, noise):
+        return self.task[0].loss(x, y, noise)
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def evaluate(task, world: World, gen: torch.Generator, block: int = 1000) -> dict[str, float]:
+    """Test-set monitors: each rank evaluates its share, sums are reduced over ranks."""
+    idx = task.test_idx
+    mine = idx[deal(len(idx), world.size, world.rank).start:deal(len(idx), world.size, world.rank).stop]
+    sums: dict[str, float] = {}
+    count = 0
+    with torch.no_grad():
+        for lo in range(0, len(mine), block):
+            part = mine[lo:lo + block]
+            x, y = task.inputs(part)
+            noise = Noise(gen, len(part), 0, len(part), task.device, x.dtype if x.is_floating_point() else torch.float32)
+            for k, v in task.eval_sums(x, y, noise).items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            count += len(part)
+    keys = sorted(task.eval_keys())
+    vec = np.array([sums.get(k, 0.0) for k in keys] + [count], dtype=np.float64)
+    vec = world.allreduce(vec)
+    total = vec[-1]
+    return {k: (vec[i] / total if total else float("nan")) for i, k in enumerate(keys)}
+
+
+def fit(task, world: World, opts: Options, state: State | None = None,
+        checkpoint=None, distributed: bool = False) -> State:
+    """Train `task.trainable` for opts.epochs epochs (continuing from `state`); `checkpoint(state)` is
+    called on every rank after each epoch (the callee writes on rank 0)."""
+    log = get_logger()
+    state = state or State()
+    params = [p for p in task.trainable.parameters() if p.requires_grad]
+    opt = make_optimizer(params, opts)
+    if state.optimizer:
+        opt.load_state_dict(state.optimizer)
+    module = _Loss(task)
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        dev_ids = [task.device.index] if task.device.type == "cuda" else None
+        module = DDP(module, device_ids=dev_ids, broadcast_buffers=False)
+    if opts.batch_size % world.size:
+        raise ValueError(f"batch_size = {opts.batch_size} is not divisible by the {world.size} ranks")
+    local = opts.batch_size // world.size
+    lo, hi = world.rank * local, (world.rank + 1) * local
+    n_steps = len(task.train_idx) // opts.batch_size
+    if n_steps == 0:
+        raise ValueError(f"{opts.label}: {len(task.train_idx)} training samples < batch_size = {opts.batch_size}")
+    t_start = time.perf_counter()
+    first = state.epoch
+    for epoch in range(state.epoch, opts.epochs):
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = opts.lr * lr_factor(opts, epoch)
+        gen = torch.Generator(device=task.device)
+        gen.manual_seed(torch_seed(seed_sequence(opts.job_seed, *opts.key, 2, epoch, purpose="train")))
+        shuffle = seed_sequence(opts.job_seed, *opts.key, 1, epoch, purpose="train")
+        task.trainable.train()
+        sums: dict[str, float] = {}
+        for idx in local_batches(task.train_idx, opts.batch_size, world.size, world.rank, shuffle):
+            x, y = task.inputs(idx)
+            noise = Noise(gen, opts.batch_size, lo, hi, task.device, opts.dtype)
+            loss, metrics = module(x, y, noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        task.trainable.eval()
+        train_metrics = {f"train_{k}": v / n_steps for k, v in sums.items()}
+        if distributed:  # average the ranks' shares of the training metrics
+            keys = sorted(train_metrics)
+            vec = world.allreduce(np.array([train_metrics[k] for k in keys])) / world.size
+            train_metrics = dict(zip(keys, vec.tolist()))
+        egen = torch.Generator(device=task.device)
+        egen.manual_seed(torch_seed(seed_sequence(opts.job_seed, *opts.key, 3, epoch, purpose="train")))
+        test_metrics = {f"test_{k}": v for k, v in evaluate(task, world, egen).items()} if len(task.test_idx) else {}
+        dt = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "lr": opts.lr * lr_factor(opts, epoch), **train_metrics, **test_metrics,
+               "seconds": dt}
+        row.update(opts.tag)
+        state.history.append(row)
+        state.epoch = epoch + 1
+        state.optimizer = opt.state_dict()
+        if checkpoint is not None:
+            checkpoint(state)
+        done = epoch + 1 - first
+        eta = (time.perf_counter() - t_start) / done * (opts.epochs - epoch - 1)
+        shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds", "lr", *opts.tag))
+        log.info(f"{opts.label}: epoch {epoch + 1}/{opts.epochs} {shown} ({dt:.2f} s/epoch, ETA {_fmt_eta(eta)})")
+    return state
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
