@@ -127,9 +127,10 @@ def exact_decimation_flow(K: float, steps: int, b: int = 2) -> np.ndarray:
 
 
 def chain_coupling(c: float, L: int) -> float:
-    """Effective K of a periodic chain of L sites from its nearest-neighbour correlation c, inverting
-    c = (t + t^{L−1}) / (1 + t^L), t = tanh K (bisection; L → ∞ gives K = atanh c)."""
-    lo, hi = 0.0, 1.0 - 1e-15
+    """Effective K of a periodic chain of L sites (L even) from its nearest-neighbour correlation c,
+    inverting c = (t + t^{L−1}) / (1 + t^L), t = tanh K, which is increasing on (−1, 1) (bisection; noise may
+    give c ≤ 0 and then K ≤ 0, so the jackknife keeps its spread near K = 0)."""
+    lo, hi = -1.0 + 1e-15, 1.0 - 1e-15
     for _ in range(200):
         t = 0.5 * (lo + hi)
         if (t + t ** (L - 1)) / (1 + t ** L) < c:
