@@ -1,0 +1,58 @@
+"""Shared helpers for the long-range sampler tests: the exact-enumeration module, Bonferroni-aware
+thresholds, and time series from a sampler."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from hpc_rg.reduce.stats import mean_error
+
+_EXACT = Path(__file__).resolve().parent.parent / "lattice" / "exact_longrange.py"
+
+
+def _load_exact():
+    spec = importlib.util.spec_from_file_location("exact_longrange", _EXACT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def exact():
+    return _load_exact()
+
+
+def z_threshold(n_comparisons: int, family_alpha: float = 1e-3) -> float:
+    """At least 4 sigma, more when Bonferroni over n comparisons needs it for a family-wise rate."""
+    return max(4.0, float(norm.isf(family_alpha / (2 * n_comparisons))))
+
+
+def sample(cls, lattice, temperature, seed, thermalize, n):
+    """(energy per site, |m|, m^2) series of length n from a fresh sampler after `thermalize` updates."""
+    s = cls(lattice, 1.0 / temperature, [np.random.SeedSequence(seed)])
+    e = np.empty((1, max(thermalize, 1)))
+    m = np.empty((1, max(thermalize, 1)))
+    if thermalize:
+        s.run(thermalize, e, m)
+    e = np.empty((1, n))
+    m = np.empty((1, n))
+    s.run(n, e, m)
+    return {"energy": e[0], "abs_m": np.abs(m[0]), "m2": m[0] ** 2}
+
+
+def compare(series, expected, threshold):
+    """[(name, z)] for observables whose mean differs from `expected` by more than threshold error bars."""
+    bad = []
+    for name, x in series.items():
+        mean, err, _ = mean_error(x)
+        z = abs(mean - expected[name]) / err
+        if not z < threshold:
+            bad.append((name, mean, err, expected[name], z))
+    return bad
+
+
+@pytest.fixture(scope="session")
+def helpers():
+    return {"z_threshold": z_threshold, "sample": sample, "compare": compare}
