@@ -182,5 +182,10 @@ def to_host(array, device: str) -> np.ndarray:
     return array.copy_to_host() if device == "cuda" else np.array(array, copy=True)
 
 
+def row_threads(n: int, most: int = 256) -> int:
+    """Threads per block for n threads along a row: a multiple of the 32-thread warp, at most `most`."""
+    return min(most, max(32, (n + 31) // 32 * 32))
+
+
 def blocks(n: int, threads: int) -> int:
     return max(1, (n + threads - 1) // threads)

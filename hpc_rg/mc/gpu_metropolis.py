@@ -22,7 +22,7 @@ from numba import njit
 
 from hpc_rg.mc.gpu_common import (MASK32, PURPOSE_INIT, PURPOSE_UPDATE, blocks, chain_key, counter_words,
                                   cuda_device_function, cuda_kernel, philox4x32, philox4x32_src,
-                                  resolve_device, to_device,
+                                  resolve_device, row_threads, to_device,
                                   to_host)
 from hpc_rg.mc.sampler import Sampler
 
@@ -69,19 +69,15 @@ def _site_src(spins, thr, heatbath, c, y, yu, yd, x, lx, u):
 _site = njit(inline="always", cache=True)(_site_src)
 
 
-def _update_src(spins, thr, keys, c1, c2, parity, heatbath, t):
-    """Thread t: chain c, row y, group g of 8 columns; updates the 4 sites of colour `parity` there."""
+def _update_src(spins, thr, keys, c1, c2, parity, heatbath, c, y, g):
+    """Thread (c, y, g): chain c, row y, group g of 8 columns; updates the 4 sites of colour `parity`
+    there. The Philox counter's first word is the group's index within its chain."""
     width, ly, lx = spins.shape
-    groups = lx >> 3
-    per_chain = ly * groups
-    c = t // per_chain
-    q = t - c * per_chain
-    y = q // groups
-    g = q - y * groups
     x0 = (g << 3) + ((y + parity) & 1)
     yu = y - 1 if y > 0 else ly - 1
     yd = y + 1 if y < ly - 1 else 0
-    r0, r1, r2, r3 = philox4x32(np.uint64(q), c1, c2, np.uint64(0), keys[c, 0], keys[c, 1])
+    q = np.uint64(y * (lx >> 3) + g)
+    r0, r1, r2, r3 = philox4x32(q, c1, c2, np.uint64(0), keys[c, 0], keys[c, 1])
     _site(spins, thr, heatbath, c, y, yu, yd, x0, lx, r0)
     _site(spins, thr, heatbath, c, y, yu, yd, x0 + 2, lx, r1)
     _site(spins, thr, heatbath, c, y, yu, yd, x0 + 4, lx, r2)
@@ -91,16 +87,12 @@ def _update_src(spins, thr, keys, c1, c2, parity, heatbath, t):
 _update = njit(inline="always", cache=True)(_update_src)
 
 
-def _init_src(spins, keys, c1, c2, t):
-    """Thread t: chain c, sites 4q..4q+3 (row-major) set to +-1 with probability 1/2 each."""
+def _init_src(spins, keys, c1, c2, c, y, g):
+    """Thread (c, y, g): sites 4g..4g+3 of row y of chain c set to +-1 with probability 1/2 each."""
     width, ly, lx = spins.shape
-    per_chain = (ly * lx) >> 2
-    c = t // per_chain
-    q = t - c * per_chain
-    r0, r1, r2, r3 = philox4x32(np.uint64(q), c1, c2, np.uint64(0), keys[c, 0], keys[c, 1])
-    i = q << 2
-    y = i // lx
-    x = i - y * lx
+    q = np.uint64(y * (lx >> 2) + g)
+    r0, r1, r2, r3 = philox4x32(q, c1, c2, np.uint64(0), keys[c, 0], keys[c, 1])
+    x = g << 2
     spins[c, y, x] = 1 if r0 < _HALF else -1
     spins[c, y, x + 1] = 1 if r1 < _HALF else -1
     spins[c, y, x + 2] = 1 if r2 < _HALF else -1
@@ -110,11 +102,9 @@ def _init_src(spins, keys, c1, c2, t):
 _init = njit(inline="always", cache=True)(_init_src)
 
 
-def _terms_src(spins, c, i):
-    """(s_i (s_right + s_down), s_i) at row-major site i of chain c: each bond counted once."""
+def _terms_src(spins, c, y, x):
+    """(s (s_right + s_down), s) at site (y, x) of chain c: each bond counted once."""
     width, ly, lx = spins.shape
-    y = i // lx
-    x = i - y * lx
     s = np.int64(spins[c, y, x])
     right = np.int64(spins[c, y, x + 1 if x < lx - 1 else 0])
     down = np.int64(spins[c, y + 1 if y < ly - 1 else 0, x])
@@ -127,15 +117,19 @@ _terms = njit(inline="always", cache=True)(_terms_src)
 @njit(cache=True)
 def _halfsweep_cpu(spins, thr, keys, c1, c2, parity, heatbath):
     width, ly, lx = spins.shape
-    for t in range(width * ly * (lx >> 3)):
-        _update(spins, thr, keys, c1, c2, parity, heatbath, t)
+    for c in range(width):
+        for y in range(ly):
+            for g in range(lx >> 3):
+                _update(spins, thr, keys, c1, c2, parity, heatbath, c, y, g)
 
 
 @njit(cache=True)
 def _init_cpu(spins, keys, c1, c2):
     width, ly, lx = spins.shape
-    for t in range((width * ly * lx) >> 2):
-        _init(spins, keys, c1, c2, t)
+    for c in range(width):
+        for y in range(ly):
+            for g in range(lx >> 2):
+                _init(spins, keys, c1, c2, c, y, g)
 
 
 @njit(cache=True)
@@ -144,41 +138,43 @@ def _measure_cpu(spins, out):
     for c in range(width):
         bonds = 0
         mag = 0
-        for i in range(ly * lx):
-            b, s = _terms(spins, c, i)
-            bonds += b
-            mag += s
+        for y in range(ly):
+            for x in range(lx):
+                b, s = _terms(spins, c, y, x)
+                bonds += b
+                mag += s
         out[c, 0] = bonds
         out[c, 1] = mag
 
 
-# CUDA kernels: thin launch wrappers around the same bodies.
+# CUDA kernels: thin launch wrappers around the same bodies. Grid (x: column groups, y: rows, z: chains),
+# so no thread divides to find its site.
 
-def _update_kernel_src(spins, thr, keys, c1, c2, parity, heatbath, n):
-    t = cuda.grid(1)
-    if t < n:
-        _update(spins, thr, keys, c1, c2, parity, heatbath, t)
+def _update_kernel_src(spins, thr, keys, c1, c2, parity, heatbath):
+    g = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    if g < (spins.shape[2] >> 3):
+        _update(spins, thr, keys, c1, c2, parity, heatbath, cuda.blockIdx.z, cuda.blockIdx.y, g)
 
 
-def _init_kernel_src(spins, keys, c1, c2, n):
-    t = cuda.grid(1)
-    if t < n:
-        _init(spins, keys, c1, c2, t)
+def _init_kernel_src(spins, keys, c1, c2):
+    g = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    if g < (spins.shape[2] >> 2):
+        _init(spins, keys, c1, c2, cuda.blockIdx.z, cuda.blockIdx.y, g)
 
 
 def _measure_kernel_src(spins, out):
-    # grid (blocks per chain, chains), _THREADS threads; block tree reduction, one atomic per block.
+    # grid (row blocks, chains), _THREADS threads striding along rows; block tree reduction, one atomic
+    # per block and counter.
     c = cuda.blockIdx.y
     tid = cuda.threadIdx.x
     width, ly, lx = spins.shape
-    n = ly * lx
-    stride = cuda.blockDim.x * cuda.gridDim.x
     bonds = 0
     mag = 0
-    for i in range(cuda.blockIdx.x * cuda.blockDim.x + tid, n, stride):
-        b, s = _terms(spins, c, i)
-        bonds += b
-        mag += s
+    for y in range(cuda.blockIdx.x, ly, cuda.gridDim.x):
+        for x in range(tid, lx, cuda.blockDim.x):
+            b, s = _terms(spins, c, y, x)
+            bonds += b
+            mag += s
     sb = cuda.shared.array(256, dtype=np.int64)
     sm = cuda.shared.array(256, dtype=np.int64)
     sb[tid] = bonds
@@ -240,8 +236,9 @@ class GpuCheckerboard(Sampler):
     # -- kernels ------------------------------------------------------------------------------------
     def _launch_init(self, c1, c2):
         if self.device == "cuda":
-            n = self.spins.size >> 2
-            _cuda_kernels()[1][blocks(n, _THREADS), _THREADS](self.spins, self.keys, c1, c2, np.int64(n))
+            ly, lx = self.lattice.shape
+            tx = row_threads(lx >> 2)
+            _cuda_kernels()[1][(blocks(lx >> 2, tx), ly, self.width), tx](self.spins, self.keys, c1, c2)
         else:
             _init_cpu(self.spins, self.keys, c1, c2)
 
@@ -250,9 +247,9 @@ class GpuCheckerboard(Sampler):
         parity = np.int64(self.counter & 1)
         heatbath = bool(self.heatbath)
         if self.device == "cuda":
-            n = self.spins.size >> 3
-            _cuda_kernels()[0][blocks(n, _THREADS), _THREADS](self.spins, thr, self.keys, c1, c2, parity,
-                                                              heatbath, np.int64(n))
+            ly, lx = self.lattice.shape
+            tx = row_threads(lx >> 3)
+            _cuda_kernels()[0][(blocks(lx >> 3, tx), ly, self.width), tx](self.spins, thr, self.keys, c1, c2, parity, heatbath)
         else:
             _halfsweep_cpu(self.spins, thr, self.keys, c1, c2, parity, heatbath)
         self.counter += 1
@@ -263,7 +260,7 @@ class GpuCheckerboard(Sampler):
             from numba import cuda
             out = cuda.to_device(np.zeros((self.width, 2), dtype=np.int64))
             ly, lx = self.lattice.shape
-            nb = min(blocks(ly * lx, _THREADS), 1024)
+            nb = min(ly, max(1, 4096 // self.width))
             _cuda_kernels()[2][(nb, self.width), _THREADS](self.spins, out)
             self._bonds_mag = out.copy_to_host()
         else:
