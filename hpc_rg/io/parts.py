@@ -122,9 +122,19 @@ class PartWriter:
                 d[:, :, a:a + n] = np.stack([np.stack([x[q] for x in r]) for r in rows], axis=2)
             self.n_j += n
         for u, pieces in self._ts.items():
-            for k0, e, m in pieces:
-                a = k0 - self.k0
-                for name, arr in (("ts_energy", e), ("ts_magnetization", m)):
+            pieces.sort(key=lambda x: x[0])
+            # consecutive pieces are merged so that each flush is one write per unit and dataset
+            runs = [[pieces[0]]]
+            for piece in pieces[1:]:
+                last = runs[-1][-1]
+                if piece[0] == last[0] + last[1].shape[1]:
+                    runs[-1].append(piece)
+                else:
+                    runs.append([piece])
+            for run in runs:
+                a = run[0][0] - self.k0
+                for q, name in ((1, "ts_energy"), (2, "ts_magnetization")):
+                    arr = np.concatenate([x[q] for x in run], axis=1)
                     d = self.scalars[name]
                     if d.shape[2] < a + arr.shape[1]:
                         d.resize(a + arr.shape[1], axis=2)

@@ -82,6 +82,27 @@ def slurm_deadline(start: float) -> float | None:
     return start + 0.95 * max(end_t - start, 0.0)
 
 
+def fault_injection(rank: int):
+    """Testing hook: HPC_RG_FAULT="kill@T" (SIGKILL itself) or "raise@T" (an exception), optionally
+    ":rank=R" to hit one rank only, once the update counter reaches T. Lets the test suite prove that a
+    killed run resumes bit for bit and that one failing rank ends the whole job."""
+    spec = os.environ.get("HPC_RG_FAULT")
+    if not spec:
+        return None
+    what, _, rest = spec.partition("@")
+    at, _, who = rest.partition(":rank=")
+    if who and int(who) != rank:
+        return None
+    at = int(at)
+
+    def check(t: int) -> None:
+        if t >= at:
+            if what == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError(f"HPC_RG_FAULT: injected failure at update {t} on rank {rank}")
+    return check
+
+
 def choose_sampler(sim):
     """The sampler class for the job: the registry's, or a GPU kernel when one is asked for and present."""
     if sim.device in ("cuda", "auto") and sim.model == "ising2d" and sim.algorithm in ("metropolis", "heatbath",
@@ -195,6 +216,7 @@ class Simulation:
         stride, opportunities = 1, 0
         writer = self.open_part()
         t_begin = self.t
+        fault = fault_injection(world.rank)
         while self.t < sim.updates:
             t0, t1 = self.t, self.next_event()
             n = t1 - t0
@@ -219,6 +241,8 @@ class Simulation:
             self.t = t1
             if sample_now:
                 self.j += 1
+            if fault is not None:
+                fault(self.t)
             for item in self._route(outbox):
                 if item[0] == "ts":
                     writer.add_timeseries(item[1], item[2], item[3], item[4])
