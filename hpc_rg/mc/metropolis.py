@@ -152,8 +152,9 @@ def random_spins(rng_state: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.where(u < 0.5, -1, 1).astype(np.int8).reshape(shape)
 
 
-class LocalSampler(Sampler):
-    """A scalar (width 1) single-spin-flip sampler; subclasses give the flip-probability table."""
+class ScalarSpinSampler(Sampler):
+    """One chain (width 1) of int8 spins with its xoshiro state and exact [bond sum, spin sum] bookkeeping,
+    so `energy()` is O(1); subclasses implement `run`.  Shared by the local and cluster samplers."""
     width = 1
 
     def __init__(self, lattice, beta, seeds):
@@ -163,20 +164,15 @@ class LocalSampler(Sampler):
             raise ValueError(f"{type(self).__name__} needs a 1D or 2D lattice with sides >= 2, got {lattice.shape}")
         self.rng = new_state(seed)
         self.spins = random_spins(self.rng, lattice.shape)
-        self._kernel = sweeps_2d if lattice.dim == 2 else sweeps_1d
         self._recount()
-
-    def flip_probability(self, beta: float) -> np.ndarray:
-        raise NotImplementedError
 
     def _recount(self):
         self.bonds_mag = np.array([int(self.lattice.bond_sum(self.spins)), int(self.spins.sum(dtype=np.int64))],
                                   dtype=np.int64)
 
-    def run(self, n, energy, magnetization, every=1):
-        thr = thresholds(self.flip_probability(self.beta)).ravel()
-        self._kernel(self.spins, thr, self.rng, int(n), int(every), float(self.lattice.J), float(self.lattice.h),
-                     energy[0], magnetization[0], self.bonds_mag)
+    def plane(self) -> np.ndarray:
+        """The spins as a 2D (Ly, Lx) view; a chain is one row (1, L)."""
+        return self.spins.reshape((1,) * (2 - self.lattice.dim) + self.lattice.shape)
 
     def configurations(self):
         return self.spins[None].copy()
@@ -189,9 +185,22 @@ class LocalSampler(Sampler):
         return {"spins": self.spins[None].copy(), "rng": self.rng[None].copy()}
 
     def load_state(self, state):
-        self.spins = np.ascontiguousarray(state["spins"][0], dtype=np.int8).reshape(self.lattice.shape)
+        self.spins = np.ascontiguousarray(state["spins"][0], dtype=np.int8).reshape(self.lattice.shape).copy()
         self.rng = np.ascontiguousarray(state["rng"][0], dtype=np.uint64).copy()
         self._recount()
+
+
+class LocalSampler(ScalarSpinSampler):
+    """Checkerboard single-spin flips; subclasses give the flip-probability table."""
+
+    def flip_probability(self, beta: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def run(self, n, energy, magnetization, every=1):
+        thr = thresholds(self.flip_probability(self.beta)).ravel()
+        kernel = sweeps_2d if self.lattice.dim == 2 else sweeps_1d
+        kernel(self.spins, thr, self.rng, int(n), int(every), float(self.lattice.J), float(self.lattice.h),
+               energy[0], magnetization[0], self.bonds_mag)
 
 
 class CheckerboardMetropolis(LocalSampler):

@@ -59,3 +59,18 @@ def step(s0, s1, s2, s3):
     s2 ^= t
     s3 = _rotl(s3, _U45)
     return result, s0, s1, s2, s3
+
+
+_U32 = uint64(32)
+
+
+@njit(inline="always")
+def below(r, n):
+    """Uniform integer in [0, n) from 64 random bits r (multiply-shift as `rng.next_below`; n < 2**32)."""
+    return np.int64((r >> _U32) * uint64(n) >> _U32)
+
+
+@njit(inline="always")
+def as_double(r):
+    """Uniform double in [0, 1) from 64 random bits r (the top 53)."""
+    return np.float64(r >> uint64(11)) * (1.0 / 9007199254740992.0)
