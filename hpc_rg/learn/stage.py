@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -146,9 +147,9 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
     raise ValueError(kind)
 
 
-def _options(spec, job_seed, index, repeat, layer, label, tag):
+def _options(spec, job_seed, index, repeat, layer, label, tag, verbose=True):
     from hpc_rg.learn.trainer import Options
-    return Options(epochs=spec.epochs, batch_size=spec.batch_size, optimizer=spec.optimizer, lr=spec.lr,
+    return Options(verbose=verbose, epochs=spec.epochs, batch_size=spec.batch_size, optimizer=spec.optimizer, lr=spec.lr,
                    momentum=spec.momentum, l2=spec.l2, lr_schedule=spec.lr_schedule, lr_gamma=spec.lr_gamma,
                    job_seed=job_seed, key=(index, repeat, layer), label=label, tag=tag)
 
@@ -260,24 +261,33 @@ def _train_repeats(cfg, world, index, name, spec, kind, data, info, device, resu
     folder.mkdir(parents=True, exist_ok=True)
     results = []
     mine = deal(spec.repeats, world.size, world.rank)
-    for r in mine:
-        rfile = folder / f"{r:05d}.pt"
-        if resume and rfile.exists():
-            results.append(torch.load(rfile, map_location="cpu", weights_only=False))
-            continue
-        model, tasks = _model_and_tasks(kind, spec, data, device, cfg.job.seed, index, r)
-        history: list = []
-        for phase, task in enumerate(tasks):
-            opts = _options(spec, cfg.job.seed, index, r, phase, f"train.{name} repeat {r}", {})
-            history = fit(task, SINGLE, opts, State(history=history)).history
-        res = {"repeat": r, "metrics": _final_metrics(kind, spec, model, tasks, history),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-        if kind == "coarse_cnn":
-            res["kernel"] = model.kernel().cpu().numpy()
-        save_atomic(res, rfile)
-        results.append(res)
-        log.info(f"train.{name}: repeat {r} done on rank {world.rank}: "
-                 + " ".join(f"{k}={v:.4g}" for k, v in res["metrics"].items() if k.startswith("test_")))
+    t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many small models: one thread each beats threads fighting over tiny matmuls
+    try:
+        for r in mine:
+            rfile = folder / f"{r:05d}.pt"
+            if resume and rfile.exists():
+                results.append(torch.load(rfile, map_location="cpu", weights_only=False))
+                continue
+            model, tasks = _model_and_tasks(kind, spec, data, device, cfg.job.seed, index, r)
+            history: list = []
+            for phase, task in enumerate(tasks):
+                opts = _options(spec, cfg.job.seed, index, r, phase, f"train.{name} repeat {r}", {}, verbose=False)
+                history = fit(task, SINGLE, opts, State(history=history)).history
+            res = {"repeat": r, "metrics": _final_metrics(kind, spec, model, tasks, history),
+                   "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+            if kind == "coarse_cnn":
+                res["kernel"] = model.kernel().cpu().numpy()
+            save_atomic(res, rfile)
+            results.append(res)
+            done = r - mine.start + 1
+            eta = (time.perf_counter() - t0) / done * (len(mine) - done)
+            log.info(f"train.{name}: repeat {r} ({done}/{len(mine)} on this rank) "
+                     + " ".join(f"{k}={v:.4g}" for k, v in res["metrics"].items() if k.startswith("test_"))
+                     + f" (ETA {eta:.0f} s)")
+    finally:
+        torch.set_num_threads(threads)
     gathered = world.gather(results)
     if world.is_root:
         allres = sorted((res for part in gathered for res in part), key=lambda d: d["repeat"])

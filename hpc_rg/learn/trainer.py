@@ -75,7 +75,8 @@ class Options:
     job_seed: int = 0
     key: tuple[int, ...] = (0, 0, 0)   # (model index, repeat, layer)
     label: str = "model"
-    tag: dict = field(default_factory=dict)   # extra entries of every history row (e.g. the layer)
+    tag: dict = field(default_factory=dict)
+    verbose: bool = True                # a log line per epoch (off for the many small repeats)   # extra entries of every history row (e.g. the layer)
     dtype: torch.dtype = torch.float32
 
 
@@ -207,7 +208,7 @@ def fit(task, world: World, opts: Options, state: State | None = None,
         done = epoch + 1 - first
         eta = (time.perf_counter() - t_start) / done * (opts.epochs - epoch - 1)
         shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds", "lr", *opts.tag))
-        log.info(f"{opts.label}: epoch {epoch + 1}/{opts.epochs} {shown} ({dt:.2f} s/epoch, ETA {_fmt_eta(eta)})")
+        (log.info if opts.verbose else log.debug)(f"{opts.label}: epoch {epoch + 1}/{opts.epochs} {shown} ({dt:.2f} s/epoch, ETA {_fmt_eta(eta)})")
     return state
 
 

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hpc_rg.io.ensemble import write_ensemble
 from hpc_rg.lattice.nearest import NearestNeighbour
 from hpc_rg.mc.metropolis import CheckerboardMetropolis
 
 T_C = 2.0 / math.log(1.0 + math.sqrt(2.0))
+
+# the models here are tiny: extra threads only fight over the shared cores
+torch.set_num_threads(1)
 
 
 def make_ensemble(path: Path, L: int, temperatures, chains: int, samples: int, thin: int, thermalize: int,
