@@ -24,26 +24,29 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from hpc_rg.mc.alias import alias_draw, alias_table
 from hpc_rg.mc.metropolis import random_spins
-from hpc_rg.mc.rng import new_state, next_double
+from hpc_rg.mc.rng import new_state, next_double, next_u64
 from hpc_rg.mc.sampler import Sampler
 
 _POISSON_CHUNK = 30.0   # inversion by sequential search for means up to this; larger means are split
+_U63 = uint64(63)
 _SNAPSHOT_BYTES = 1 << 22   # spin snapshots buffered per batched energy evaluation
 
 
-@njit(inline="always")
-def poisson(s, lam):
-    """A Poisson(lam) integer from stream `s`: sequential-search inversion (one uniform per lam <= 30 chunk;
-    a sum of independent Poisson variates is Poisson, so larger means are split into equal chunks)."""
-    chunks = 1
-    if lam > _POISSON_CHUNK:
-        chunks = int(math.ceil(lam / _POISSON_CHUNK))
+def poisson_parameters(lam: float) -> tuple[int, float, float]:
+    """(chunks, chunk mean mu, exp(-mu)) for `poisson_draw`: means above 30 are split into equal chunks."""
+    chunks = max(1, int(math.ceil(lam / _POISSON_CHUNK)))
     mu = lam / chunks
-    p0 = math.exp(-mu)
+    return chunks, mu, math.exp(-mu)
+
+
+@njit(inline="always")
+def poisson_draw(s, chunks, mu, p0):
+    """A Poisson(chunks * mu) integer from stream `s` by sequential-search inversion, one uniform per chunk
+    (a sum of independent Poisson variates is Poisson).  p0 = exp(-mu) is precomputed by the caller."""
     total = 0
     for _ in range(chunks):
         u = next_double(s)
@@ -56,6 +59,16 @@ def poisson(s, lam):
             c += p
         total += k
     return total
+
+
+@njit
+def poisson(s, lam):
+    """A Poisson(lam) integer (convenience form of `poisson_draw`, for tests and one-off draws)."""
+    chunks = 1
+    if lam > _POISSON_CHUNK:
+        chunks = int(math.ceil(lam / _POISSON_CHUNK))
+    mu = lam / chunks
+    return poisson_draw(s, chunks, mu, math.exp(-mu))
 
 
 @njit(inline="always")
@@ -84,15 +97,19 @@ def _union(parent, a, b):
 
 
 @njit(cache=True)
-def sw_sweep(spins, lx, disp_y, disp_x, prob, alias, lam, two_beta_h, rng, parent, newspin):
+def sw_sweep(spins, lx, disp_y, disp_x, prob, alias, pois, two_beta_h, rng, parent, newspin):
     """One Fukui-Todo Swendsen-Wang sweep of spins int8[N] (row-major, ly = N // lx); returns the total
-    magnetization afterwards.  parent int64[N] and newspin int8[N] are scratch."""
+    magnetization afterwards.  pois = (chunks, mu, exp(-mu)) of the per-site event count Poisson(beta S);
+    parent int64[N] and newspin int8[N] are scratch."""
+    chunks = np.int64(pois[0])
+    mu = pois[1]
+    p0 = pois[2]
     nsite = spins.size
     ly = nsite // lx
     for i in range(nsite):
         parent[i] = -1
     for i in range(nsite):
-        k = poisson(rng, lam)
+        k = poisson_draw(rng, chunks, mu, p0)
         if k == 0:
             continue
         yi = i // lx
@@ -110,11 +127,15 @@ def sw_sweep(spins, lx, disp_y, disp_x, prob, alias, lam, two_beta_h, rng, paren
             if spins[j] == si:
                 _union(parent, i, j)
     # each cluster takes a new sign by heat bath in the field (probability 1/2 each at h = 0)
-    for i in range(nsite):
-        if parent[i] < 0:
-            size = -parent[i]
-            p_up = 1.0 / (1.0 + math.exp(-two_beta_h * size))
-            newspin[i] = 1 if next_double(rng) < p_up else -1
+    if two_beta_h == 0.0:
+        for i in range(nsite):
+            if parent[i] < 0:
+                newspin[i] = 1 if (next_u64(rng) >> _U63) else -1
+    else:
+        for i in range(nsite):
+            if parent[i] < 0:
+                p_up = 1.0 / (1.0 + math.exp(-two_beta_h * (-parent[i])))
+                newspin[i] = 1 if next_double(rng) < p_up else -1
     mag = 0
     for i in range(nsite):
         v = newspin[_find(parent, i)]
@@ -124,13 +145,13 @@ def sw_sweep(spins, lx, disp_y, disp_x, prob, alias, lam, two_beta_h, rng, paren
 
 
 @njit(cache=True)
-def sw_sweeps(spins, lx, disp_y, disp_x, prob, alias, lam, two_beta_h, rng, parent, newspin, n, every,
+def sw_sweeps(spins, lx, disp_y, disp_x, prob, alias, pois, two_beta_h, rng, parent, newspin, n, every,
               snapshots, mags):
     """n sweeps; after sweep k (1-based) with k % every == 0 the spins go to snapshots[k // every - 1] and
     the total magnetization to mags[...] (the caller turns snapshots into energies by one batched FFT)."""
     mag = 0
     for k in range(n):
-        mag = sw_sweep(spins, lx, disp_y, disp_x, prob, alias, lam, two_beta_h, rng, parent, newspin)
+        mag = sw_sweep(spins, lx, disp_y, disp_x, prob, alias, pois, two_beta_h, rng, parent, newspin)
         if (k + 1) % every == 0:
             t = (k + 1) // every - 1
             snapshots[t, :] = spins
@@ -166,7 +187,7 @@ class FukuiTodo(Sampler):
 
     def run(self, n, energy, magnetization, every=1):
         beta = float(self.beta)
-        lam = beta * self._coupling_sum
+        pois = np.array(poisson_parameters(beta * self._coupling_sum), dtype=np.float64)
         two_beta_h = 2.0 * beta * float(self.lattice.h)
         flat = self.spins.reshape(-1)
         nsite = self.lattice.n_sites
@@ -181,7 +202,7 @@ class FukuiTodo(Sampler):
             n_meas = m // every
             snaps = np.empty((n_meas, nsite), dtype=np.int8)
             mags = np.empty(n_meas, dtype=np.int64)
-            self._mag = int(sw_sweeps(flat, self._lx, self._disp_y, self._disp_x, self._prob, self._alias, lam,
+            self._mag = int(sw_sweeps(flat, self._lx, self._disp_y, self._disp_x, self._prob, self._alias, pois,
                                       two_beta_h, self.rng, self._parent, self._newspin, m, every, snaps, mags))
             if n_meas:
                 t0 = done // every
