@@ -13,7 +13,7 @@ from pathlib import Path
 from hpc_rg.config import Config, ConfigError, loads
 
 STAGE_OUTPUTS = {
-    "simulate": ("ensemble.h5", "parts", "checkpoint"),
+    "simulate": ("ensemble.h5", "parts", "checkpoint", "ladder.json"),
     "train": ("models",),
     "analyze": ("results.h5", "figures"),
     "report": ("report.md", "report.html"),

@@ -114,7 +114,8 @@ def tuned_ladder(temperatures: np.ndarray, acceptance: np.ndarray, floor: float 
     # -ln(acc) ~ gap^2 * (variance term): the gap that would give the mean acceptance scales as
     # gap * sqrt(ln(target)/ln(acc)).
     target = np.exp(np.mean(np.log(acc)))
-    new = gaps * np.sqrt(np.log(target) / np.log(np.minimum(acc, 0.999999)))
+    # damped (square root of the full correction): acceptance estimates from short pre-runs are noisy
+    new = gaps * (np.log(target) / np.log(np.minimum(acc, 0.999999))) ** 0.25
     new *= (betas[-1] - betas[0]) / new.sum()
     betas_new = betas[0] + np.concatenate([[0.0], np.cumsum(new)])
     betas_new[-1] = betas[-1]

@@ -95,3 +95,17 @@ def test_without_exchange_ranks_do_not_talk_and_agree(tmp_path):
     other.mkdir()
     hpc_rg("simulate", write_job(other, name="plain", replica_exchange="false", chains=3), ranks=2)
     assert_same_ensemble(ref, other / "plain" / "ensemble.h5", exchange=False)
+
+
+def test_tuned_ladder_is_recorded_and_rank_invariant(tmp_path):
+    kw = dict(name="tuned", L=8, temperatures="[1.8, 2.0, 2.2, 3.5]", ladder="tune", samples=20, thermalize=50)
+    hpc_rg("simulate", write_job(tmp_path, **kw))
+    other = tmp_path / "o"
+    other.mkdir()
+    hpc_rg("simulate", write_job(other, **kw), ranks=2)
+    import json
+    ladder = json.loads((tmp_path / "tuned" / "ladder.json").read_text())
+    assert len(ladder["rounds"]) > 1 and ladder["temperatures"][0] == 1.8
+    with h5py.File(tmp_path / "tuned" / "ensemble.h5") as f:
+        assert np.allclose(f["temperatures"][()], ladder["temperatures"])
+    assert_same_ensemble(tmp_path / "tuned" / "ensemble.h5", other / "tuned" / "ensemble.h5")
