@@ -118,5 +118,6 @@ def tuned_ladder(temperatures: np.ndarray, acceptance: np.ndarray, floor: float 
     new = gaps * (np.log(target) / np.log(np.minimum(acc, 0.999999))) ** 0.25
     new *= (betas[-1] - betas[0]) / new.sum()
     betas_new = betas[0] + np.concatenate([[0.0], np.cumsum(new)])
-    betas_new[-1] = betas[-1]
-    return np.sort(1.0 / betas_new)
+    temps = np.sort(1.0 / betas_new)
+    temps[0], temps[-1] = np.min(temperatures), np.max(temperatures)   # exact ends, no rounding drift
+    return temps
