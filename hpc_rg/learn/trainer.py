@@ -125,24 +125,24 @@ def _fmt_eta(seconds: float) -> str:
 
 
 def evaluate(task, world: World, gen: torch.Generator, block: int = 1000) -> dict[str, float]:
-    """Test-set monitors: each rank evaluates its share, sums are reduced over ranks."""
+    """Test-set monitors: each global block of the test set is dealt over the ranks (with the uniforms of
+    the whole block, as in training, so the result does not depend on the rank count); sums are reduced."""
     idx = task.test_idx
-    mine = idx[deal(len(idx), world.size, world.rank).start:deal(len(idx), world.size, world.rank).stop]
     sums: dict[str, float] = {}
-    count = 0
     with torch.no_grad():
-        for lo in range(0, len(mine), block):
-            part = mine[lo:lo + block]
-            x, y = task.inputs(part)
-            noise = Noise(gen, len(part), 0, len(part), task.device, x.dtype if x.is_floating_point() else torch.float32)
-            for k, v in task.eval_sums(x, y, noise).items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            count += len(part)
+        for start in range(0, len(idx), block):
+            glob = idx[start:start + block]
+            share = deal(len(glob), world.size, world.rank)
+            x, y = task.inputs(glob[share.start:share.stop])
+            noise = Noise(gen, len(glob), share.start, share.stop, task.device, torch.float32)
+            if len(share):
+                for k, v in task.eval_sums(x, y, noise).items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+            else:  # keep this rank's draws in lockstep with the others
+                task.eval_sums(x, y, noise)
     keys = sorted(task.eval_keys())
-    vec = np.array([sums.get(k, 0.0) for k in keys] + [count], dtype=np.float64)
-    vec = world.allreduce(vec)
-    total = vec[-1]
-    return {k: (vec[i] / total if total else float("nan")) for i, k in enumerate(keys)}
+    vec = world.allreduce(np.array([sums.get(k, 0.0) for k in keys], dtype=np.float64))
+    return {k: vec[i] / len(idx) for i, k in enumerate(keys)}
 
 
 def fit(task, world: World, opts: Options, state: State | None = None,
@@ -159,7 +159,7 @@ def fit(task, world: World, opts: Options, state: State | None = None,
     if distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
         dev_ids = [task.device.index] if task.device.type == "cuda" else None
-        module = DDP(module, device_ids=dev_ids, broadcast_buffers=False)
+        module = DDP(module, device_ids=dev_ids)
     if opts.batch_size % world.size:
         raise ValueError(f"batch_size = {opts.batch_size} is not divisible by the {world.size} ranks")
     local = opts.batch_size // world.size

@@ -45,3 +45,9 @@ def critical_ensemble(tmp_path_factory) -> Path:
 def ladder_ensemble(tmp_path_factory) -> Path:
     """16x16 at T = 1.5, T_c, 4.0: 2 chains x 100 samples."""
     return make_ensemble(tmp_path_factory.mktemp("learn") / "ladder.h5", 16, [1.5, T_C, 4.0], 2, 100, 10, 1000)
+
+
+@pytest.fixture(scope="session")
+def ensemble_factory():
+    """make_ensemble itself, for tests that must control who writes (MPI tests)."""
+    return make_ensemble
