@@ -25,9 +25,10 @@ done
 JOB=${1:?usage: slurm/pipeline.sh [--gpu] [--stages a,b] [sbatch options...] JOB.toml}
 JOB=$(cd "$(dirname "$JOB")" && pwd)/$(basename "$JOB")   # jobs may start from another folder
 
-if [[ -z $stages ]]; then     # validates the job file too, before anything is queued
-    stages=$("$PY" -c 'import sys; from hpc_rg.config import load; print(",".join(load(sys.argv[1]).stages))' "$JOB")
-fi
+# Validates the job file before anything is queued; gives the job's stages and run folder.
+read -r job_stages OUT < <("$PY" -c 'import sys; from hpc_rg.config import load
+c = load(sys.argv[1]); print(",".join(c.stages), c.out)' "$JOB")
+stages=${stages:-$job_stages}
 
 dep=()
 IFS=, read -ra list <<<"$stages"
@@ -36,10 +37,17 @@ for stage in "${list[@]}"; do
         simulate) template=simulate.sbatch ;;
         train) template=$([[ $gpu == 1 ]] && echo train_gpu.sbatch || echo train.sbatch) ;;
         analyze) template=analyze.sbatch ;;
-        report) continue ;;          # written by the analyze stage's `hpc-rg analyze`
+        report) template= ;;
         *) echo "pipeline.sh: unknown stage '$stage'" >&2; exit 2 ;;
     esac
-    id=$(sbatch --parsable "${dep[@]}" --kill-on-invalid-dep=yes "${opts[@]}" "$HERE/$template" "$JOB")
+    if [[ -n $template ]]; then
+        id=$(sbatch --parsable "${dep[@]}" --kill-on-invalid-dep=yes "${opts[@]}" "$HERE/$template" "$JOB")
+    else                              # the report is one short serial process over the run folder
+        venv=${HPC_RG_VENV:-$(cd "$HERE/.." && pwd)/.venv}
+        id=$(sbatch --parsable "${dep[@]}" --kill-on-invalid-dep=yes --job-name=hpc-rg-report --ntasks=1 \
+            --time=00:30:00 --output=%x-%j.out "${opts[@]}" \
+            --wrap "source '$venv/bin/activate' && hpc-rg report '$OUT'")
+    fi
     id=${id%%;*}                      # --parsable prints "id[;cluster]"
     echo "$stage $id"
     dep=(--dependency=afterok:"$id")

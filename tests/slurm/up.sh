@@ -60,7 +60,7 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 # cred_expire also delays the restart of a requeued job (default 120 s)
-AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
+AuthInfo=socket=$MUNGE_SOCKET,cred_expire=5
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool/slurmd.%n
 SlurmctldPidFile=$DIR/run/slurmctld.pid
@@ -75,10 +75,14 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SchedulerType=sched/backfill
+# quick turnaround of requeued and dependent jobs in tests
+SchedulerParameters=sched_interval=1,bf_interval=1
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 JobRequeue=1
+# reject at submission what the node can never run (instead of pending forever)
+EnforcePartLimits=ALL
 ReturnToService=2
 MinJobAge=600
 KillWait=10
