@@ -22,11 +22,10 @@ from numba import njit
 
 from hpc_rg.mc.gpu_common import (MASK32, PURPOSE_INIT, PURPOSE_UPDATE, blocks, chain_key, counter_words,
                                   cuda_device_function, cuda_kernel, philox4x32, philox4x32_src,
-                                  resolve_device, row_threads, to_device,
+                                  resolve_device, row_threads, simulator_active, to_device,
                                   to_host)
 from hpc_rg.mc.sampler import Sampler
 
-_THREADS = 256
 _TWO32 = 1 << 32
 _HALF = np.uint64(0x80000000)
 
@@ -163,8 +162,8 @@ def _init_kernel_src(spins, keys, c1, c2):
 
 
 def _measure_kernel_src(spins, out):
-    # grid (row blocks, chains), _THREADS threads striding along rows; block tree reduction, one atomic
-    # per block and counter.
+    # grid (row blocks, chains), a power of two (<= 256) of threads striding along rows; block tree
+    # reduction in shared memory, one atomic per block and counter.
     c = cuda.blockIdx.y
     tid = cuda.threadIdx.x
     width, ly, lx = spins.shape
@@ -180,7 +179,7 @@ def _measure_kernel_src(spins, out):
     sb[tid] = bonds
     sm[tid] = mag
     cuda.syncthreads()
-    step = 128
+    step = cuda.blockDim.x >> 1
     while step > 0:
         if tid < step:
             sb[tid] += sb[tid + step]
@@ -260,8 +259,10 @@ class GpuCheckerboard(Sampler):
             from numba import cuda
             out = cuda.to_device(np.zeros((self.width, 2), dtype=np.int64))
             ly, lx = self.lattice.shape
-            nb = min(ly, max(1, 4096 // self.width))
-            _cuda_kernels()[2][(nb, self.width), _THREADS](self.spins, out)
+            # enough blocks to fill the GPU; two under the simulator (still several blocks' atomics)
+            nb = 2 if simulator_active() else min(ly, max(1, 4096 // self.width))
+            tx = 1 << (row_threads(lx) - 1).bit_length()
+            _cuda_kernels()[2][(nb, self.width), tx](self.spins, out)
             self._bonds_mag = out.copy_to_host()
         else:
             out = np.zeros((self.width, 2), dtype=np.int64)

@@ -2,7 +2,7 @@
 import pytest
 
 
-@pytest.mark.parametrize("shape", [(4, 4), (2, 8), (4, 5)])
+@pytest.mark.parametrize("shape", [(4, 4), (2, 8), (3, 5), (4, 3)])
 @pytest.mark.parametrize("beta", [0.3, 0.4406868, 0.7])
 def test_kaufman_matches_enumeration(exact, shape, beta):
     e_enum, _ = exact.enumerate_exact(beta, shape)
@@ -16,3 +16,10 @@ def test_kaufman_approaches_onsager_at_tc(exact):
     # the finite-size correction at T_c shrinks like 1/L towards -sqrt(2)
     d = [abs(x + math.sqrt(2)) for x in e]
     assert d[0] > d[1] > d[2] and d[2] < 1e-3
+
+
+def test_agrees_with_project_kaufman(exact):
+    kaufman = pytest.importorskip("hpc_rg.exact.kaufman")
+    pytest.importorskip("mpmath")
+    for beta, shape in [(0.3, (8, 8)), (0.4406868, (16, 8)), (0.6, (8, 16))]:
+        assert abs(kaufman.energy(shape, 1.0 / beta) - exact.energy_per_site(beta, *shape)) < 1e-8
