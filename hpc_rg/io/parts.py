@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hpc_rg.io.ensemble import FORMAT, spins_chunk
+from hpc_rg.io.ensemble import FORMAT
 
 PART_RE = re.compile(r"p(\d{5})\.r(\d{4})\.h5$")
 BUFFER_BYTES = 64 << 20
@@ -54,7 +54,8 @@ class PartWriter:
         self.n_j = 0                      # samples written (all units advance together)
         self.n_k = 0
         n_u = len(self.units)
-        self.file = h5py.File(self.path, "w")
+        # a chunk cache large enough that chunks shared by two flushes are completed in memory
+        self.file = h5py.File(self.path, "w", rdcc_nbytes=64 << 20, rdcc_nslots=100003)
         self.file.attrs["units"] = np.array(self.units, dtype=np.int64).reshape(n_u, 2)
         self.file.attrs["width"] = width
         self.file.attrs["j0"] = j0
@@ -62,13 +63,19 @@ class PartWriter:
         comp = None if compression in (None, "none") else compression
         self.spins = self.file.create_dataset(
             "spins", shape=(n_u, width, 0, *self.shape), maxshape=(n_u, width, None, *self.shape), dtype=np.int8,
-            chunks=spins_chunk(self.shape), compression=comp)
+            chunks=self._chunk(), compression=comp)
         self.scalars = {name: self.file.create_dataset(name, shape=(n_u, width, 0), maxshape=(n_u, width, None),
                                                        dtype=np.float64, chunks=(1, width, 1024))
                         for name in ("energy", "magnetization", "ts_energy", "ts_magnetization")}
         self._buf: dict[int, list] = {}   # sample index -> per-unit (spins, e, m)
         self._buf_bytes = 0
         self._ts: dict[int, list] = {}
+
+    def _chunk(self) -> tuple[int, ...]:
+        """Several consecutive samples of one chain per chunk, up to ~1 MiB: fewer, larger writes, and a
+        temperature's samples are still whole contiguous chunks."""
+        per = max(1, (1 << 20) // int(np.prod(self.shape)))
+        return (1, 1, per, *self.shape)
 
     # samples ------------------------------------------------------------------------------------------
     def add_sample(self, unit, j: int, spins: np.ndarray, energy: np.ndarray, magnetization: np.ndarray) -> None:
@@ -114,12 +121,20 @@ class PartWriter:
                 self._buf_bytes -= sum(x[0].nbytes for x in rows[-1])
             n = len(rows)
             a = self.n_j
+            block = np.empty((len(self.units), self.width, n, *self.shape), dtype=np.int8)
+            scal = np.empty((2, len(self.units), self.width, n))
+            for i, r in enumerate(rows):
+                for u, (sp, e, m) in enumerate(r):
+                    block[u, :, i] = sp
+                    scal[0, u, :, i] = e
+                    scal[1, u, :, i] = m
             self.spins.resize(a + n, axis=2)
-            self.spins[:, :, a:a + n] = np.stack([np.stack([x[0] for x in r]) for r in rows], axis=2)
-            for q, name in ((1, "energy"), (2, "magnetization")):
+            for u in range(len(self.units)):          # one contiguous hyperslab per unit
+                self.spins[u, :, a:a + n] = block[u]
+            for q, name in ((0, "energy"), (1, "magnetization")):
                 d = self.scalars[name]
                 d.resize(a + n, axis=2)
-                d[:, :, a:a + n] = np.stack([np.stack([x[q] for x in r]) for r in rows], axis=2)
+                d[:, :, a:a + n] = scal[q]
             self.n_j += n
         for u, pieces in self._ts.items():
             pieces.sort(key=lambda x: x[0])
