@@ -97,10 +97,10 @@ def _union(parent, a, b):
 
 
 @njit(cache=True)
-def sw_sweep(spins, lx, disp_y, disp_x, prob, alias, pois, two_beta_h, rng, parent, newspin):
+def sw_sweep(spins, lx, prob, alias, pois, two_beta_h, rng, parent, newspin):
     """One Fukui-Todo Swendsen-Wang sweep of spins int8[N] (row-major, ly = N // lx); returns the total
     magnetization afterwards.  pois = (chunks, mu, exp(-mu)) of the per-site event count Poisson(beta S);
-    parent int64[N] and newspin int8[N] are scratch."""
+    parent int32[N] and newspin int8[N] are scratch."""
     chunks = np.int64(pois[0])
     mu = pois[1]
     p0 = pois[2]
@@ -116,11 +116,12 @@ def sw_sweep(spins, lx, disp_y, disp_x, prob, alias, pois, two_beta_h, rng, pare
         xi = i - yi * lx
         si = spins[i]
         for _ in range(k):
-            t = alias_draw(rng, prob, alias)
-            y = yi + disp_y[t]
+            t = alias_draw(rng, prob, alias)       # displacement d = (t // lx, t % lx)
+            ty = t // lx
+            y = yi + ty
             if y >= ly:
                 y -= ly
-            x = xi + disp_x[t]
+            x = xi + (t - ty * lx)
             if x >= lx:
                 x -= lx
             j = y * lx + x
@@ -145,13 +146,13 @@ def sw_sweep(spins, lx, disp_y, disp_x, prob, alias, pois, two_beta_h, rng, pare
 
 
 @njit(cache=True)
-def sw_sweeps(spins, lx, disp_y, disp_x, prob, alias, pois, two_beta_h, rng, parent, newspin, n, every,
+def sw_sweeps(spins, lx, prob, alias, pois, two_beta_h, rng, parent, newspin, n, every,
               snapshots, mags):
     """n sweeps; after sweep k (1-based) with k % every == 0 the spins go to snapshots[k // every - 1] and
     the total magnetization to mags[...] (the caller turns snapshots into energies by one batched FFT)."""
     mag = 0
     for k in range(n):
-        mag = sw_sweep(spins, lx, disp_y, disp_x, prob, alias, pois, two_beta_h, rng, parent, newspin)
+        mag = sw_sweep(spins, lx, prob, alias, pois, two_beta_h, rng, parent, newspin)
         if (k + 1) % every == 0:
             t = (k + 1) // every - 1
             snapshots[t, :] = spins
@@ -172,10 +173,10 @@ class FukuiTodo(Sampler):
         ly, lx = lattice.shape
         self._lx = lx
         self._coupling_sum = float(table.sum())
-        self._prob, self._alias = alias_table(table)
-        dy, dx = np.divmod(np.arange(table.size, dtype=np.int64), lx)
-        self._disp_y, self._disp_x = dy, dx
-        self._parent = np.empty(lattice.n_sites, dtype=np.int64)
+        # compact tables keep the randomly accessed working set small (cache) on large lattices
+        prob, alias = alias_table(table)
+        self._prob, self._alias = prob, alias.astype(np.int32)
+        self._parent = np.empty(lattice.n_sites, dtype=np.int32)
         self._newspin = np.empty(lattice.n_sites, dtype=np.int8)
         self.rng = new_state(seed)
         self.spins = random_spins(self.rng, lattice.shape)
@@ -202,7 +203,7 @@ class FukuiTodo(Sampler):
             n_meas = m // every
             snaps = np.empty((n_meas, nsite), dtype=np.int8)
             mags = np.empty(n_meas, dtype=np.int64)
-            self._mag = int(sw_sweeps(flat, self._lx, self._disp_y, self._disp_x, self._prob, self._alias, pois,
+            self._mag = int(sw_sweeps(flat, self._lx, self._prob, self._alias, pois,
                                       two_beta_h, self.rng, self._parent, self._newspin, m, every, snaps, mags))
             if n_meas:
                 t0 = done // every
