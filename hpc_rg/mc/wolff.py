@@ -29,12 +29,21 @@ def _neighbour(y, x, d, ly, lx):
     return y - 1 if y > 0 else ly - 1, x
 
 
+@njit(inline="always")
+def _boundary(v, sg):
+    """Bond-sum change of the bond to a neighbour holding v: members (|v| = 2) contribute nothing, outside
+    spins -2 s_g v (the member end flips)."""
+    return -2 * np.int64(sg) * v if v * v == 1 else np.int64(0)
+
+
 @njit(cache=True)
-def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetization, bonds_mag, qy, qx, mark):
+def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetization, bonds_mag, qy, qx):
     """n single-cluster updates of an (Ly, Lx) int8 plane; returns the number of spins flipped.
 
     thr: 63-bit threshold of p = 1 - exp(-2 beta J); beta_h = beta * h; vertical: whether rows are coupled
-    (False for a chain stored as one row); qy, qx: int32[N] queue; mark: uint8 plane of zeros (restored)."""
+    (False for a chain stored as one row); qy, qx: int32[N] queue of the cluster's sites.  While a cluster
+    grows its members hold the mark 2 s_g in the spin array itself (no separate visited array), so the
+    growth test "spin == s_g" also excludes members; the final pass restores +-1 and counts the boundary."""
     ly, lx = spins.shape
     nsite = ly * lx
     ndir = 4 if vertical else 2
@@ -48,7 +57,8 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
         r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
         x = below(r, lx)
         sg = spins[y, x]
-        mark[y, x] = 1
+        mark = np.int8(2 * sg)
+        spins[y, x] = mark
         qy[0] = y
         qx[0] = x
         head = 0
@@ -59,30 +69,30 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
             head += 1
             for d in range(ndir):
                 ny, nx = _neighbour(y, x, d, ly, lx)
-                if mark[ny, nx] == 0 and spins[ny, nx] == sg:
+                if spins[ny, nx] == sg:
                     r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
                     if (r >> _U1) < thr:
-                        mark[ny, nx] = 1
+                        spins[ny, nx] = mark
                         qy[tail] = ny
                         qx[tail] = nx
                         tail += 1
-        # boundary bonds change sign: d(s_i s_j) = -2 s_g s_j for i in C, j outside
+        accept = True
+        if beta_h != 0.0:   # Metropolis on the field energy 2 h s_g |C|
+            r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+            accept = as_double(r) < np.exp(-2.0 * beta_h * sg * tail)
+        # boundary bonds change sign: d(s_i s_j) = -2 s_g s_j for i in C, j outside (read before unmarking)
         dbond = np.int64(0)
         for q in range(tail):
             y = qy[q]
             x = qx[q]
-            for d in range(ndir):
-                ny, nx = _neighbour(y, x, d, ly, lx)
-                if mark[ny, nx] == 0:
-                    dbond -= 2 * np.int64(sg) * spins[ny, nx]
-        accept = True
-        if beta_h != 0.0:
-            r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
-            accept = as_double(r) < np.exp(-2.0 * beta_h * sg * tail)
+            dbond += _boundary(np.int64(spins[y, x + 1 if x < lx - 1 else 0]), sg)
+            dbond += _boundary(np.int64(spins[y, x - 1 if x > 0 else lx - 1]), sg)
+            if vertical:
+                dbond += _boundary(np.int64(spins[y + 1 if y < ly - 1 else 0, x]), sg)
+                dbond += _boundary(np.int64(spins[y - 1 if y > 0 else ly - 1, x]), sg)
+        new = np.int8(-sg if accept else sg)
         for q in range(tail):
-            mark[qy[q], qx[q]] = 0
-            if accept:
-                spins[qy[q], qx[q]] = -sg
+            spins[qy[q], qx[q]] = new
         if accept:
             bonds += dbond
             mag -= 2 * np.int64(sg) * tail
@@ -107,11 +117,10 @@ class Wolff(ScalarSpinSampler):
         n = lattice.n_sites
         self._qy = np.empty(n, np.int32)
         self._qx = np.empty(n, np.int32)
-        self._mark = np.zeros(self.plane().shape, np.uint8)
         self.flipped = 0
 
     def run(self, n, energy, magnetization, every=1):
         thr = threshold(-np.expm1(-2.0 * self.beta * self.lattice.J))
         self.flipped += clusters(self.plane(), thr, self.beta * self.lattice.h, self.rng, int(n), int(every),
                                  self.lattice.dim == 2, float(self.lattice.J), float(self.lattice.h),
-                                 energy[0], magnetization[0], self.bonds_mag, self._qy, self._qx, self._mark)
+                                 energy[0], magnetization[0], self.bonds_mag, self._qy, self._qx)
