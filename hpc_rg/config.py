@@ -424,6 +424,14 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
     report = raw.get("report", {})
     if not isinstance(report, dict):
         raise ConfigError(file, "report", report, "a table")
+    for k, v in report.items():
+        if k not in ("paper", "title"):
+            raise ConfigError(file, f"report.{k}", v, "paper or title", did_you_mean(k, ("paper", "title")))
+    if "paper" in report:
+        from hpc_rg.report.papers import COMPARISONS
+        if report["paper"] not in COMPARISONS:
+            raise ConfigError(file, "report.paper", report["paper"], "one of " + ", ".join(COMPARISONS),
+                              did_you_mean(str(report["paper"]), COMPARISONS))
     cfg = Config(file=file, job=job, simulate=simulate, train=train, analyze=analyze, report=report, text=text)
     for s in cfg.stages:
         if s == "simulate" and simulate is None:

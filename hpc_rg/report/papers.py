@@ -1,0 +1,38 @@
+"""Our numbers beside a paper's: one comparison per study, chosen by the job's `[report] paper = "..."`.
+
+A comparison is `fn(run_dir) -> list of rows`, each row a dict with `quantity`, `ours` (value ± error as
+text), `paper` (the published number), `pull` (|ours - paper| / combined error, as text) and `note` (one line
+on the difference and its likely cause). Comparisons live in `hpc_rg.report.papers_<study>` modules listed
+in COMPARISONS (imported only when a report asks for them: this module stays import-cheap for validation).
+"""
+from __future__ import annotations
+
+import importlib
+
+# study -> module that defines `rows(run_dir)`
+COMPARISONS: dict[str, str] = {
+    "seed000": "hpc_rg.report.papers_seed000",
+    "seed001": "hpc_rg.report.papers_seed001",
+    "seed002": "hpc_rg.report.papers_seed002",
+    "seed003": "hpc_rg.report.papers_seed003",
+}
+
+
+def pull(ours: float, ours_err: float, paper: float, paper_err: float = 0.0) -> str:
+    """|difference| in units of the combined error, as text ('' when no error is known)."""
+    import math
+    combined = math.hypot(ours_err or 0.0, paper_err or 0.0)
+    if not combined or not math.isfinite(combined):
+        return ""
+    return f"{abs(ours - paper) / combined:.1f}σ"
+
+
+def compare(paper: str, run_dir) -> list[dict]:
+    try:
+        module = importlib.import_module(COMPARISONS[paper])
+    except ModuleNotFoundError as e:
+        if COMPARISONS[paper] not in str(e):
+            raise
+        return [{"quantity": "(comparison not available)", "ours": "", "paper": paper,
+                 "note": f"{COMPARISONS[paper]} is not part of this installation"}]
+    return module.rows(run_dir)
