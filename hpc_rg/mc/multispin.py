@@ -33,47 +33,84 @@ _FF = uint64(0xFF)
 
 
 @njit(inline="always")
-def _flush(acc, counts):
-    """Byte-lane accumulators -> per-lane totals (lane 8 B + o sits in byte B of acc[o])."""
-    for o in range(8):
-        a = acc[o]
-        for byte in range(8):
-            counts[8 * byte + o] += np.int64((a >> uint64(8 * byte)) & _FF)
-        acc[o] = _U0
+def _add_bytes(a, o, counts):
+    """Add the 8 byte counters of a (lane 8 B + o in byte B) to the per-lane totals."""
+    for byte in range(8):
+        counts[8 * byte + o] += np.int64((a >> uint64(8 * byte)) & _FF)
 
 
 @njit(cache=True)
-def measure(words, down_bits, anti_bonds, acc_down, acc_anti):
+def measure(words, down_bits, anti_bonds):
     """Per lane: number of down spins and of anti-aligned bonds (right and down bond of every site).
 
-    Bits are summed in byte lanes (8 accumulators of 8 bytes = 64 lanes, a vectorisable add per word), flushed
-    before a byte can overflow (at most 127 sites between flushes: 2 bond words per site)."""
+    Bits are summed in byte lanes: for bit offset o, (w >> o) & 0x0101..01 holds lanes o, 8 + o, ... one per
+    byte, and a plain uint64 sum over at most 127 sites (2 bond words each: <= 254) cannot overflow a byte.
+    The 16 accumulators are scalars (unrolled) so that they live in registers."""
     ly, lx = words.shape
     down_bits[:] = 0
     anti_bonds[:] = 0
-    acc_down[:] = 0
-    acc_anti[:] = 0
     for i in range(ly):
         row = words[i]
         dn = words[i + 1 if i < ly - 1 else 0]
         for j0 in range(0, lx, 127):
-            j1 = min(j0 + 127, lx)
-            for j in range(j0, j1):
+            a0 = _U0
+            b0 = _U0
+            a1 = _U0
+            b1 = _U0
+            a2 = _U0
+            b2 = _U0
+            a3 = _U0
+            b3 = _U0
+            a4 = _U0
+            b4 = _U0
+            a5 = _U0
+            b5 = _U0
+            a6 = _U0
+            b6 = _U0
+            a7 = _U0
+            b7 = _U0
+            for j in range(j0, min(j0 + 127, lx)):
                 w = row[j]
                 xr = w ^ row[j + 1 if j < lx - 1 else 0]
                 xd = w ^ dn[j]
-                for o in range(8):
-                    sh = uint64(o)
-                    acc_down[o] += (w >> sh) & _BYTE_LSB
-                    acc_anti[o] += ((xr >> sh) & _BYTE_LSB) + ((xd >> sh) & _BYTE_LSB)
-            _flush(acc_down, down_bits)
-            _flush(acc_anti, anti_bonds)
+                a0 += (w >> uint64(0)) & _BYTE_LSB
+                b0 += ((xr >> uint64(0)) & _BYTE_LSB) + ((xd >> uint64(0)) & _BYTE_LSB)
+                a1 += (w >> uint64(1)) & _BYTE_LSB
+                b1 += ((xr >> uint64(1)) & _BYTE_LSB) + ((xd >> uint64(1)) & _BYTE_LSB)
+                a2 += (w >> uint64(2)) & _BYTE_LSB
+                b2 += ((xr >> uint64(2)) & _BYTE_LSB) + ((xd >> uint64(2)) & _BYTE_LSB)
+                a3 += (w >> uint64(3)) & _BYTE_LSB
+                b3 += ((xr >> uint64(3)) & _BYTE_LSB) + ((xd >> uint64(3)) & _BYTE_LSB)
+                a4 += (w >> uint64(4)) & _BYTE_LSB
+                b4 += ((xr >> uint64(4)) & _BYTE_LSB) + ((xd >> uint64(4)) & _BYTE_LSB)
+                a5 += (w >> uint64(5)) & _BYTE_LSB
+                b5 += ((xr >> uint64(5)) & _BYTE_LSB) + ((xd >> uint64(5)) & _BYTE_LSB)
+                a6 += (w >> uint64(6)) & _BYTE_LSB
+                b6 += ((xr >> uint64(6)) & _BYTE_LSB) + ((xd >> uint64(6)) & _BYTE_LSB)
+                a7 += (w >> uint64(7)) & _BYTE_LSB
+                b7 += ((xr >> uint64(7)) & _BYTE_LSB) + ((xd >> uint64(7)) & _BYTE_LSB)
+            _add_bytes(a0, 0, down_bits)
+            _add_bytes(b0, 0, anti_bonds)
+            _add_bytes(a1, 1, down_bits)
+            _add_bytes(b1, 1, anti_bonds)
+            _add_bytes(a2, 2, down_bits)
+            _add_bytes(b2, 2, anti_bonds)
+            _add_bytes(a3, 3, down_bits)
+            _add_bytes(b3, 3, anti_bonds)
+            _add_bytes(a4, 4, down_bits)
+            _add_bytes(b4, 4, anti_bonds)
+            _add_bytes(a5, 5, down_bits)
+            _add_bytes(b5, 5, anti_bonds)
+            _add_bytes(a6, 6, down_bits)
+            _add_bytes(b6, 6, anti_bonds)
+            _add_bytes(a7, 7, down_bits)
+            _add_bytes(b7, 7, anti_bonds)
 
 
 @njit(inline="always")
 def _row_pass(row, up, dn, j0, tm1, tm2, rng, fl, ms1, ms0):
     """Update the parity-j0 sites of one row of words (see `metropolis._row_pass` for why a row's sites of one
-    parity can be prepared together; an odd row length defers the last even site)."""
+    parity can be prepared together; an odd row length defers the last even site to a second round)."""
     lx = row.shape[0]
     count = (lx - j0 + 1) >> 1
     deferred = (lx & 1) == 1 and j0 == 0
@@ -82,24 +119,46 @@ def _row_pass(row, up, dn, j0, tm1, tm2, rng, fl, ms1, ms0):
     for m in range(count):
         j = 2 * m + j0
         w = row[j]
-        x1 = w ^ up[j]
-        x2 = w ^ dn[j]
-        x3 = w ^ row[j - 1 if j > 0 else lx - 1]
-        x4 = w ^ row[j + 1 if j < lx - 1 else 0]
-        fl[m], ms1[m], ms0[m] = _classify(x1, x2, x3, x4)
+        fl[m], ms1[m], ms0[m] = _classify(w ^ up[j], w ^ dn[j], w ^ row[j - 1 if j > 0 else lx - 1],
+                                          w ^ row[j + 1 if j < lx - 1 else 0])
     s0, s1, s2, s3 = rng[0, 0], rng[0, 1], rng[0, 2], rng[0, 3]
     q0, q1, q2, q3 = rng[1, 0], rng[1, 1], rng[1, 2], rng[1, 3]
-    for m in range(count):
-        flip, s0, s1, s2, s3, q0, q1, q2, q3 = _accept(fl[m], ms1[m], ms0[m], tm1, tm2, s0, s1, s2, s3,
-                                                       q0, q1, q2, q3)
-        j = 2 * m + j0
-        row[j] ^= flip
-    if deferred:
-        j = lx - 1
-        w = row[j]
-        f, m1, m0 = _classify(w ^ up[j], w ^ dn[j], w ^ row[j - 1], w ^ row[0])
-        flip, s0, s1, s2, s3, q0, q1, q2, q3 = _accept(f, m1, m0, tm1, tm2, s0, s1, s2, s3, q0, q1, q2, q3)
-        row[j] = w ^ flip
+    p1_one = tm1[63]
+    p2_one = tm2[63]
+    for rnd in range(2):
+        if rnd == 1:
+            if not deferred:
+                break
+            j = lx - 1   # the seam site, now with its updated neighbour row[0]
+            w = row[j]
+            fl[0], ms1[0], ms0[0] = _classify(w ^ up[j], w ^ dn[j], w ^ row[j - 1], w ^ row[0])
+            first, last = 0, 1
+        else:
+            first, last = 0, count
+        for m in range(first, last):
+            # lanes of m1 (m0) accept if their uniform U < p1 (p2): compare digit by digit from the top,
+            # digits alternating between the two streams (their generator steps overlap in the pipeline)
+            m1 = ms1[m]
+            m0 = ms0[m]
+            flip = fl[m] | (m1 & p1_one) | (m0 & p2_one)
+            m1 &= ~p1_one
+            m0 &= ~p2_one
+            undecided = m1 | m0
+            k = 0
+            while undecided != _U0 and k < 63:
+                ra, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+                rb, q0, q1, q2, q3 = step(q0, q1, q2, q3)
+                pw = (m1 & tm1[k]) | (m0 & tm2[k])
+                diff = undecided & (ra ^ pw)    # lanes whose digit differs from their threshold's digit
+                flip |= diff & pw               # digit 0 where the threshold has 1: U < p, accept
+                undecided &= ~diff
+                pw = (m1 & tm1[k + 1]) | (m0 & tm2[k + 1])
+                diff = undecided & (rb ^ pw)
+                flip |= diff & pw
+                undecided &= ~diff
+                k += 2
+            j = lx - 1 if rnd == 1 else 2 * m + j0
+            row[j] ^= flip
     rng[0, 0], rng[0, 1], rng[0, 2], rng[0, 3] = s0, s1, s2, s3
     rng[1, 0], rng[1, 1], rng[1, 2], rng[1, 3] = q0, q1, q2, q3
 
@@ -117,33 +176,6 @@ def _classify(x1, x2, x3, x4):
     b2 = (c1 & e1) | (cy & (c1 ^ e1))
     flip = b1 | b2                  # a >= 2
     return flip, b0 & ~flip, ~(b0 | flip)
-
-
-@njit(inline="always")
-def _accept(flip, m1, m0, tm1, tm2, s0, s1, s2, s3, q0, q1, q2, q3):
-    """Add to `flip` the lanes of m1 (m0) whose uniform U is below p1 (p2), digit by digit from the top (digits alternate between the two streams s and q).
-
-    tm1[k], tm2[k] are all-ones where digit k (k = 0 the most significant of 63) of the threshold is 1; the
-    extra entry tm[63] = all-ones marks p = 1 (such lanes flip without a draw)."""
-    flip |= (m1 & tm1[63]) | (m0 & tm2[63])
-    m1 &= ~tm1[63]
-    m0 &= ~tm2[63]
-    undecided = m1 | m0
-    k = 0
-    # two digits per iteration from two independent streams: their xoshiro steps overlap in the pipeline
-    while undecided != _U0 and k < 63:
-        ra, s0, s1, s2, s3 = step(s0, s1, s2, s3)
-        rb, q0, q1, q2, q3 = step(q0, q1, q2, q3)
-        pw = (m1 & tm1[k]) | (m0 & tm2[k])
-        diff = undecided & (ra ^ pw)    # lanes whose digit differs from their threshold's digit
-        flip |= diff & pw               # their digit is 0 where the threshold has 1: U < p, accept
-        undecided &= ~diff
-        pw = (m1 & tm1[k + 1]) | (m0 & tm2[k + 1])
-        diff = undecided & (rb ^ pw)
-        flip |= diff & pw
-        undecided &= ~diff
-        k += 2
-    return flip, s0, s1, s2, s3, q0, q1, q2, q3
 
 
 def digit_masks(p: float) -> np.ndarray:
@@ -171,7 +203,7 @@ def sweeps(words, tm1, tm2, rng, n, every, J, energy, magnetization, bufs, down_
                           (i + parity) & 1, tm1, tm2, rng, bufs[0], bufs[1], bufs[2])
         if (k + 1) % every == 0:
             t = (k + 1) // every - 1
-            measure(words, down_bits, anti_bonds, bufs[3, :8], bufs[3, 8:16])
+            measure(words, down_bits, anti_bonds)
             for b in range(64):
                 energy[b, t] = -J * (2 * nsite - 2 * anti_bonds[b]) / nsite
                 magnetization[b, t] = (nsite - 2 * down_bits[b]) / nsite
@@ -217,13 +249,13 @@ class MultiSpinMetropolis(Sampler):
         self.rng = np.stack([new_state(sq) for sq in np.random.SeedSequence(entropy).spawn(2)])
         self.words = np.empty(lattice.shape, np.uint64)
         random_words(self.rng[0], self.words)
-        self._bufs = np.zeros((4, max(16, lattice.shape[1])), np.uint64)  # row-pass scratch, byte counters
+        self._bufs = np.zeros((3, lattice.shape[1]), np.uint64)  # row-pass scratch
         self._down = np.zeros(WIDTH, np.int64)
         self._anti = np.zeros(WIDTH, np.int64)
         self._recount()
 
     def _recount(self):
-        measure(self.words, self._down, self._anti, self._bufs[3, :8], self._bufs[3, 8:16])
+        measure(self.words, self._down, self._anti)
         n = self.lattice.n_sites
         self._energy = -self.lattice.J * (2 * n - 2 * self._anti) / n
 
