@@ -1,6 +1,7 @@
 """Reductions against exact results: 1D chain correlator and decimation flow, two-spin MI, independent-block
 MI, and 2D Ising at T_c (MCRG exponents, Δ_s from ⟨m²⟩ across L, Binder cumulant, Binder crossing)."""
 import numpy as np
+import pytest
 
 from hpc_rg.io.ensemble import open_ensemble
 from hpc_rg.reduce import correlators as corr, mutual_info as mi, observables as obs, rg, scaling
@@ -118,3 +119,15 @@ def test_binder_crossing(ladders):
     # 8/16 crossing sits within ~1% of T_c (corrections to scaling); error bar from the jackknife
     assert abs(tc - T_C) < 4 * te + 0.02 * T_C, (tc, te)
     assert 0.0 < te < 0.05
+
+
+def test_test_data_energy_matches_kaufman(critical_32, critical_64):
+    """The Wolff test ensembles themselves: ⟨e⟩ at T_c against Kaufman's exact finite-torus energy."""
+    pytest.importorskip("mpmath")
+    from ising_data import kaufman_energy
+    from hpc_rg.reduce.stats import mean_error
+    for path in (critical_32, critical_64):
+        with open_ensemble(path) as ens:
+            m, e, _ = mean_error(ens.energy[0], axis_chains=True)
+            exact = kaufman_energy(ens.lattice_shape[0], T_C)
+            assert abs(m - exact) < 4 * e, (m, exact, e)
