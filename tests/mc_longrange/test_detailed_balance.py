@@ -35,7 +35,7 @@ def test_transition_matrix_2x2(exact, helpers, algorithm, beta, h):
     assert np.abs(flow - flow.T).max() < 1e-14          # the reference kernel is reversible w.r.t. pi
 
     sampler = SAMPLERS[algorithm](lattice, beta, [np.random.SeedSequence(31 + int(100 * h))])
-    path = trajectory(sampler, 30_000, exact.state_index)
+    path = trajectory(sampler, 25_000, exact.state_index)
     counts = np.zeros_like(kernel)
     np.add.at(counts, (path[:-1], path[1:]), 1.0)
     visits = counts.sum(axis=1, keepdims=True)
@@ -53,7 +53,7 @@ def test_visit_frequencies_3x3(exact, helpers, algorithm):
     lattice = LongRange((3, 3), alpha=3.0, images="ewald")
     _, _, pi = exact.boltzmann(lattice.coupling_matrix(), 0.0, beta)
     sampler = SAMPLERS[algorithm](lattice, beta, [np.random.SeedSequence(77)])
-    path = trajectory(sampler, 40_000, exact.state_index)
+    path = trajectory(sampler, 30_000, exact.state_index)
     states = np.flatnonzero(pi * path.size >= 25)
     assert states.size > 100
     threshold = helpers["z_threshold"](2 * states.size)

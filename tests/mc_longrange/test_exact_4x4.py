@@ -21,3 +21,15 @@ def test_matches_enumeration(exact, helpers, algorithm, images, h, T):
     series = helpers["sample"](cls, lattice, T, seed, 2000, n)
     bad = helpers["compare"](series, want, helpers["z_threshold"](N_COMPARISONS))
     assert not bad, bad
+
+
+def test_enumeration_helpers_agree(exact):
+    """The test's vectorised enumeration and the package's Gray-code one (hpc_rg.exact.enumeration) agree."""
+    enumeration = pytest.importorskip("hpc_rg.exact.enumeration")
+    lattice = LongRange((4, 4), alpha=3.0, h=0.5, images="ewald")
+    jm = lattice.coupling_matrix()
+    for T in (3.0, 8.0):
+        ours = exact.exact_moments(jm, lattice.h, 1.0 / T)
+        theirs = enumeration.exact_observables(jm, lattice.h, T)
+        for key in ("energy", "abs_m", "m2", "m"):
+            assert ours[key] == pytest.approx(theirs[key], rel=1e-10, abs=1e-12)
