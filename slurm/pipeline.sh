@@ -46,7 +46,7 @@ for stage in "${list[@]}"; do
         venv=${HPC_RG_VENV:-$(cd "$HERE/.." && pwd)/.venv}
         id=$(sbatch --parsable "${dep[@]}" --kill-on-invalid-dep=yes --job-name=hpc-rg-report --ntasks=1 \
             --time=00:30:00 --output=%x-%j.out "${opts[@]}" \
-            --wrap "source '$venv/bin/activate' && hpc-rg report '$OUT'")
+            --wrap "exec '$venv/bin/hpc-rg' report '$OUT'")
     fi
     id=${id%%;*}                      # --parsable prints "id[;cluster]"
     echo "$stage $id"

@@ -47,6 +47,8 @@ def test_pipeline_completes_quick_job(slurm_env, tmp_path):
     run = tmp_path / "run"
     assert (run / "ensemble.h5").exists() and (run / "results.h5").exists()
     assert any((run / "models").iterdir())
+    if "report" in submitted:
+        assert (run / "report.md").exists()
     # The same job run plainly on one rank gives the same ensemble (rank-count invariance under srun).
     ref = write_job(tmp_path / "ref.toml", "quick", "ref", extra=TRAIN_ANALYZE)
     run_local(ref, "simulate")
