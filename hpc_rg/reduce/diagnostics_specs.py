@@ -1,0 +1,148 @@
+"""`[analyze.<name>]` tables of the RG <-> deep-learning diagnostics (issue #8); import-light (no torch,
+numba or matplotlib) because the job validator imports it.
+
+Every diagnostic reads trained models by their `[train.<name>]` table name, resolved to
+`<out>/models/<name>.pt` (`model = "dbn"`, `thermometer = "thermo"`). Temperatures pick the nearest stored
+ladder points of the ensemble (empty: all). Registration (two one-line hooks owned by the reduce stage):
+    hpc_rg/reduce/specs.py     SPECS.update(DIAGNOSTIC_SPECS)      (from hpc_rg.reduce.diagnostics_specs)
+    hpc_rg/reduce/registry.py  MODULES += DIAGNOSTIC_MODULES
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hpc_rg.config import spec
+
+_T_DOC = "ladder temperatures to reduce (nearest stored ones; empty: all)"
+_MODEL_DOC = "name of a [train.<name>] table (read from <out>/models/<name>.pt)"
+_THERMO_DOC = "thermometer [train.<name>] table name (empty: no temperature read-out)"
+
+
+def _check_windows(obj):
+    for key in ("window_spin", "window_energy"):
+        w = getattr(obj, key)
+        if len(w) != 2 or w[0] < 1 or (w[1] and w[1] <= w[0]):
+            return key, list(w), "[r_min >= 1, r_max > r_min or 0]"
+    return None
+
+
+@dataclass(frozen=True)
+class ReceptiveFieldsSpec:
+    model: str = spec(doc=_MODEL_DOC + "; a dbn, autoencoder or rbm")
+    layers: tuple[int, ...] = spec((), min=1, doc="layers to analyse, 1-based (empty: all)")
+    window: tuple[int, ...] = spec((), min=1, doc="side b of the b×b locality window per layer "
+                                   "(empty: sqrt(n_visible / n_hidden of the layer), the blocking factor)")
+    show: int = spec(25, min=1, doc="receptive fields drawn (and stored) per layer")
+    bins: int = spec(20, min=2, doc="histogram bins of the per-unit locality distributions")
+
+
+@dataclass(frozen=True)
+class ReconstructionsSpec:
+    model: str = spec(doc=_MODEL_DOC + "; a dbn, rbm or autoencoder")
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    show: int = spec(3, min=1, doc="samples (and their reconstructions) stored and drawn per temperature")
+    n_blocks: int = spec(16, min=2, doc="jackknife blocks (chain stretches)")
+    batch: int = spec(256, min=1, doc="configurations per streamed batch")
+    max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+
+
+@dataclass(frozen=True)
+class RBMFlowSpec:
+    model: str = spec(doc=_MODEL_DOC + "; an rbm whose visible layer is the lattice")
+    thermometer: str = spec("", doc=_THERMO_DOC)
+    temperatures: tuple[float, ...] = spec((), doc="initial sets: the ensemble's samples at these temperatures")
+    lengths: tuple[int, ...] = spec((0, 1, 2, 3, 5, 10, 20, 30, 50), min=0,
+                                    doc="flow lengths n recorded (v^(n+1) after n steps v->h->v; 0: the data)")
+    window_spin: tuple[int, ...] = spec((1, 0), doc="[r_min, r_max] of the Δ_s fit (r_max 0: L/4)")
+    window_energy: tuple[int, ...] = spec((1, 0), doc="[r_min, r_max] of the Δ_ε fit (r_max 0: L/4)")
+    mode: str = spec("axes", choices=("axes", "radial"), doc="distance convention of the correlators")
+    n_blocks: int = spec(16, min=2, doc="jackknife blocks (chain stretches of initial configurations)")
+    batch: int = spec(250, min=1, doc="flows run together")
+    max_samples: int = spec(0, min=0, doc="initial configurations per chain (0: all)")
+
+    def validate(self):
+        if not self.lengths or list(self.lengths) != sorted(set(self.lengths)):
+            return "lengths", list(self.lengths), "strictly increasing flow lengths"
+        return _check_windows(self)
+
+
+@dataclass(frozen=True)
+class VHCorrelatorsSpec:
+    model: str = spec("", doc=_MODEL_DOC + "; a dbn (empty: block-spin RG only)")
+    thermometer: str = spec("", doc=_THERMO_DOC)
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    rg_steps: int = spec(3, min=0, doc="block-spin RG steps compared (64 -> 32 -> 16 -> 8 is 3)")
+    block: int = spec(2, min=2, doc="block side b of the RG steps")
+    kernel: str = spec("average", choices=("average", "majority", "decimation"),
+                       doc="block rule (seed 002: Kadanoff averaging); the thermometer reads its sign")
+    show: int = spec(4, min=1, doc="maps stored and drawn per level")
+    n_blocks: int = spec(8, min=2, doc="jackknife blocks (each needs one pass over its maps: keep it small)")
+    batch: int = spec(128, min=1, doc="configurations per streamed batch")
+    max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+
+
+@dataclass(frozen=True)
+class ThermometerCalibrationSpec:
+    thermometer: str = spec(doc=_THERMO_DOC.split(" (")[0])
+    files: tuple[str, ...] = spec((), doc="held-out ensembles (relative to the job file; empty: the job's)")
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    n_blocks: int = spec(16, min=2, doc="jackknife blocks")
+    batch: int = spec(256, min=1, doc="configurations per streamed batch")
+    max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+
+
+@dataclass(frozen=True)
+class LearnedCoarseGrainingSpec:
+    models: tuple[str, ...] = spec(doc="coarse_cnn [train.<name>] tables (e.g. frozen, 1, 2, 3 channels)")
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC + " (MI, iteration and MCRG)")
+    discretize: tuple[str, ...] = spec(("sign", "exact"), doc="coarse variable for the MI: sign of tanh(w·s+c) "
+                                       "per channel, and/or its exact finite set of values")
+    estimator: str = spec("miller_madow", choices=("plugin", "miller_madow", "grassberger"),
+                          doc="entropy bias correction")
+    n_boot: int = spec(100, min=10, doc="bootstrap replicas of the MI")
+    levels: int = spec(0, min=0, doc="blockings for the iterated kernel and MCRG (0: down to >= 3×3 blocks)")
+    mcrg: bool = spec(True, doc="MCRG y_t, y_h of the learned kernel (sign(w·s)) vs majority rule")
+    bins: int = spec(20, min=2, doc="accuracy histogram bins")
+    n_blocks: int = spec(16, min=2, doc="sample blocks (jackknife / bootstrap)")
+    batch: int = spec(64, min=1, doc="configurations per streamed batch")
+    max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+
+    def validate(self):
+        if not self.models:
+            return "models", [], "at least one coarse_cnn model name"
+        for d in self.discretize:
+            if d not in ("sign", "exact"):
+                return "discretize", list(self.discretize), "sign and/or exact"
+        return None
+
+
+@dataclass(frozen=True)
+class DecimationNetworkSpec:
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC + " (a chain ensemble, model ising1d)")
+    layers: int = spec(4, min=1, doc="decimation layers (each halves the chain)")
+    flow_couplings: tuple[float, ...] = spec((0.5, 1.0, 1.5, 2.0, 3.0), gt=0,
+                                             doc="starting couplings K = J/T of the drawn exact flows")
+    n_blocks: int = spec(16, min=2, doc="jackknife blocks")
+    batch: int = spec(512, min=1, doc="configurations per streamed batch")
+
+
+DIAGNOSTIC_SPECS: dict[str, type] = {
+    "receptive_fields": ReceptiveFieldsSpec,
+    "reconstructions": ReconstructionsSpec,
+    "rbm_flow": RBMFlowSpec,
+    "vh_correlators": VHCorrelatorsSpec,
+    "thermometer_calibration": ThermometerCalibrationSpec,
+    "learned_coarse_graining": LearnedCoarseGrainingSpec,
+    "decimation_network": DecimationNetworkSpec,
+}
+
+# modules whose import registers the reductions above (torch is imported inside the functions only)
+DIAGNOSTIC_MODULES: list[str] = [
+    "hpc_rg.reduce.receptive_fields",
+    "hpc_rg.reduce.reconstructions",
+    "hpc_rg.reduce.rbm_flow",
+    "hpc_rg.reduce.rbm_flow_thermometer",
+    "hpc_rg.reduce.vh_correlators",
+    "hpc_rg.reduce.learned_coarse_graining",
+    "hpc_rg.reduce.decimation_network",
+]

@@ -1,0 +1,57 @@
+"""Calibration of the trained thermometer (seed 002's supervised temperature read-out) on held-out data.
+
+For each stored temperature T of a held-out ensemble: the posterior-mean temperature T̂ = Σ_k p_k T_k
+averaged over the samples (block jackknife error over chain stretches), the average probability vector
+over the thermometer's temperatures, and the classification accuracy (argmax = the thermometer
+temperature nearest T). A calibrated thermometer has ⟨T̂⟩ = T at its training temperatures (up to the
+posterior's shrinkage towards the middle of its ladder between them). The flows and the ⟨vh⟩ reduction
+read temperatures with the same function.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hpc_rg.io.ensemble import open_ensemble
+from hpc_rg.reduce import diagnostics_common as dc
+from hpc_rg.reduce.blocks import block_means
+from hpc_rg.reduce.registry import Context, Result, reduction
+from hpc_rg.reduce.stats import jackknife_blocks
+
+
+@reduction("thermometer_calibration")
+def run_thermometer_calibration(spec, ctx: Context) -> Result:
+    thermo, meta = dc.load(ctx, spec.thermometer, "analyze.thermometer_calibration.thermometer", ("thermometer",))
+    Tk = thermo.temperatures.numpy()
+    res = Result(attrs={"thermometer_name": spec.thermometer,
+                        "trained_on": str(meta.get("data", {}).get("ensemble", "")),
+                        "method": "posterior-mean temperature, block jackknife over chain stretches"})
+    rows = {q: ([], []) for q in ("T_mean", "bias", "accuracy", "p_mean")}
+    temps, files = [], []
+    for path in ctx.resolve(spec.files):
+        with open_ensemble(path) as ens:
+            for t in dc.t_indices(ens, spec.temperatures):
+                T = float(ens.temperatures[t])
+                nearest = int(np.argmin(np.abs(Tk - T)))
+
+                def fn(x, where):
+                    p, That = dc.thermometer_read(thermo, x)
+                    hit = (p.argmax(axis=1) == nearest).astype(np.float64)
+                    return np.concatenate([That[:, None], hit[:, None], p], axis=1)
+
+                bm, _ = block_means(ens, t, fn, ctx.world, spec.n_blocks, spec.batch, spec.max_samples)
+                for q, f in (("T_mean", lambda m: m[0]), ("bias", lambda m, T=T: m[0] - T),
+                             ("accuracy", lambda m: m[1]), ("p_mean", lambda m: m[2:])):
+                    v, e = jackknife_blocks(f, bm)
+                    rows[q][0].append(v)
+                    rows[q][1].append(e)
+                temps.append(T)
+                files.append(str(path))
+    for q, (v, e) in rows.items():
+        res.put(q, v, e)
+    res.axes["temperatures"] = np.array(temps)
+    res.axes["thermometer_temperatures"] = Tk
+    res.attrs["files"] = ", ".join(sorted(set(files)))
+    res.attrs["thermometer_file"] = str(dc.model_path(ctx, spec.thermometer, "analyze.thermometer_calibration"))
+    from hpc_rg.reduce import diagnostics_figures as dfig
+    res.plot = dfig.plot_thermometer_calibration
+    return res
