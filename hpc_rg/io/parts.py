@@ -62,9 +62,9 @@ class PartWriter:
         self.file.attrs["k0"] = k0
         comp = None if compression in (None, "none") else compression
         self.spins = self.file.create_dataset(
-            "spins", shape=(n_u, width, 0, *self.shape), maxshape=(n_u, width, None, *self.shape), dtype=np.int8,
+            "spins", shape=(n_u, width, 0, *self.shape), maxshape=(None, width, None, *self.shape), dtype=np.int8,
             chunks=self._chunk(), compression=comp)
-        self.scalars = {name: self.file.create_dataset(name, shape=(n_u, width, 0), maxshape=(n_u, width, None),
+        self.scalars = {name: self.file.create_dataset(name, shape=(n_u, width, 0), maxshape=(None, width, None),
                                                        dtype=np.float64, chunks=(1, width, 1024))
                         for name in ("energy", "magnetization", "ts_energy", "ts_magnetization")}
         self._buf: dict[int, list] = {}   # sample index -> per-unit (spins, e, m)
