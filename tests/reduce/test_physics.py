@@ -131,3 +131,18 @@ def test_test_data_energy_matches_kaufman(critical_32, critical_64):
             m, e, _ = mean_error(ens.energy[0], axis_chains=True)
             exact = kaufman_energy(ens.lattice_shape[0], T_C)
             assert abs(m - exact) < 4 * e, (m, exact, e)
+
+
+def test_two_spin_mi_2d_kaufman(critical_32):
+    """2D torus at T_c: MI of neighbouring spins against ⟨s_0 s_1⟩ = −e(L)/2 from Kaufman's exact energy."""
+    pytest.importorskip("mpmath")
+    from ising_data import kaufman_energy
+    with open_ensemble(critical_32) as ens:
+        h = mi.JointHistogram()
+        for c in range(ens.n_chains):
+            for blk in range(4):
+                x = (ens.spins[0, c, blk * 250:(blk + 1) * 250] > 0).astype(np.int64)
+                h.add(x.ravel(), np.roll(x, -1, axis=2).ravel(), 4 * c + blk)
+        v, e = mi.mi_with_error(h, "miller_madow", n_boot=200, seed=5)
+    exact = mi.exact_pair_mi(-kaufman_energy(32, T_C) / 2)
+    assert abs(v - exact) < 4 * e, (v, exact, e)
