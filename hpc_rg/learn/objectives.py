@@ -72,18 +72,13 @@ class RBMTask(LatticeVectors):
 
     def loss(self, x, y, noise):
         v0 = self._visible(x, noise)
-        with torch.no_grad():
-            start = v0
-            if self.persistent:
-                if self.chains is None:
-                    self.chains = v0.clone()
-                start = self.chains
-            vk = self.rbm.gibbs(start, self.cd_k, noise)
-            if self.persistent:
-                self.chains = vk
-            recon = ((v0 - self.rbm.p_v_given_h(self.rbm.p_h_given_v(v0))) ** 2).mean()
-        loss = self.rbm.cd_loss(v0, vk) + self.l1_term()
-        return loss, {"reconstruction": recon.item()}
+        start = None
+        if self.persistent:
+            start = v0 if self.chains is None else self.chains
+        grads, vk, recon = self.rbm.cd_statistics(v0, self.cd_k, noise, start)
+        if self.persistent:
+            self.chains = vk
+        return self.rbm.surrogate(grads) + self.l1_term(), {} if recon is None else {"reconstruction": recon.item()}
 
     def eval_keys(self):
         return ["reconstruction", "free_energy", "pseudo_log_likelihood"]

@@ -1,0 +1,172 @@
+"""Training throughput: one JSON line per case.
+
+  python benchmarks/train.py                       RBM CD-1 (and PCD-1) samples/s at 1600-400 on CPU through
+                                                   the trainer, next to scikit-learn's BernoulliRBM (PCD-1)
+                                                   on the same data (the peer; target >= 3x)
+  mpiexec -n 2 python benchmarks/train.py --mode ddp
+                                                   DDP strong-scaling efficiency: one rank with global batch
+                                                   B vs N ranks with B/N each (one thread per rank)
+  python benchmarks/train.py --device cuda         1600-400-100-25 stack, CD-1 samples/s per layer on a GPU
+
+Data: 40x40 ±1 "lattices" with short-range structure (a smoothed random field, thresholded); the cost of an
+RBM step does not depend on the values, only on the sizes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def lattices(n: int, L: int = 40, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    f = rng.normal(size=(n, L, L))
+    for ax in (1, 2):  # short-range correlations: a few periodic box smoothings
+        f = f + np.roll(f, 1, ax) + np.roll(f, -1, ax)
+    return np.where(f > 0, 1, -1).astype(np.int8)
+
+
+def ours(data, n_hidden, batch, persistent, epochs, device="cpu", world=None, units="binary", layers=None):
+    import torch
+    from hpc_rg.learn.data import ArraySource
+    from hpc_rg.learn.objectives import RBMTask
+    from hpc_rg.learn.rbm import RBM
+    from hpc_rg.learn.trainer import Options, fit
+    from hpc_rg.parallel import World
+    world = world or World(None, 0, 1)
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    n = len(data)
+    rbm = RBM(data[0].size, n_hidden, units).to(dev)
+    task = RBMTask(rbm, ArraySource(data), np.arange(n), np.arange(0), dev, units, cd_k=1, persistent=persistent)
+    opts = Options(epochs=epochs, batch_size=batch, optimizer="sgd", lr=0.01, momentum=0.5, job_seed=0,
+                   key=(0, 0, 0), verbose=False)
+    fit(task, world, Options(**{**opts.__dict__, "epochs": 1}), distributed=world.size > 1)  # warm-up
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    world.barrier()
+    t = time.perf_counter()
+    fit(task, world, opts, distributed=world.size > 1)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t
+    return (n // batch) * batch * epochs / dt
+
+
+def peer(data, n_hidden, batch, epochs):
+    from sklearn.neural_network import BernoulliRBM
+    x = ((data.reshape(len(data), -1) + 1) // 2).astype(np.float64)
+    rbm = BernoulliRBM(n_components=n_hidden, batch_size=batch, learning_rate=0.01, n_iter=1, random_state=0)
+    rbm.fit(x[: 10 * batch])  # warm-up
+    rbm = BernoulliRBM(n_components=n_hidden, batch_size=batch, learning_rate=0.01, n_iter=epochs, random_state=0)
+    t = time.perf_counter()
+    rbm.fit(x)
+    return len(x) * epochs / (time.perf_counter() - t)
+
+
+def cpu_mode(args):
+    """Alternate short runs of ours and the peer (the machine may be shared and loaded): report the best
+    and the median of `--reps` runs each."""
+    import torch
+    data = lattices(args.samples)
+    base = {"benchmark": "rbm_cd1", "sizes": "1600-400", "batch": args.batch, "samples": args.samples,
+            "epochs": args.epochs, "reps": args.reps, "device": "cpu", "torch_threads": torch.get_num_threads()}
+    runs = {"cd1": [], "pcd1": [], "peer": []}
+    for _ in range(args.reps):
+        runs["cd1"].append(ours(data, 400, args.batch, False, args.epochs))
+        runs["pcd1"].append(ours(data, 400, args.batch, True, args.epochs))
+        runs["peer"].append(peer(data, 400, args.batch, args.epochs))
+    names = {"cd1": "hpc_rg CD-1 (float32)", "pcd1": "hpc_rg PCD-1 (float32)",
+             "peer": "sklearn.BernoulliRBM PCD-1 (float64)"}
+    for key, vals in runs.items():
+        print(json.dumps({**base, "impl": names[key], "samples_per_s_best": round(max(vals), 1),
+                          "samples_per_s_median": round(float(np.median(vals)), 1)}), flush=True)
+    print(json.dumps({**base, "case": "speedup_vs_sklearn",
+                      "cd1_best_ratio": round(max(runs["cd1"]) / max(runs["peer"]), 2),
+                      "pcd1_best_ratio": round(max(runs["pcd1"]) / max(runs["peer"]), 2),
+                      "cd1_median_ratio": round(float(np.median(runs["cd1"]) / np.median(runs["peer"])), 2)}),
+          flush=True)
+
+
+def ddp_mode(args):
+    import torch
+    from hpc_rg.parallel import World, init_torch_distributed, shutdown_torch_distributed, world
+    torch.set_num_threads(1)
+    w = world()
+    data = lattices(args.samples)
+    single = None
+    if w.is_root:
+        single = ours(data, 400, args.batch, False, args.epochs)
+    w.barrier()
+    init_torch_distributed()
+    try:
+        par = ours(data, 400, args.batch, False, args.epochs, world=w)
+    finally:
+        shutdown_torch_distributed()
+    if w.is_root:
+        print(json.dumps({"benchmark": "rbm_cd1_ddp", "sizes": "1600-400", "global_batch": args.batch,
+                          "ranks": w.size, "threads_per_rank": 1, "samples_per_s_1rank": round(single, 1),
+                          "samples_per_s_nranks": round(par, 1), "speedup": round(par / single, 3),
+                          "efficiency": round(par / single / w.size, 3)}), flush=True)
+
+
+def cuda_mode(args):
+    import torch
+    from hpc_rg.learn.data import ArraySource
+    from hpc_rg.learn.dbn import DBN
+    from hpc_rg.learn.objectives import RBMTask
+    from hpc_rg.learn.trainer import Options, fit
+    from hpc_rg.parallel import World
+    if not torch.cuda.is_available():
+        print(json.dumps({"benchmark": "dbn_cd1", "skipped": "no CUDA device"}))
+        return
+    dev = torch.device("cuda")
+    data = lattices(args.samples)
+    torch.manual_seed(0)
+    dbn = DBN([1600, 400, 100, 25], "binary").to(dev)
+    total = 0.0
+    for layer in range(dbn.n_layers):
+        def lift(x, noise, layer=layer):
+            with torch.no_grad():
+                return dbn.up(x, layer)[-1] if layer else x
+        task = RBMTask(dbn.rbms[layer], ArraySource(data), np.arange(len(data)), np.arange(0), dev, "binary",
+                       lift=lift)
+        opts = Options(epochs=args.epochs, batch_size=args.batch, optimizer="sgd", lr=0.1, momentum=0.5,
+                       key=(0, 0, layer), verbose=False)
+        fit(task, World(None, 0, 1), Options(**{**opts.__dict__, "epochs": 1}))
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        fit(task, World(None, 0, 1), opts)
+        torch.cuda.synchronize()
+        dt = time.perf_counter() - t
+        total += dt
+        n = (len(data) // args.batch) * args.batch * args.epochs
+        print(json.dumps({"benchmark": "dbn_cd1", "layer": layer + 1, "sizes": f"{dbn.sizes[layer]}-"
+                          f"{dbn.sizes[layer + 1]}", "batch": args.batch, "device": torch.cuda.get_device_name(),
+                          "samples_per_s": round(n / dt, 1)}), flush=True)
+    n = (len(data) // args.batch) * args.batch * args.epochs
+    print(json.dumps({"benchmark": "dbn_cd1", "sizes": "1600-400-100-25", "batch": args.batch,
+                      "device": torch.cuda.get_device_name(), "samples_per_s_whole_stack": round(n / total, 1)}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=("cpu", "ddp"), default="cpu")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--samples", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    if args.device == "cuda":
+        cuda_mode(args)
+    elif args.mode == "ddp":
+        ddp_mode(args)
+    else:
+        cpu_mode(args)
+
+
+if __name__ == "__main__":
+    main()
