@@ -124,7 +124,7 @@ def run_learned_coarse_graining(spec, ctx: Context) -> Result:
         res.attrs[f"repeats_{name}"] = int(len(kernels))
         res.attrs[f"frozen_{name}"] = int(bool(model.frozen))
     res.put("accuracy_mean", acc_m, acc_e)
-    res.axes["model"] = np.array(list(spec.models))
+    res.axes["model"] = np.array([m.encode() for m in spec.models])   # bytes: h5py stores no numpy unicode
     res.attrs["bins"] = spec.bins
     with open_ensemble(ctx.ensemble_path) as ens:
         if len(ens.lattice_shape) != 2:
