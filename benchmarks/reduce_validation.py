@@ -40,10 +40,15 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256])
     ap.add_argument("--samples", type=int, default=8000)
     ap.add_argument("--cache", default="/tmp/hpc_rg_validation")
+    ap.add_argument("--only", choices=("all", "binder"), default="all")
     args = ap.parse_args()
     w = world()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
+    if w.is_root:
+        binder_checks(cache)
+    if args.only == "binder":
+        return
     fss = {}
     for L in args.sizes:
         n = args.samples if L <= 128 else args.samples // 2
@@ -155,6 +160,25 @@ def chain_checks(cache, w):
             K, Ke = jackknife_blocks(lambda m: np.array([rg.chain_coupling(c, 256 // 2 ** n) for n, c in enumerate(m)]), bm)
             emit(check="decimation_flow", T=float(T), K=[float(x) for x in K], K_err=[float(x) for x in Ke],
                  exact=[float(x) for x in rg.exact_decimation_flow(1.0 / T, 4)])
+
+
+def binder_checks(cache, sizes=(16, 32, 64), samples=2000):
+    """T_c from Binder crossings of successive L (reweighted, jackknife errors)."""
+    from hpc_rg.reduce import observables as obs
+    temps = [2.22, 2.25, 2.27, 2.29, 2.32]
+    data = []
+    for L in sizes:
+        path = cache / f"ladder_L{L}.h5"
+        if not path.exists():
+            make_ensemble(path, (L, L), temps, 4, samples // 4, seed=7 * L)
+        with open_ensemble(path) as ens:
+            data.append({"temperatures": ens.temperatures, "e": ens.energy, "m": ens.magnetization,
+                         "n_sites": L * L})
+    grid = np.linspace(temps[0], temps[-1], 241)
+    for (La, a), (Lb, b) in zip(zip(sizes, data), zip(sizes[1:], data[1:])):
+        tc, te, uc, ue = obs.binder_crossing(a, b, grid, n_blocks=16)
+        emit(check="binder_crossing", sizes=[La, Lb], T_c=tc, T_c_err=te, U=uc, U_err=ue, exact_T_c=T_C,
+             exact_U_star=0.61069)
 
 
 if __name__ == "__main__":

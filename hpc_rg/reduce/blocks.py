@@ -34,11 +34,22 @@ def iter_segment(spins, t: int, seg: tuple[int, int, int], batch: int):
         yield s0, spins[t, c, s0:min(b, s0 + batch)]
 
 
+# float64 temporaries a reduction keeps per site of a batch (FFT maps, energy density, ...): bounds the batch
+BYTES_PER_SITE = 96
+
+
+def bounded_batch(batch: int, n_sites: int, max_bytes: float = 2 ** 30) -> int:
+    """The batch size, cut so that a batch's temporaries stay under `max_bytes` (4096²: 1 sample)."""
+    return max(1, min(batch, int(max_bytes // (n_sites * BYTES_PER_SITE))))
+
+
 def block_means(ens, t: int, fn: Callable[[np.ndarray, tuple], np.ndarray], world, n_blocks: int = 32,
-                batch: int = 64, max_samples: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                batch: int = 64, max_samples: int = 0, max_bytes: float = 2 ** 30) -> tuple[np.ndarray, np.ndarray]:
     """Per-segment means of fn(spins_batch, (t, chain, start)) -> (k, ...) array, combined over ranks.
 
-    Returns (means (n_seg, ...), counts (n_seg,)).  `max_samples` > 0 uses only the first samples per chain."""
+    Returns (means (n_seg, ...), counts (n_seg,)).  `max_samples` > 0 uses only the first samples per chain;
+    the batch is cut so one batch's temporaries stay under `max_bytes` per rank."""
+    batch = bounded_batch(batch, int(np.prod(ens.lattice_shape)), max_bytes)
     n_samples = ens.n_samples if max_samples <= 0 else min(max_samples, ens.n_samples)
     segs = segments(ens.n_chains, n_samples, n_blocks)
     mine = deal(len(segs), world.size, world.rank)
