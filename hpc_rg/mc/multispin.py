@@ -2,8 +2,9 @@
 
 Bit b of word (y, x) is the spin of replica (chain) b at site (y, x): bit 1 means s = -1.  All 64 replicas run at
 the same beta with h = 0 and J > 0 (the job validator enforces h = 0).  Per site the bit-sliced sum of the
-four "anti-aligned neighbour" words a in {0..4} gives dE = 4J(2 - a): lanes with a >= 2 flip, lanes with a = 1
-flip with p1 = exp(-4 beta J), lanes with a = 0 with p2 = exp(-8 beta J).
+four "anti-aligned neighbour" words a in {0..4} gives dE = 4J(2 - a): lanes with a >= 3 flip, a = 2 (dE = 0)
+with probability 1/2 (one random word; see `metropolis.flip_probability_metropolis` for why not 1), lanes with
+a = 1 with p1 = exp(-4 beta J), lanes with a = 0 with p2 = exp(-8 beta J).
 
 Each lane gets its own acceptance bit: a bit-sliced comparison U < p of a per-lane uniform U, whose binary digits
 are the lane's bits of successive random words, against the lane's threshold (p1 or p2, 63-bit).  Digits are
@@ -108,7 +109,7 @@ def measure(words, down_bits, anti_bonds):
 
 
 @njit(inline="always")
-def _row_pass(row, up, dn, j0, tm1, tm2, rng, fl, ms1, ms0):
+def _row_pass(row, up, dn, j0, tm1, tm2, rng, fl, mh, ms1, ms0):
     """Update the parity-j0 sites of one row of words (see `metropolis._row_pass` for why a row's sites of one
     parity can be prepared together; an odd row length defers the last even site to a second round)."""
     lx = row.shape[0]
@@ -119,8 +120,8 @@ def _row_pass(row, up, dn, j0, tm1, tm2, rng, fl, ms1, ms0):
     for m in range(count):
         j = 2 * m + j0
         w = row[j]
-        fl[m], ms1[m], ms0[m] = _classify(w ^ up[j], w ^ dn[j], w ^ row[j - 1 if j > 0 else lx - 1],
-                                          w ^ row[j + 1 if j < lx - 1 else 0])
+        fl[m], mh[m], ms1[m], ms0[m] = _classify(w ^ up[j], w ^ dn[j], w ^ row[j - 1 if j > 0 else lx - 1],
+                                                 w ^ row[j + 1 if j < lx - 1 else 0])
     s0, s1, s2, s3 = rng[0, 0], rng[0, 1], rng[0, 2], rng[0, 3]
     q0, q1, q2, q3 = rng[1, 0], rng[1, 1], rng[1, 2], rng[1, 3]
     p1_one = tm1[63]
@@ -131,7 +132,7 @@ def _row_pass(row, up, dn, j0, tm1, tm2, rng, fl, ms1, ms0):
                 break
             j = lx - 1   # the seam site, now with its updated neighbour row[0]
             w = row[j]
-            fl[0], ms1[0], ms0[0] = _classify(w ^ up[j], w ^ dn[j], w ^ row[j - 1], w ^ row[0])
+            fl[0], mh[0], ms1[0], ms0[0] = _classify(w ^ up[j], w ^ dn[j], w ^ row[j - 1], w ^ row[0])
             first, last = 0, 1
         else:
             first, last = 0, count
@@ -141,6 +142,9 @@ def _row_pass(row, up, dn, j0, tm1, tm2, rng, fl, ms1, ms0):
             m1 = ms1[m]
             m0 = ms0[m]
             flip = fl[m] | (m1 & p1_one) | (m0 & p2_one)
+            if mh[m] != _U0:                    # dE = 0: flip with probability 1/2 (ergodicity, see
+                r, s0, s1, s2, s3 = step(s0, s1, s2, s3)   # metropolis.flip_probability_metropolis)
+                flip |= mh[m] & r
             m1 &= ~p1_one
             m0 &= ~p2_one
             undecided = m1 | m0
@@ -165,7 +169,7 @@ def _row_pass(row, up, dn, j0, tm1, tm2, rng, fl, ms1, ms0):
 
 @njit(inline="always")
 def _classify(x1, x2, x3, x4):
-    """Anti-aligned neighbour words -> (lanes with dE <= 0, lanes with dE = 4J, lanes with dE = 8J)."""
+    """Anti-aligned neighbour words -> (lanes with dE < 0, dE = 0, dE = 4J, dE = 8J)."""
     c0 = x1 ^ x2                    # bit-sliced a = x1 + x2 + x3 + x4 = (b2 b1 b0)
     c1 = x1 & x2
     e0 = x3 ^ x4
@@ -174,8 +178,7 @@ def _classify(x1, x2, x3, x4):
     cy = c0 & e0
     b1 = c1 ^ e1 ^ cy
     b2 = (c1 & e1) | (cy & (c1 ^ e1))
-    flip = b1 | b2                  # a >= 2
-    return flip, b0 & ~flip, ~(b0 | flip)
+    return b2 | (b1 & b0), b1 & ~b0 & ~b2, b0 & ~b1 & ~b2, ~(b0 | b1 | b2)
 
 
 def digit_masks(p: float) -> np.ndarray:
@@ -200,7 +203,7 @@ def sweeps(words, tm1, tm2, rng, n, every, J, energy, magnetization, bufs, down_
         for parity in range(2):
             for i in range(ly):
                 _row_pass(words[i], words[i - 1 if i > 0 else ly - 1], words[i + 1 if i < ly - 1 else 0],
-                          (i + parity) & 1, tm1, tm2, rng, bufs[0], bufs[1], bufs[2])
+                          (i + parity) & 1, tm1, tm2, rng, bufs[0], bufs[1], bufs[2], bufs[3])
         if (k + 1) % every == 0:
             t = (k + 1) // every - 1
             measure(words, down_bits, anti_bonds)
@@ -249,7 +252,7 @@ class MultiSpinMetropolis(Sampler):
         self.rng = np.stack([new_state(sq) for sq in np.random.SeedSequence(entropy).spawn(2)])
         self.words = np.empty(lattice.shape, np.uint64)
         random_words(self.rng[0], self.words)
-        self._bufs = np.zeros((3, lattice.shape[1]), np.uint64)  # row-pass scratch
+        self._bufs = np.zeros((4, lattice.shape[1]), np.uint64)  # row-pass scratch
         self._down = np.zeros(WIDTH, np.int64)
         self._anti = np.zeros(WIDTH, np.int64)
         self._recount()

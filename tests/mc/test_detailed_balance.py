@@ -42,7 +42,7 @@ def exact_sweep_matrix(shape, J, h, beta, flip_probability):
     n = int(np.prod(shape))
     cpl = nearest_neighbour_couplings(shape, J)
     z = 2 * len(shape)
-    p = flip_probability(beta, J, h, z)
+    p = flip_probability(beta, J, h, z)   # the samplers' own tables: [(s+1)//2, (nb+z)//2]
     states = 1 - 2 * ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1)
     total = np.eye(1 << n)
     for site in sweep_order(shape):
@@ -100,6 +100,16 @@ def test_local_sweep_matches_exact_transition_matrix(model, algo, shape, h):
     # and the exact kernel leaves Boltzmann invariant (checks the reference itself)
     pi = boltzmann_probabilities(nearest_neighbour_couplings(shape), h, T)
     np.testing.assert_allclose(pi @ exact, pi, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(4,), (5,), (6,), (2, 3), (3, 3), (2, 4)])
+@pytest.mark.parametrize("prob", [flip_probability_metropolis, flip_probability_heatbath])
+def test_local_sweep_is_ergodic(shape, prob):
+    """Exactly one unit eigenvalue of the exact sweep matrix at h = 0 (a reducible sweep would have several:
+    the case of Metropolis with P(dE = 0) = 1 on these lattices)."""
+    exact = exact_sweep_matrix(shape, 1.0, 0.0, 1 / T, prob)
+    w = np.sort(np.abs(np.linalg.eigvals(exact)))[::-1]
+    assert abs(w[0] - 1) < 1e-10 and w[1] < 0.9999, w[:3]
 
 
 CLUSTER = [("ising2d", "wolff", (2, 3), 0.3), ("ising2d", "swendsen_wang", (2, 3), 0.3),
