@@ -37,13 +37,11 @@ def coupling_table(lattice) -> np.ndarray | None:
 def energy_density(spins: np.ndarray, lattice, J_hat: np.ndarray | None = None) -> np.ndarray:
     """ε_i = s_i Σ_j J_ij s_j for a batch (k, *shape); each bond is seen from both ends (Σ_i ε_i = −2 H_bond)."""
     s = spins.astype(np.float64)
-    d = s.ndim - 1
     axes = tuple(range(1, s.ndim))
     if J_hat is None:
         field = sum(np.roll(s, sh, axis=a) for a in axes for sh in (1, -1)) * float(lattice.J)
     else:
         field = np.fft.irfftn(np.fft.rfftn(s, axes=axes) * J_hat, s=s.shape[1:], axes=axes)
-    del d
     return s * field
 
 
