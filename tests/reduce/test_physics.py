@@ -121,16 +121,20 @@ def test_binder_crossing(ladders):
     assert 0.0 < te < 0.05
 
 
-def test_test_data_energy_matches_kaufman(critical_32, critical_64):
-    """The Wolff test ensembles themselves: ⟨e⟩ at T_c against Kaufman's exact finite-torus energy."""
+def test_energy_matches_kaufman(critical_32, critical_64):
+    """Observables' ⟨e⟩ at T_c (and so the Wolff test data) against Kaufman's exact finite-torus energy,
+    with both error estimates (block jackknife, Γ-method) agreeing."""
     pytest.importorskip("mpmath")
     from ising_data import kaufman_energy
     from hpc_rg.reduce.stats import mean_error
     for path in (critical_32, critical_64):
         with open_ensemble(path) as ens:
-            m, e, _ = mean_error(ens.energy[0], axis_chains=True)
-            exact = kaufman_energy(ens.lattice_shape[0], T_C)
-            assert abs(m - exact) < 4 * e, (m, exact, e)
+            L = ens.lattice_shape[0]
+            v, e = obs.observables(ens.energy[0], ens.magnetization[0], L * L, T_C, 20)["energy"]
+            _, e_gamma, _ = mean_error(ens.energy[0], axis_chains=True)
+            exact = kaufman_energy(L, T_C)
+            assert abs(v - exact) < 4 * e, (v, exact, e)
+            assert 0.6 < e / e_gamma < 1.6
 
 
 def test_two_spin_mi_2d_kaufman(critical_32):
@@ -163,3 +167,18 @@ def test_reweighting(ladders):
         # the reweighted estimate's error is at least the source's; both data sets are independent
         sigma = np.hypot(direct[q][1], source[q][1])
         assert abs(moved[i] - direct[q][0]) < 4 * sigma, (q, moved[i], direct[q])
+
+
+def test_energy_density_coupling_table_path():
+    """ε_i via a coupling table J(d) (the long-range path, FFT convolution) equals the nearest-neighbour rolls
+    when the table holds the four nearest neighbours."""
+    from hpc_rg.lattice.nearest import NearestNeighbour
+    rng = np.random.default_rng(2)
+    s = np.where(rng.random((3, 12, 10)) < 0.5, -1, 1).astype(np.int8)
+    lat = NearestNeighbour((12, 10), J=0.7)
+    table = np.zeros((12, 10))
+    table[1, 0] = table[-1, 0] = table[0, 1] = table[0, -1] = 0.7
+    a = corr.energy_density(s, lat)
+    b = corr.energy_density(s, lat, np.fft.rfftn(table))
+    assert np.allclose(a, b)
+    assert np.allclose(a.sum(axis=(1, 2)) / 2, -lat.energy_per_site(s) * 120)
