@@ -3,8 +3,8 @@
 Spin:            G_s(r) = ⟨s_0 s_r⟩   (h = 0: ⟨s⟩ = 0 on a finite lattice, so this is already connected)
 Energy density:  ε_i = s_i Σ_j J_ij s_j,   G_ε(r) = ⟨ε_0 ε_r⟩ − ⟨ε⟩²      (seed 002 eqs 4–5)
 J_ij comes from the lattice object: nearest neighbours, or the long-range table `LongRange(...).couplings`
-(symmetric J(d) = J(−d) assumed, as the FFT convolution computes Σ_j J(i − j) s_j)
-(J(d) over the L×L displacements, J(0) = 0).  Distances: r = 0..L/2 along the lattice axes (the x and y
+(J(d) over the L×L displacements, J(0) = 0; symmetric J(d) = J(−d), as the FFT convolution computes
+Σ_j J(i − j) s_j).  Distances: r = 0..L/2 along the lattice axes (the x and y
 profiles are averaged), or binned Euclidean minimum-image distance ("radial").
 Per sample the translation average is irfft(|fft(x)|²)/N; memory stays bounded by one batch.
 """
