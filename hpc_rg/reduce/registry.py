@@ -17,8 +17,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-# modules whose import registers reductions
-MODULES: list[str] = ["hpc_rg.reduce.reductions"]
+from hpc_rg.reduce.diagnostics_specs import DIAGNOSTIC_MODULES
+
+# modules whose import registers reductions (the built-ins, then the RG <-> deep-learning diagnostics)
+MODULES: list[str] = ["hpc_rg.reduce.reductions"] + list(DIAGNOSTIC_MODULES)
 
 REDUCTIONS: dict[str, Callable[[Any, "Context"], "Result"]] = {}
 

@@ -140,3 +140,8 @@ SPECS: dict[str, type] = {
     "mcrg": MCRGSpec,
     "decimation_1d": Decimation1DSpec,
 }
+
+# RG <-> deep-learning diagnostics (issue #8): their tables live in their own import-light module
+from hpc_rg.reduce.diagnostics_specs import DIAGNOSTIC_SPECS  # noqa: E402
+
+SPECS.update(DIAGNOSTIC_SPECS)
