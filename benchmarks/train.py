@@ -1,6 +1,6 @@
 """Training throughput: one JSON line per case.
 
-  python benchmarks/train.py                       RBM CD-1 (and PCD-1) samples/s at 1600-400 on CPU through
+  python benchmarks/train.py [--threads 1]        RBM CD-1 (and PCD-1) samples/s at 1600-400 on CPU through
                                                    the trainer, next to scikit-learn's BernoulliRBM (PCD-1)
                                                    on the same data (the peer; target >= 3x)
   mpiexec -n 2 python benchmarks/train.py --mode ddp
@@ -70,6 +70,10 @@ def cpu_mode(args):
     """Alternate short runs of ours and the peer (the machine may be shared and loaded): report the best
     and the median of `--reps` runs each."""
     import torch
+    from threadpoolctl import threadpool_limits
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        threadpool_limits(args.threads)   # numpy's BLAS for the peer
     data = lattices(args.samples)
     base = {"benchmark": "rbm_cd1", "sizes": "1600-400", "batch": args.batch, "samples": args.samples,
             "epochs": args.epochs, "reps": args.reps, "device": "cpu", "torch_threads": torch.get_num_threads()}
@@ -159,6 +163,7 @@ def main():
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="cpu mode: threads for both (0: library defaults)")
     args = ap.parse_args()
     if args.device == "cuda":
         cuda_mode(args)

@@ -133,3 +133,34 @@ def test_cd_recovers_known_rbm(units, persistent):
     # sampling noise alone gives ~ (#params)/(2n) = 27/8000 ~ 0.003 nats
     assert kl0 > 0.2, kl0
     assert kl < 0.02, kl
+
+
+def test_cd_statistics_surrogate_and_infinite_k_limit():
+    """The surrogate's gradient is exactly -grads; and CD-k from exact model samples has expectation equal
+    to the exact gradient: averaged over many chains with large k it matches within 4 standard errors."""
+    rbm = tiny("spin", n_v=5, n_h=3, scale=0.5, seed=8).float()
+    gen = torch.Generator().manual_seed(0)
+    data = torch.where(torch.rand(20000, 5, generator=gen) < 0.6, 1.0, -1.0)
+    grads, _, _ = rbm.cd_statistics(data, k=30, noise=lambda n: torch.rand(len(data), n, generator=gen))
+    rbm.surrogate(grads).backward()
+    for name in ("W", "a", "b"):
+        assert torch.equal(getattr(rbm, name).grad, -grads[name])
+    exact = rbm.exact_gradient(data)
+    # per-chain spread of the negative-phase statistics bounds the error of their mean (|v h| <= 1)
+    err = 4 * 1.0 / math.sqrt(len(data))
+    for name in ("W", "a", "b"):
+        assert torch.allclose(grads[name], exact[name], atol=err), (name, (grads[name] - exact[name]).abs().max())
+
+
+@pytest.mark.gpu
+def test_rbm_trains_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    dev = torch.device("cuda")
+    rng = np.random.default_rng(0)
+    spins = np.where(rng.random((400, 64)) < 0.7, 1, -1).astype(np.int8)
+    torch.manual_seed(0)
+    rbm = RBM(64, 16, "spin").to(dev)
+    task = RBMTask(rbm, ArraySource(spins), np.arange(300), np.arange(300, 400), dev, "spin", persistent=True)
+    state = fit(task, SINGLE, Options(epochs=2, batch_size=50, job_seed=1, key=(0, 0, 0)))
+    assert rbm.W.device.type == "cuda" and np.isfinite(state.history[-1]["test_free_energy"])
