@@ -75,7 +75,7 @@ def run_train(cfg, world: World, resume: bool) -> None:
 # ------------------------------------------------------------------------------------------ data
 def _data(cfg, world, index, name, spec, kind, path):
     """(source-or-patches, data description) for a model; patches are built on rank 0 and broadcast."""
-    from hpc_rg.learn.data import ArraySource, EnsembleSource, patch_dataset, split
+    from hpc_rg.learn.data import EnsembleSource, patch_dataset, split
     try:
         source = EnsembleSource(path, spec.temperatures, spec.samples)
     except KeyError as e:

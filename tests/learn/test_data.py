@@ -3,7 +3,6 @@ no correlations between neighbouring blocks)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from scipy import stats
 
 from hpc_rg.io.ensemble import open_ensemble
