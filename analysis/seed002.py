@@ -1,0 +1,215 @@
+"""Seed 002 (de Mello Koch et al. 2020): run folders -> the paper's figures and the comparison table.
+
+    .venv/bin/python analysis/seed002.py runs/seed002_mcmc_L10 runs/seed002_rbm_flow runs/seed002_stacked [--out DIR]
+
+Reads only results.h5 of each run and writes into DIR (default: <first run>/analysis/):
+  fig2ab_scaling_dimensions.png   Delta_eps(T), Delta_s(T) (plain and chord fits, ± errors) with the paper's
+                                  T_c = 7.7, Delta_eps = 1, Delta_s = 0.53 lines (from scaling_dimensions)
+  fig2c_magnetization.png         <|m|>(T) of every run with observables (one curve per lattice size)
+  fig3-5_rbm_flows.png            Delta_s, Delta_eps and the thermometer T along the RBM flow, per start T,
+                                  with the paper's end points (from rbm_flow)
+  fig6-7_vh_maps.png              <v h> maps of each RG step and each RBM layer (from vh_correlators)
+  fig8_thermometer.png            thermometer temperature along the RG flow and up the RBM stack, and the
+                                  paper's values
+  seed002_table.md                our numbers beside the paper's (hpc_rg.report.papers_seed002)
+Prints the table to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hpc_rg.report import papers_seed002 as P
+
+
+def _results(run: Path) -> dict:
+    from hpc_rg.reduce.results import read_results
+    path = run / "results.h5"
+    return read_results(path) if path.exists() else {}
+
+
+def _lattice(run: Path) -> str:
+    ens = run / "ensemble.h5"
+    if not ens.exists():
+        return "?"
+    from hpc_rg.io.ensemble import open_ensemble
+    with open_ensemble(ens) as e:
+        return "x".join(str(int(x)) for x in e.lattice_shape)
+
+
+def scaling_figure(sd: dict, label: str, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+    T = np.asarray(sd["axes"]["temperatures"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for form, mk in (("plain", "o"), ("chord", "s")):
+        for ax, q, ref in ((a, "delta_eps", 1.0), (b, "delta_s", P.PAPER_DELTA_S_TC)):
+            v, e = np.asarray(sd[f"{q}_{form}"]), np.asarray(sd[f"{q}_{form}_err"])
+            ax.errorbar(T, v, e, marker=mk, ms=2.5, lw=0.6, capsize=1.5, label=f"{form} fit")
+            ax.axvline(P.PAPER_TC, color="r", lw=0.8)
+            ax.axhline(ref, color="r", lw=0.8)
+        Tc, dTc = P.crossing(T, np.asarray(sd[f"delta_eps_{form}"]), np.asarray(sd[f"delta_eps_{form}_err"]))
+        if np.isfinite(Tc):
+            a.axvspan(Tc - (dTc if np.isfinite(dTc) else 0), Tc + (dTc if np.isfinite(dTc) else 0), alpha=0.2,
+                      color="C0" if form == "plain" else "C1")
+    a.set_ylim(-0.1, 2.5); b.set_ylim(-0.1, 1.5)
+    a.set_xlabel("T"); a.set_ylabel("Δ_ε"); a.set_title(f"Fig. 2a ({label}); red: paper T_c = 7.7", fontsize=9)
+    b.set_xlabel("T"); b.set_ylabel("Δ_s"); b.set_title(f"Fig. 2b ({label}); red: paper Δ_s = 0.53", fontsize=9)
+    a.legend(fontsize=8); b.legend(fontsize=8)
+    fig.tight_layout()
+    p = out / "fig2ab_scaling_dimensions.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
+
+
+def magnetization_figure(curves: list, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for label, T, m, e in curves:
+        ax.errorbar(T, m, e, marker=".", ms=3, lw=0.8, capsize=1.5, label=label)
+    ax.axvspan(5, 8, color="r", alpha=0.1, label="paper: T_c in (5, 8)")
+    ax.set_xlabel("T"); ax.set_ylabel("⟨|m|⟩"); ax.legend(fontsize=8); ax.set_title("Fig. 2c", fontsize=9)
+    fig.tight_layout()
+    p = out / "fig2c_magnetization.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
+
+
+def flow_figure(fl: dict, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+    T = np.asarray(fl["axes"]["temperatures"])
+    n = np.asarray(fl["axes"]["length"])
+    has_T = "T_thermo" in fl
+    cols = 3 if has_T else 2
+    fig, axes = plt.subplots(1, cols, figsize=(4 * cols, 3.4))
+    qs = [("delta_s", "Δ_s", 0), ("delta_eps", "Δ_ε", 1)] + ([("T_thermo", "thermometer T", 2)] if has_T else [])
+    for ax, (q, name, k) in zip(axes, qs):
+        v, e = np.asarray(fl[q]), np.asarray(fl[q + "_err"])
+        for i, t in enumerate(T):
+            ax.errorbar(n, v[i], e[i], marker="o", ms=3, capsize=2, label=f"start T = {t:.3g}")
+            key = min(P.PAPER_FLOWS, key=lambda x: abs(x - t))
+            ref = P.PAPER_FLOWS[key][k] if abs(key - t) <= 0.6 else None
+            if ref is not None:
+                ax.axhline(ref[0], ls="--", lw=0.8, color=f"C{i}")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel("flow length n"); ax.set_ylabel(name); ax.legend(fontsize=7)
+    axes[0].set_title("Figs. 3-5: RBM flows (dashed: paper's end points)", fontsize=9)
+    fig.tight_layout()
+    p = out / "fig3-5_rbm_flows.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
+
+
+def vh_figures(vh: dict, out: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+    names = [k[4:] for k in vh if k.startswith("map_")]
+    rg = sorted(n for n in names if n.startswith("rg"))
+    rbm = sorted(n for n in names if n.startswith("layer"))
+    rows = [r for r in (rg, rbm) if r]
+    paths = []
+    for who, levels in zip(("RG (Fig. 6)", "stacked RBM (Fig. 7)"), (rg, rbm)):
+        if not levels:
+            continue
+        maps = [np.asarray(vh[f"map_{lv}"])[0] for lv in levels]        # first temperature: (show, L, L)
+        show = max(m.shape[0] for m in maps)
+        fig, axes = plt.subplots(len(levels), show, figsize=(1.8 * show, 1.9 * len(levels)), squeeze=False)
+        for i, (lv, m) in enumerate(zip(levels, maps)):
+            for j in range(show):
+                ax = axes[i, j]
+                ax.axis("off")
+                if j < m.shape[0]:
+                    lim = float(np.abs(m[j]).max()) or 1.0
+                    ax.imshow(m[j], cmap="RdBu_r", vmin=-lim, vmax=lim)
+                    if j == 0:
+                        ax.set_title(lv, fontsize=8)
+        fig.suptitle(f"⟨v h⟩ maps, {who}", fontsize=9)
+        fig.tight_layout()
+        p = out / f"fig{'6' if who.startswith('RG') else '7'}_vh_maps.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    del rows
+    return paths
+
+
+def thermometer_figure(vh: dict, out: Path) -> Path | None:
+    import matplotlib.pyplot as plt
+    if "rg_T_thermo" not in vh:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    v, e = np.asarray(vh["rg_T_thermo"])[0], np.asarray(vh["rg_T_thermo_err"])[0]
+    ax.errorbar(np.arange(len(v)), v, e, marker="o", capsize=2, label="RG steps (ours)")
+    ax.plot(np.arange(1, 4), P.PAPER_RG_T, "C0--", marker="x", label="RG steps (paper)")
+    if "rbm_T_thermo" in vh:
+        v, e = np.asarray(vh["rbm_T_thermo"])[0], np.asarray(vh["rbm_T_thermo_err"])[0]
+        layers = np.asarray(vh["axes"].get("thermo_layer", np.arange(1, len(v) + 1)))
+        ax.errorbar(layers, v, e, marker="s", capsize=2, label="RBM layers (ours)")
+        ax.plot(np.arange(1, 4), P.PAPER_RBM_T, "C1--", marker="x", label="RBM layers (paper)")
+    ax.set_xlabel("RG step / RBM layer (0: the data)"); ax.set_ylabel("mean thermometer T")
+    ax.set_title("Fig. 8: temperature along the two flows", fontsize=9); ax.legend(fontsize=8)
+    fig.tight_layout()
+    p = out / "fig8_thermometer.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
+
+
+def table(runs: list[Path]) -> str:
+    lines = ["| run | quantity | ours | paper | pull | note |", "|---|---|---|---|---|---|"]
+    for run in runs:
+        for r in P.rows(run):
+            lines.append(f"| {run.name} | {r['quantity']} | {r['ours']} | {r['paper']} | {r.get('pull', '')} | "
+                         f"{r.get('note', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="seed-002 run folders (scan, RBM flow, stacked, ...)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: <first run>/analysis)")
+    args = ap.parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")
+    out = args.out or args.runs[0] / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    made, curves, scaling_done = [], [], False
+    for run in args.runs:
+        res = _results(run)
+        if not res:
+            print(f"{run}: no results.h5 (run the analyze stage first)", file=sys.stderr)
+            continue
+        lattice = _lattice(run)
+        if "scaling_dimensions" in res and not scaling_done:
+            made.append(scaling_figure(res["scaling_dimensions"], f"{lattice}, {run.name}", out))
+            scaling_done = True
+        if "observables" in res:
+            ob = res["observables"]
+            T = np.asarray(ob["axes"]["temperatures"])
+            m, e = np.asarray(ob["abs_m"]).reshape(-1, len(T)), np.asarray(ob["abs_m_err"]).reshape(-1, len(T))
+            if len(T) > 2:
+                for k in range(m.shape[0]):
+                    curves.append((f"{lattice} ({run.name})", T, m[k], e[k]))
+        if "rbm_flow" in res:
+            made.append(flow_figure(res["rbm_flow"], out))
+        if "vh_correlators" in res:
+            made += vh_figures(res["vh_correlators"], out)
+            p = thermometer_figure(res["vh_correlators"], out)
+            if p:
+                made.append(p)
+    if curves:
+        made.append(magnetization_figure(curves, out))
+    text = table(args.runs)
+    (out / "seed002_table.md").write_text(text)
+    print(text)
+    for p in made:
+        print("figure", p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
