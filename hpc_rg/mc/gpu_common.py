@@ -16,6 +16,13 @@ re-pointed to CUDA device functions (`retarget`). Updates within a checkerboard 
 so the serial loop and the parallel grid compute identical results. CI (no GPU) runs the CPU backend for
 the statistics tests and the CUDA kernels themselves under numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1).
 
+Why numba-cuda (over CuPy raw kernels, Triton or torch): the project's CPU kernels are numba already, and
+only numba lets one Python source compile to both a CUDA kernel and a fast CPU loop, so CI (no GPU) tests the
+exact kernel code twice (CPU compilation for statistics against exact results, numba's CUDA simulator for the
+CUDA launch path) with nothing beyond numba installed; CuPy has no CPU backend, Triton's interpreter needs
+triton installed and its tl.rand is not our Philox stream, and torch elementwise ops cannot express the
+bit-sliced per-lane Bernoulli loop of multi-spin coding without one kernel launch per operation.
+
 All values inside the Philox code are uint64 holding 32-bit quantities: numba widens small integers to 64
 bits anyway, and a 32 x 32 -> 64 bit product is exactly the mulhilo that Philox needs.
 """
