@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit
 
-from hpc_rg.mc.gpu_common import (MASK32, PURPOSE_INIT, PURPOSE_UPDATE, blocks, counter_words,
+from hpc_rg.mc.gpu_common import (PURPOSE_INIT, PURPOSE_UPDATE, blocks, counter_words,
                                   cuda_device_function, cuda_kernel, fixed_point_64, group_key, philox4x32,
                                   philox4x32_src, resolve_device, row_threads, to_device,
                                   to_host)
