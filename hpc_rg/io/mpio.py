@@ -38,15 +38,14 @@ OPEN_PARTS = 16          # part files a rank keeps open at once while copying
 
 
 def available() -> bool:
-    """True when h5py was built against parallel HDF5 and mpi4py imports (the collective path can run)."""
+    """True when h5py was built against parallel HDF5 and mpi4py is installed (the collective path can run).
+    mpi4py is looked up, not imported: `hpc_rg.parallel` stays the one module that imports it."""
+    import importlib.util
     try:
         import h5py
-        if not h5py.get_config().mpi:
-            return False
-        import mpi4py.MPI  # noqa: F401
     except ImportError:
         return False
-    return True
+    return bool(h5py.get_config().mpi) and importlib.util.find_spec("mpi4py") is not None
 
 
 # -- inventory of the parts (rank 0) ------------------------------------------------------------------------
