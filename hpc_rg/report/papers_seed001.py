@@ -118,7 +118,10 @@ def _receptive_rows(res: dict) -> list[dict]:
     out.append(_row("receptive-field radius of gyration by layer",
                     "; ".join(_fmt(r, e) for r, e in zip(rad, rade)), f"grows with layer (Fig. 3D); uniform = {ur:.3f}",
                     "", ("grows (non-decreasing within 2σ), as in the paper" if grows else
-                         "does NOT grow monotonically: deeper fields already saturate at the uniform radius")
+                         "does NOT grow monotonically: first-layer fields are scattered small patches over the whole lattice "
+                         "(radius near uniform) while deeper fields are single compact blobs on a faint background; "
+                         "the radius of gyration is dominated by that background (fewer epochs than the paper: the "
+                         "L1 penalty has not pruned it)")
                     + "; the radius is bounded by the uniform value on a torus"))
     return out
 
