@@ -79,6 +79,26 @@ def magnetization_figure(curves: list, out: Path) -> Path:
     return p
 
 
+def binder_figure(bc: dict, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+    grid = np.asarray(bc["axes"]["grid"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for k in sorted((k for k in bc["axes"] if k.startswith("U_L")), key=lambda k: int(k[3:])):
+        a.plot(grid, np.asarray(bc["axes"][k]), label=k[2:].replace("L", "L = "))
+    a.axvline(P.PAPER_TC, color="r", lw=0.8, label="paper T_c = 7.7")
+    a.set_xlabel("T"); a.set_ylabel("Binder U"); a.legend(fontsize=8); a.set_title("beyond: Binder cumulants", fontsize=9)
+    Tc, e = np.asarray(bc["T_c"]), np.asarray(bc["T_c_err"])
+    Ll = np.asarray(bc["axes"]["L_large"])
+    b.errorbar(1.0 / Ll, Tc, e, marker="o", capsize=3, label="crossing of L/2 and L")
+    b.axhline(P.PAPER_TC, color="r", lw=0.8, label="paper (10x10, Δ_ε = 1)")
+    b.set_xlabel("1 / L (larger size of the pair)"); b.set_ylabel("T_c"); b.legend(fontsize=8)
+    fig.tight_layout()
+    p = out / "beyond_binder_tc.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
+
+
 def flow_figure(fl: dict, out: Path) -> Path:
     import matplotlib.pyplot as plt
     T = np.asarray(fl["axes"]["temperatures"])
@@ -188,12 +208,11 @@ def main(argv=None) -> int:
             made.append(scaling_figure(res["scaling_dimensions"], f"{lattice}, {run.name}", out))
             scaling_done = True
         if "observables" in res:
-            ob = res["observables"]
-            T = np.asarray(ob["axes"]["temperatures"])
-            m, e = np.asarray(ob["abs_m"]).reshape(-1, len(T)), np.asarray(ob["abs_m_err"]).reshape(-1, len(T))
-            if len(T) > 2:
-                for k in range(m.shape[0]):
-                    curves.append((f"{lattice} ({run.name})", T, m[k], e[k]))
+            for L, T, m, e in P.magnetization_curves(res["observables"]):
+                if len(T) > 2:
+                    curves.append((f"L = {L} ({run.name})", T, m, e))
+        if "binder_crossing" in res:
+            made.append(binder_figure(res["binder_crossing"], out))
         if "rbm_flow" in res:
             made.append(flow_figure(res["rbm_flow"], out))
         if "vh_correlators" in res:

@@ -61,7 +61,7 @@ def _val(d, q):
 def _energy_rows(run: Path, res: dict) -> list[dict]:
     obs = res.get("observables")
     ens = run / "ensemble.h5"
-    if obs is None or not ens.exists():
+    if obs is None or not ens.exists() or "temperatures" not in obs["axes"]:
         return []
     from hpc_rg.io.ensemble import open_ensemble
     with open_ensemble(ens) as e:
