@@ -1,9 +1,8 @@
 """Helpers of the seed-001/002 reproduction tests (and a runner the analysis scripts share).
 
-`hpc-rg` with the RG <-> deep-learning diagnostics registered: until the reduce stage's two one-line hooks
-(`SPECS.update(DIAGNOSTIC_SPECS)`, `MODULES += DIAGNOSTIC_MODULES`) are in place, a job that names
-`[analyze.receptive_fields]` & co. is refused as an unknown table. `main(argv)` adds them first (a no-op
-once the hooks exist) and then runs the ordinary CLI, so the seed jobs run end to end either way:
+`hpc-rg` with the RG <-> deep-learning diagnostics registered. The reduce stage now registers them itself
+(`SPECS.update(DIAGNOSTIC_SPECS)`, `MODULES += DIAGNOSTIC_MODULES`), so `main(argv)` is the ordinary CLI;
+the registration here is a no-op kept so the seed jobs also run on a checkout from before those hooks:
 
     .venv/bin/python tests/seeds/seed_helpers_12.py run jobs/seed002_flows_quick.toml --force
 """
