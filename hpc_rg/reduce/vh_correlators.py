@@ -158,13 +158,11 @@ def run_vh_correlators(spec, ctx: Context) -> Result:
             sc_v.append(full_scores)
             sc_e.append(jackknife_error(loo))
             if P:
-                means = small / n_seg[:, None]
                 tot = small.sum(axis=0) / n_tot
                 loo_m = (small.sum(axis=0)[None] - small) / (n_tot - n_seg)[:, None]
                 th_v.append(tot)
                 th_e.append(jackknife_error(loo_m))
-                del means
-            for name, m, in zip(levels.names, full):
+            for name, m in zip(levels.names, full):
                 units = np.unique(np.linspace(0, m.shape[1] - 1, spec.show).astype(int))
                 maps_keep.setdefault(name, []).append(m[:, units].T.reshape((len(units),) + shape))
         sc_v, sc_e = np.array(sc_v), np.array(sc_e)
