@@ -56,7 +56,7 @@ def verdict(p: str, cause: str) -> str:
     if z <= 1:
         return "agrees within 1σ"
     if z < 4:
-        return f"consistent: {z:.1f}σ < 4σ, a fluctuation (systematic candidate: {cause})"
+        return f"consistent within 4σ ({z:.1f}σ; if not chance: {cause})"
     return "differs: " + cause
 
 
