@@ -23,7 +23,7 @@ def _energy(T, J):
     K = J / T
     q = 2 * mp.sinh(2 * K) / mp.cosh(2 * K) ** 2
     a = 2 * mp.tanh(2 * K) ** 2 - 1
-    if abs(a) < mp.mpf(10) ** (-_DPS + 5):   # at T_c: a = 0 times a log-divergent K_1, product -> 0
+    if abs(a) < 1e-15:   # at T_c: a -> 0 times a log-divergent K_1; a ln(1/a) < 1e-13 here
         return -J * mp.coth(2 * K)
     return -J * mp.coth(2 * K) * (1 + 2 / mp.pi * a * mp.ellipk(q ** 2))
 

@@ -48,14 +48,15 @@ class Replica:
 
 
 class StopFlag:
-    """Set by SIGTERM/SIGINT (what Slurm sends before the time limit); the loop checkpoints and exits."""
+    """Set by SIGTERM/SIGINT/SIGUSR1 (Slurm's --signal before the time limit; MPICH's mpiexec forwards USR1
+    but kills ranks on TERM); the loop checkpoints and exits."""
 
     def __init__(self):
         self.raised = None
         self._old = {}
 
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
             except ValueError:      # not the main thread (tests driving the stage in a thread)
@@ -330,8 +331,12 @@ class Simulation:
         return self.open_part() if reopen else None
 
     def finish(self, wall: float) -> None:
+        """Assemble ensemble.h5 over the parts: collectively with an MPI-enabled h5py (one real file), else
+        on rank 0 as virtual datasets (no copy). The parts stay: extending the run re-assembles over them."""
+        from hpc_rg.io import mpio
         world, sim = self.world, self.sim
         seconds = world.gather(self.sampler_seconds)
+        attrs = exchange = None
         if world.is_root:
             attrs = {"model": sim.model, "algorithm": sim.algorithm, "update_unit": update_unit(sim.algorithm),
                      "sampler": f"{self.cls.__module__}:{self.cls.__name__}", "seed": self.cfg.job.seed,
@@ -340,24 +345,29 @@ class Simulation:
                      "replica_exchange": self.exchange, "exchange_every": sim.exchange_every}
             if sim.model == "longrange2d":
                 attrs.update(alpha=sim.alpha, images=sim.images)
-            exchange = None
             if self.tempering is not None:
                 tp = self.tempering
                 exchange = {"acceptance": tp.acceptance(), "pair_attempts": tp.pair_attempts,
                             "pair_accepts": tp.pair_accepts, "round_trips": tp.round_trips,
                             "attempts": np.int64(tp.attempts)}
-            n_meas = self.measurements_done(self.t)
-            path = assemble(self.out, self.parts_dir, self.n_parts, self.temperatures, sim.chains,
-                            self.lattice.shape, self.j, n_meas, attrs, exchange)
+        args = (self.out, self.parts_dir, self.n_parts, self.temperatures, sim.chains, self.lattice.shape,
+                self.j, self.measurements_done(self.t), attrs, exchange)
+        path = None
+        if mpio.available() and world.size > 1:
+            comp = None if sim.compression == "none" else sim.compression
+            path = mpio.assemble_collective(world, *args, compression=comp)
+        elif world.is_root:
+            path = assemble(*args)
+        if world.is_root:
             spin_updates = sim.updates * sim.chains * self.n_t * self.lattice.n_sites
             stats = {"wall_seconds": wall, "sampler_seconds_per_rank": seconds, "ranks": world.size,
                      "updates": sim.updates, "update_unit": update_unit(sim.algorithm),
+                     "writer": "mpio" if mpio.available() and world.size > 1 else "virtual",
                      "ns_per_site_update": 1e9 * sum(seconds) / max(spin_updates, 1)}
             (self.out / "simulate.json").write_text(json.dumps(stats, indent=1))
             self.log.info("wrote %s (%d temperatures x %d chains x %d samples of %s) in %.1f s", path, self.n_t,
                           sim.chains, self.j, "x".join(map(str, self.lattice.shape)), wall)
         world.barrier()
-
 
 TUNE_ROUNDS = 6
 
