@@ -3,8 +3,8 @@
 Layout (DESIGN.md): /temperatures (n_T,), /spins int8 (n_T, n_chains, n_samples, *lattice_shape),
 /energy and /magnetization float64 (n_T, n_chains, n_samples) per site, /timeseries/{energy,magnetization}
 float64 (n_T, n_chains, n_measurements), /exchange/*. Samples are stored by temperature.
-The parallel writers (shards + virtual dataset, or mpio) live in `hpc_rg.io.writer`; readers cannot tell
-which wrote a file.
+The parallel writers live in `hpc_rg.io.parts` (per-rank parts + virtual dataset) and `hpc_rg.io.mpio`
+(collective copy into one real file); readers cannot tell which wrote a file.
 """
 from __future__ import annotations
 

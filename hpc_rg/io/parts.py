@@ -9,8 +9,9 @@ self-describing (their units and offsets are attributes), so the number of ranks
 `assemble` writes `ensemble.h5` (format hpc_rg.ensemble/1) under a temporary name and renames it: /spins is
 a virtual dataset over the parts (no copy of the configurations); the small per-sample and per-measurement
 arrays are copied into it. Readers cannot tell it from a file written in one piece.
-With an MPI-enabled h5py the same layout could be written collectively (`driver="mpio"`); that path is not
-built yet (see README, "Parallel HDF5").
+With an MPI-enabled h5py the driver instead copies the parts collectively into one real file
+(`hpc_rg.io.mpio.assemble_collective`, driver="mpio"); the parts stay either way, since extending a run
+re-assembles over them.
 """
 from __future__ import annotations
 
