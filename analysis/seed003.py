@@ -1,0 +1,149 @@
+"""Seed 003 (DBN/autoencoder replication of Mehta & Schwab): a run folder -> the paper's figures and table.
+
+    .venv/bin/python analysis/seed003.py runs/seed003_dbn_e30 [--out DIR]
+
+Reads the run's autoencoders (models/<name>.pt: `large` = LargeNet, `small` = SmallNet), ensemble.h5 and
+results.h5, and writes into DIR (default: <run>/analysis/):
+  fig1_loss.png                          Fig. 1: train / test MSE per epoch of each net, with the lazy
+                                         all-zero output (MSE 1) and the magnetization-only output 1 − ⟨m²⟩
+  fig2_reconstructions.png               Fig. 2: two configurations and their reconstructions by each net
+  fig3_receptive_fields_<net>_layer<l>.png  Fig. 3: receptive fields r^(l) = W^(1)...W^(l) of each net/layer
+  seed003_table.md                       our numbers beside the paper's claims (hpc_rg.report.papers_seed003)
+Prints the table to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+LABEL = {"large": "LargeNet", "small": "SmallNet"}
+
+
+def loss_figure(evals: dict, base: dict, out: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for k, (name, ev) in enumerate(evals.items()):
+        h = ev["history"]
+        ep = [r["epoch"] for r in h]
+        for key, ls in (("train_mse", "-"), ("test_mse", "--")):
+            ys = [r.get(key) for r in h]
+            if any(y is not None for y in ys):
+                ax.plot(ep, ys, ls, color=f"C{k}", label=f"{LABEL.get(name, name)} {key.split('_')[0]}")
+    ax.axhline(1.0, color="k", lw=0.8, label="lazy output 0 (MSE 1)")
+    if "m2" in base:
+        ax.axhline(1 - base["m2"], color="grey", ls=":", label="output = m (1 − ⟨m²⟩)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("reconstruction MSE (±1 spins, without the L1 term)")
+    ax.set_title("Fig. 1: reconstruction loss", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    p = out / "fig1_loss.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return [p]
+
+
+def reconstruction_figure(run: Path, names: list[str], out: Path, show: int = 2, seed: int = 3) -> list[Path]:
+    import matplotlib.pyplot as plt
+    import torch
+    from hpc_rg.io.ensemble import open_ensemble
+    from hpc_rg.learn.modelfile import load_model
+    rng = np.random.default_rng(seed)
+    with open_ensemble(run / "ensemble.h5") as e:
+        shape = tuple(int(x) for x in e.lattice_shape)
+        picks = [(int(rng.integers(e.n_chains)), int(rng.integers(e.n_samples))) for _ in range(show)]
+        x = np.stack([np.asarray(e.spins[0, c, s]) for c, s in picks]).reshape(show, -1).astype(np.float32)
+    recs = []
+    for name in names:
+        model, _ = load_model(run / "models" / f"{name}.pt")
+        with torch.no_grad():
+            recs.append(model(torch.as_tensor(x)).numpy())
+    fig, axes = plt.subplots(show, 1 + len(names), figsize=(2.4 * (1 + len(names)), 2.4 * show), squeeze=False)
+    for i in range(show):
+        for j, (img, t) in enumerate([(x[i], "sample")] + [(r[i], LABEL.get(n, n)) for n, r in zip(names, recs)]):
+            axes[i, j].imshow(img.reshape(shape), cmap="gray", vmin=-1, vmax=1)
+            axes[i, j].axis("off")
+            if i == 0:
+                axes[i, j].set_title(t, fontsize=9)
+    fig.suptitle("Fig. 2: reconstructions (tanh outputs)", fontsize=9)
+    fig.tight_layout()
+    p = out / "fig2_reconstructions.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return [p]
+
+
+def receptive_figures(run: Path, name: str, out: Path, show: int = 25) -> list[Path]:
+    import matplotlib.pyplot as plt
+    from hpc_rg.learn.modelfile import load_model
+    from hpc_rg.reduce.receptive_fields import layer_fields
+    model, meta = load_model(run / "models" / f"{name}.pt")
+    with __import__("hpc_rg.io.ensemble", fromlist=["open_ensemble"]).open_ensemble(run / "ensemble.h5") as e:
+        shape = tuple(int(x) for x in e.lattice_shape)
+    paths = []
+    for l in range(1, len(model.sizes)):
+        f = layer_fields(model, "autoencoder", l).T.reshape((-1,) + shape)
+        # the strongest fields first (dead units, whose weights L1 drove to zero, last)
+        order = np.argsort(-np.abs(f).reshape(len(f), -1).sum(axis=1))[:show]
+        n = len(order)
+        side = int(np.ceil(np.sqrt(n)))
+        fig, axes = plt.subplots(side, side, figsize=(1.5 * side, 1.5 * side), squeeze=False)
+        for k, ax in enumerate(axes.ravel()):
+            ax.axis("off")
+            if k < n:
+                g = f[order[k]]
+                lim = float(np.abs(g).max()) or 1.0
+                ax.imshow(g, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        fig.suptitle(f"Fig. 3: {LABEL.get(name, name)} receptive fields, layer {l} ({model.sizes[l]} units; "
+                     f"{n} strongest)", fontsize=8)
+        fig.tight_layout()
+        p = out / f"fig3_receptive_fields_{name}_layer{l}.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    return paths
+
+
+def table(run: Path) -> str:
+    from hpc_rg.report.papers_seed003 import rows
+    lines = ["| quantity | ours | paper | pull | note |", "|---|---|---|---|---|"]
+    for r in rows(run):
+        lines.append(f"| {r['quantity']} | {r['ours']} | {r['paper']} | {r.get('pull', '')} | {r.get('note', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path, help="run folder of a seed003 job")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: <run>/analysis)")
+    args = ap.parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")
+    from hpc_rg.reduce.results import read_results
+    from hpc_rg.report.papers_seed003 import autoencoders, evaluate
+    run = args.run
+    if not (run / "results.h5").exists() or not (run / "ensemble.h5").exists():
+        print(f"{run}: no results.h5 / ensemble.h5 (run the job first)", file=sys.stderr)
+        return 2
+    out = args.out or run / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    names = sorted(autoencoders(run), key=lambda n: (n != "small", n))
+    obs = read_results(run / "results.h5").get("observables", {})
+    base = {k: float(np.asarray(obs[k]).reshape(-1)[0]) for k in ("m2", "abs_m") if k in obs}
+    evals = {n: evaluate(run, n) for n in names}
+    made = loss_figure(evals, base, out) + reconstruction_figure(run, names, out)
+    for n in names:
+        made += receptive_figures(run, n, out)
+    text = table(run)
+    (out / "seed003_table.md").write_text(text)
+    print(text)
+    for p in made:
+        print("figure", p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
