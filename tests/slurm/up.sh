@@ -39,7 +39,7 @@ PY
 )
 
 HOST=$(hostname -s)
-CPUS=$(nproc)
+CPUS=$(getconf _NPROCESSORS_ONLN)   # not nproc: it honours OMP_NUM_THREADS, which the test runner sets to 1
 MEM_MB=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 USER_NAME=$(id -un)
 MUNGE_SOCKET="$DIR/munge/munge.socket"
