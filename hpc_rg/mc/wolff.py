@@ -13,20 +13,9 @@ import numpy as np
 from numba import njit, uint64
 
 from hpc_rg.mc.metropolis import ScalarSpinSampler
-from hpc_rg.mc.rng_extra import as_double, below, step, threshold
+from hpc_rg.mc.rng_extra import as_double, step, threshold
 
 _U1 = uint64(1)
-
-
-@njit(inline="always")
-def _neighbour(y, x, d, ly, lx):
-    if d == 0:
-        return y, x + 1 if x < lx - 1 else 0
-    if d == 1:
-        return y, x - 1 if x > 0 else lx - 1
-    if d == 2:
-        return y + 1 if y < ly - 1 else 0, x
-    return y - 1 if y > 0 else ly - 1, x
 
 
 @njit(inline="always")
@@ -37,44 +26,64 @@ def _boundary(v, sg):
 
 
 @njit(cache=True)
-def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetization, bonds_mag, qy, qx):
+def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetization, bonds_mag, queue):
     """n single-cluster updates of an (Ly, Lx) int8 plane; returns the number of spins flipped.
 
     thr: 63-bit threshold of p = 1 - exp(-2 beta J); beta_h = beta * h; vertical: whether rows are coupled
-    (False for a chain stored as one row); qy, qx: int32[N] queue of the cluster's sites.  While a cluster
-    grows its members hold the mark 2 s_g in the spin array itself (no separate visited array), so the
-    growth test "spin == s_g" also excludes members; the final pass restores +-1 and counts the boundary."""
+    (False for a chain stored as one row); queue: int32[N] of the cluster's flat site indices.  While a
+    cluster grows its members hold the mark 2 s_g in the spin array itself (no separate visited array), so
+    the growth test "spin == s_g" also excludes members; the final pass restores +-1 and counts the boundary.
+    Sites are flat indices with row/column recovered once per member and the four bonds written out by hand
+    (no direction loop, no helper returning the RNG state as a tuple): about 2x faster than either."""
     ly, lx = spins.shape
     nsite = ly * lx
-    ndir = 4 if vertical else 2
+    s = spins.reshape(nsite)
     bonds = bonds_mag[0]
     mag = bonds_mag[1]
     s0, s1, s2, s3 = rng[0], rng[1], rng[2], rng[3]
     flipped = np.int64(0)
     for k in range(n):
         r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
-        y = below(r, ly)
-        r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
-        x = below(r, lx)
-        sg = spins[y, x]
+        i = np.int64(as_double(r) * nsite)
+        sg = s[i]
         mark = np.int8(2 * sg)
-        spins[y, x] = mark
-        qy[0] = y
-        qx[0] = x
+        s[i] = mark
+        queue[0] = i
         head = 0
         tail = 1
         while head < tail:
-            y = qy[head]
-            x = qx[head]
+            i = np.int64(queue[head])
             head += 1
-            for d in range(ndir):
-                ny, nx = _neighbour(y, x, d, ly, lx)
-                if spins[ny, nx] == sg:
+            y = i // lx
+            x = i - y * lx
+            j = i + 1 if x < lx - 1 else i - x
+            if s[j] == sg:
+                r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+                if (r >> _U1) < thr:
+                    s[j] = mark
+                    queue[tail] = j
+                    tail += 1
+            j = i - 1 if x > 0 else i - x + lx - 1
+            if s[j] == sg:
+                r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+                if (r >> _U1) < thr:
+                    s[j] = mark
+                    queue[tail] = j
+                    tail += 1
+            if vertical:
+                j = i + lx if y < ly - 1 else x
+                if s[j] == sg:
                     r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
                     if (r >> _U1) < thr:
-                        spins[ny, nx] = mark
-                        qy[tail] = ny
-                        qx[tail] = nx
+                        s[j] = mark
+                        queue[tail] = j
+                        tail += 1
+                j = i - lx if y > 0 else nsite - lx + x
+                if s[j] == sg:
+                    r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
+                    if (r >> _U1) < thr:
+                        s[j] = mark
+                        queue[tail] = j
                         tail += 1
         accept = True
         if beta_h != 0.0:   # Metropolis on the field energy 2 h s_g |C|
@@ -83,16 +92,17 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
         # boundary bonds change sign: d(s_i s_j) = -2 s_g s_j for i in C, j outside (read before unmarking)
         dbond = np.int64(0)
         for q in range(tail):
-            y = qy[q]
-            x = qx[q]
-            dbond += _boundary(np.int64(spins[y, x + 1 if x < lx - 1 else 0]), sg)
-            dbond += _boundary(np.int64(spins[y, x - 1 if x > 0 else lx - 1]), sg)
+            i = np.int64(queue[q])
+            y = i // lx
+            x = i - y * lx
+            dbond += _boundary(np.int64(s[i + 1 if x < lx - 1 else i - x]), sg)
+            dbond += _boundary(np.int64(s[i - 1 if x > 0 else i - x + lx - 1]), sg)
             if vertical:
-                dbond += _boundary(np.int64(spins[y + 1 if y < ly - 1 else 0, x]), sg)
-                dbond += _boundary(np.int64(spins[y - 1 if y > 0 else ly - 1, x]), sg)
+                dbond += _boundary(np.int64(s[i + lx if y < ly - 1 else x]), sg)
+                dbond += _boundary(np.int64(s[i - lx if y > 0 else nsite - lx + x]), sg)
         new = np.int8(-sg if accept else sg)
         for q in range(tail):
-            spins[qy[q], qx[q]] = new
+            s[queue[q]] = new
         if accept:
             bonds += dbond
             mag -= 2 * np.int64(sg) * tail
@@ -115,12 +125,11 @@ class Wolff(ScalarSpinSampler):
         if lattice.J <= 0:
             raise ValueError("Wolff needs a ferromagnetic coupling J > 0")
         n = lattice.n_sites
-        self._qy = np.empty(n, np.int32)
-        self._qx = np.empty(n, np.int32)
+        self._queue = np.empty(n, np.int32)
         self.flipped = 0
 
     def run(self, n, energy, magnetization, every=1):
         thr = threshold(-np.expm1(-2.0 * self.beta * self.lattice.J))
         self.flipped += clusters(self.plane(), thr, self.beta * self.lattice.h, self.rng, int(n), int(every),
                                  self.lattice.dim == 2, float(self.lattice.J), float(self.lattice.h),
-                                 energy[0], magnetization[0], self.bonds_mag, self._qy, self._qx)
+                                 energy[0], magnetization[0], self.bonds_mag, self._queue)
