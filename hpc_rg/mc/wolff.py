@@ -38,6 +38,8 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
     ly, lx = spins.shape
     nsite = ly * lx
     s = spins.reshape(nsite)
+    pow2 = (lx & (lx - 1)) == 0          # column by mask instead of a division for power-of-two widths
+    xmask = lx - 1
     bonds = bonds_mag[0]
     mag = bonds_mag[1]
     s0, s1, s2, s3 = rng[0], rng[1], rng[2], rng[3]
@@ -54,8 +56,7 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
         while head < tail:
             i = np.int64(queue[head])
             head += 1
-            y = i // lx
-            x = i - y * lx
+            x = i & xmask if pow2 else i % lx
             j = i + 1 if x < lx - 1 else i - x
             if s[j] == sg:
                 r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
@@ -71,14 +72,14 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
                     queue[tail] = j
                     tail += 1
             if vertical:
-                j = i + lx if y < ly - 1 else x
+                j = i + lx if i + lx < nsite else i + lx - nsite
                 if s[j] == sg:
                     r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
                     if (r >> _U1) < thr:
                         s[j] = mark
                         queue[tail] = j
                         tail += 1
-                j = i - lx if y > 0 else nsite - lx + x
+                j = i - lx if i >= lx else i - lx + nsite
                 if s[j] == sg:
                     r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
                     if (r >> _U1) < thr:
@@ -93,13 +94,12 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
         dbond = np.int64(0)
         for q in range(tail):
             i = np.int64(queue[q])
-            y = i // lx
-            x = i - y * lx
+            x = i & xmask if pow2 else i % lx
             dbond += _boundary(np.int64(s[i + 1 if x < lx - 1 else i - x]), sg)
             dbond += _boundary(np.int64(s[i - 1 if x > 0 else i - x + lx - 1]), sg)
             if vertical:
-                dbond += _boundary(np.int64(s[i + lx if y < ly - 1 else x]), sg)
-                dbond += _boundary(np.int64(s[i - lx if y > 0 else nsite - lx + x]), sg)
+                dbond += _boundary(np.int64(s[i + lx if i + lx < nsite else i + lx - nsite]), sg)
+                dbond += _boundary(np.int64(s[i - lx if i >= lx else i - lx + nsite]), sg)
         new = np.int8(-sg if accept else sg)
         for q in range(tail):
             s[queue[q]] = new
