@@ -113,6 +113,8 @@ def run_receptive_fields(spec, ctx: Context) -> Result:
                         "method": "r^(l) = W^(1)...W^(l); weight mass |r|/Σ|r|; periodic centre and windows; "
                                   "errors: standard error over the layer's units"})
     wins, rm, re_, wm, we, med_r, med_w, uf = [], [], [], [], [], [], [], []
+    srm, sre, swm, swe = [], [], [], []
+    from hpc_rg.parallel import seed_sequence
     for i, l in enumerate(layers):
         r = layer_fields(model, kind, l)
         fields = r.T.reshape((r.shape[1],) + shape)
@@ -126,11 +128,19 @@ def run_receptive_fields(spec, ctx: Context) -> Result:
         wm.append(s["window_fraction_mean"][0]); we.append(s["window_fraction_mean"][1])
         med_r.append(s["radius_median"]); med_w.append(s["window_fraction_median"])
         uf.append(b ** len(shape) / sizes[0])
+        # Null model: the same weights on randomly permuted sites. The best b×b window of a random field
+        # holds more than b²/N by chance, so "local" means "more local than the shuffled fields".
+        perm = np.random.default_rng(seed_sequence(ctx.seed, l, purpose="analysis")).permutation(sizes[0])
+        null = locality_summary(fields.reshape(len(fields), -1)[:, perm].reshape(fields.shape), b)
+        srm.append(null["radius_mean"][0]); sre.append(null["radius_mean"][1])
+        swm.append(null["window_fraction_mean"][0]); swe.append(null["window_fraction_mean"][1])
     res.put("radius_mean", rm, re_)
     res.put("window_fraction_mean", wm, we)
     res.put("radius_median", med_r)
     res.put("window_fraction_median", med_w)
     res.put("uniform_window_fraction", uf)
+    res.put("shuffled_radius_mean", srm, sre)
+    res.put("shuffled_window_fraction_mean", swm, swe)
     res.put("uniform_radius", uniform_radius(shape))
     res.axes["layer"] = np.array(layers)
     res.axes["window"] = np.array(wins)

@@ -70,3 +70,18 @@ def test_dense_weights_are_not_local(tmp_path, registered):
     wf = res.values["window_fraction_mean"][0]
     assert wf[0] < 0.2 and wf[1] < 0.3
     assert res.values["radius_mean"][0][0] > 0.6 * rf.uniform_radius((16, 16))
+
+
+def test_locality_is_judged_against_shuffled_sites(tmp_path, registered):
+    """Local fields beat the same weights on permuted sites by many standard errors; dense random fields do
+    not (their best window exceeds b²/N by chance, which the b²/N reference would call local)."""
+    save(tmp_path, "dbn", "dbn", _dbn(), (16, 16))
+    save(tmp_path, "noisy", "dbn", _dbn(noise=1.0), (16, 16))
+    local = registered["receptive_fields"](spec_of("receptive_fields", model="dbn"), context(tmp_path))
+    noisy = registered["receptive_fields"](spec_of("receptive_fields", model="noisy"), context(tmp_path))
+    wf, _ = local.values["window_fraction_mean"]
+    sw, se = local.values["shuffled_window_fraction_mean"]
+    assert np.all(wf - sw > 4 * np.maximum(se, 1e-3))
+    wf, we = noisy.values["window_fraction_mean"]
+    sw, se = noisy.values["shuffled_window_fraction_mean"]
+    assert np.all(np.abs(wf - sw) < 4 * np.hypot(we, se))
