@@ -96,7 +96,7 @@ def cpu_mode(args):
 
 def ddp_mode(args):
     import torch
-    from hpc_rg.parallel import World, init_torch_distributed, shutdown_torch_distributed, world
+    from hpc_rg.parallel import init_torch_distributed, shutdown_torch_distributed, world
     torch.set_num_threads(1)
     w = world()
     data = lattices(args.samples)

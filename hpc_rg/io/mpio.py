@@ -202,7 +202,6 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
             holders.setdefault(u, []).append((p, i))
     n_units = n_ladders * n_t
     units_of = [[(u // n_t, u % n_t) for u in deal(n_units, world.size, r)] for r in range(world.size)]
-    mine = units_of[world.rank]
 
     comp = None if compression in (None, "none") else compression
     per = max(1, min(CHUNK_BYTES // max(int(np.prod(shape)), 1), max(n_samples, 1)))

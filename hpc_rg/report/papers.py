@@ -27,6 +27,41 @@ def pull(ours: float, ours_err: float, paper: float, paper_err: float = 0.0) -> 
     return f"{abs(ours - paper) / combined:.1f}σ"
 
 
+def verdict(p: str, cause: str) -> str:
+    """One line on a difference, from its pull text p ("2.3σ"): within 1σ it agrees; 1-4σ is what statistics
+    gives in a table this size (the systematic candidate is named too); beyond 4σ the cause."""
+    if not p:
+        return cause
+    z = float(p[:-1])
+    if z <= 1:
+        return "agrees within 1σ"
+    if z < 4:
+        return f"consistent within 4σ ({z:.1f}σ; if not chance: {cause})"
+    return "differs: " + cause
+
+
+def row(quantity, ours, paper, p="", note="") -> dict:
+    return {"quantity": quantity, "ours": ours, "paper": paper, "pull": p, "note": note}
+
+
+def results_of(run) -> dict:
+    """The run's results.h5 as {reduction: {quantity: array, ...}}, or {} before `analyze` has run."""
+    from pathlib import Path
+    path = Path(run) / "results.h5"
+    if not path.exists():
+        return {}
+    from hpc_rg.reduce.results import read_results
+    return read_results(path)
+
+
+def value_error(d: dict, q: str):
+    """(value, error) arrays of quantity q of a results group (NaN errors where none is stored)."""
+    import numpy as np
+    v = np.asarray(d[q], dtype=float)
+    e = np.asarray(d.get(q + "_err", np.full(v.shape, np.nan)), dtype=float)
+    return v, e
+
+
 def compare(paper: str, run_dir) -> list[dict]:
     try:
         module = importlib.import_module(COMPARISONS[paper])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.report.papers import pull
+from hpc_rg.report.papers import pull, verdict, row as _row, results_of as _results
 from hpc_rg.summary import _fmt
 
 T_C = 2.0 / math.log(1.0 + math.sqrt(2.0))
@@ -31,30 +31,6 @@ LABELS = {"frozen": "frozen convolution", "ch1": "learned, 1 channel", "ch2": "l
           "ch3": "learned, 3 channels", "control": "leak control (both classes scrambled)"}
 # Table 2: mutual information of neighbouring 3x3 blocks, bits
 PAPER_MI = {"fine": 0.743, "ch1": 0.618, "frozen": 0.602}
-
-
-def verdict(p: str, cause: str) -> str:
-    """One line on a difference: ≤ 1σ agrees; 1-4σ consistent (naming the systematic candidate); else the cause."""
-    if not p:
-        return cause
-    z = float(p[:-1])
-    if z <= 1:
-        return "agrees within 1σ"
-    if z < 4:
-        return f"consistent within 4σ ({z:.1f}σ; if not chance: {cause})"
-    return "differs: " + cause
-
-
-def _row(quantity, ours, paper, p="", note=""):
-    return {"quantity": quantity, "ours": ours, "paper": paper, "pull": p, "note": note}
-
-
-def _results(run: Path) -> dict:
-    path = run / "results.h5"
-    if not path.exists():
-        return {}
-    from hpc_rg.reduce.results import read_results
-    return read_results(path)
 
 
 def _scalar(d: dict, q: str, i=0) -> tuple[float, float]:

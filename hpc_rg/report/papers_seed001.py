@@ -20,42 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.report.papers import pull
+from hpc_rg.report.papers import pull, verdict, row as _row, results_of as _results, value_error as _val
 from hpc_rg.summary import _fmt
 
 PAPER_LAYERS = (1600, 400, 100, 25)
 PAPER_K = 0.408
-
-
-def verdict(p: str, cause: str) -> str:
-    """One line on a difference: within 1σ agrees; 1-4σ is what statistics gives in a table this size (the
-    systematic candidate is named too); beyond 4σ the cause."""
-    if not p:
-        return cause
-    z = float(p[:-1])
-    if z <= 1:
-        return "agrees within 1σ"
-    if z < 4:
-        return f"consistent within 4σ ({z:.1f}σ; if not chance: {cause})"
-    return "differs: " + cause
-
-
-def _row(quantity, ours, paper, p="", note=""):
-    return {"quantity": quantity, "ours": ours, "paper": paper, "pull": p, "note": note}
-
-
-def _results(run: Path) -> dict:
-    path = run / "results.h5"
-    if not path.exists():
-        return {}
-    from hpc_rg.reduce.results import read_results
-    return read_results(path)
-
-
-def _val(d, q):
-    v = np.asarray(d[q], dtype=float)
-    e = np.asarray(d.get(q + "_err", np.full(v.shape, np.nan)), dtype=float)
-    return v, e
 
 
 def _energy_rows(run: Path, res: dict) -> list[dict]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.report.papers import pull
+from hpc_rg.report.papers import pull, verdict, row as _row, value_error as _val
 from hpc_rg.summary import _fmt
 
 PAPER_TC = 7.7
@@ -33,31 +33,8 @@ PAPER_RG_T = (6.25, 7.0, 7.5)
 PAPER_RBM_T = (12.5, 7.5, 7.5)
 
 
-def _row(quantity, ours, paper, p="", note=""):
-    return {"quantity": quantity, "ours": ours, "paper": paper, "pull": p, "note": note}
-
-
-def _val(d, q):
-    v = np.asarray(d[q], dtype=float)
-    e = np.asarray(d.get(q + "_err", np.full(v.shape, np.nan)), dtype=float)
-    return v, e
-
-
 def _p(text: str) -> float:
     return float(text[:-1]) if text else 0.0
-
-
-def verdict(p: str, cause: str) -> str:
-    """One line on a difference: within 1σ agrees; 1-4σ is what statistics gives in a table this size
-    (the systematic candidate is named too); beyond 4σ the cause."""
-    if not p:
-        return cause
-    z = _p(p)
-    if z <= 1:
-        return "agrees within 1σ"
-    if z < 4:
-        return f"consistent within 4σ ({z:.1f}σ; if not chance: {cause})"
-    return "differs: " + cause
 
 
 def crossing(T, y, ye, target: float = 1.0, half_width: float = 0.8):

@@ -23,36 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.report.papers import pull
+from hpc_rg.report.papers import pull, verdict, row as _row, results_of as _results
 from hpc_rg.summary import _fmt
 
 T_C = 2.0 / math.log(1.0 + math.sqrt(2.0))
 PAPER_NETS = {"large": (1600, 400, 100, 25), "small": (1600, 100, 25)}
 PAPER_EPOCHS, PAPER_L1 = 400, 5e-4
-
-
-def verdict(p: str, cause: str) -> str:
-    """≤ 1σ agrees; 1-4σ consistent (naming the systematic candidate); else the cause."""
-    if not p:
-        return cause
-    z = float(p[:-1])
-    if z <= 1:
-        return "agrees within 1σ"
-    if z < 4:
-        return f"consistent within 4σ ({z:.1f}σ; if not chance: {cause})"
-    return "differs: " + cause
-
-
-def _row(quantity, ours, paper, p="", note=""):
-    return {"quantity": quantity, "ours": ours, "paper": paper, "pull": p, "note": note}
-
-
-def _results(run: Path) -> dict:
-    path = run / "results.h5"
-    if not path.exists():
-        return {}
-    from hpc_rg.reduce.results import read_results
-    return read_results(path)
 
 
 def autoencoders(run: Path) -> list[str]:

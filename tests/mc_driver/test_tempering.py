@@ -1,7 +1,6 @@
 """Replica exchange against exact results on the 4x4 torus (2^16 states enumerated here)."""
 from __future__ import annotations
 
-import itertools
 
 import h5py
 import numpy as np
