@@ -139,11 +139,8 @@ def sample_figure(run: Path, lcg: dict, out: Path, seed: int = 0) -> list[Path]:
 
 
 def table(run: Path) -> str:
-    from hpc_rg.report.papers_seed000 import rows
-    lines = ["| quantity | ours | paper | pull | note |", "|---|---|---|---|---|"]
-    for r in rows(run):
-        lines.append(f"| {r['quantity']} | {r['ours']} | {r['paper']} | {r.get('pull', '')} | {r.get('note', '')} |")
-    return "\n".join(lines) + "\n"
+    from hpc_rg.report.papers import comparison_table
+    return comparison_table("seed000", [run], with_run=False)
 
 
 def main(argv=None) -> int:

@@ -124,13 +124,8 @@ def decimation_figure(dn: dict, out: Path) -> list[Path]:
 
 
 def table(runs: list[Path]) -> str:
-    from hpc_rg.report.papers_seed001 import rows
-    lines = ["| run | quantity | ours | paper | pull | note |", "|---|---|---|---|---|---|"]
-    for run in runs:
-        for r in rows(run):
-            lines.append(f"| {run.name} | {r['quantity']} | {r['ours']} | {r['paper']} | {r.get('pull', '')} | "
-                         f"{r.get('note', '')} |")
-    return "\n".join(lines) + "\n"
+    from hpc_rg.report.papers import comparison_table
+    return comparison_table("seed001", runs)
 
 
 def main(argv=None) -> int:

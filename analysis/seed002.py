@@ -180,12 +180,8 @@ def thermometer_figure(vh: dict, out: Path) -> Path | None:
 
 
 def table(runs: list[Path]) -> str:
-    lines = ["| run | quantity | ours | paper | pull | note |", "|---|---|---|---|---|---|"]
-    for run in runs:
-        for r in P.rows(run):
-            lines.append(f"| {run.name} | {r['quantity']} | {r['ours']} | {r['paper']} | {r.get('pull', '')} | "
-                         f"{r.get('note', '')} |")
-    return "\n".join(lines) + "\n"
+    from hpc_rg.report.papers import comparison_table
+    return comparison_table("seed002", runs)
 
 
 def main(argv=None) -> int:

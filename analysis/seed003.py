@@ -108,11 +108,8 @@ def receptive_figures(run: Path, name: str, out: Path, show: int = 25) -> list[P
 
 
 def table(run: Path) -> str:
-    from hpc_rg.report.papers_seed003 import rows
-    lines = ["| quantity | ours | paper | pull | note |", "|---|---|---|---|---|"]
-    for r in rows(run):
-        lines.append(f"| {r['quantity']} | {r['ours']} | {r['paper']} | {r.get('pull', '')} | {r.get('note', '')} |")
-    return "\n".join(lines) + "\n"
+    from hpc_rg.report.papers import comparison_table
+    return comparison_table("seed003", [run], with_run=False)
 
 
 def main(argv=None) -> int:

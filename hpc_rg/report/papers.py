@@ -62,6 +62,19 @@ def value_error(d: dict, q: str):
     return v, e
 
 
+def comparison_table(paper: str, runs, with_run: bool = True) -> str:
+    """Markdown table of `compare(paper, run)` for each run folder (with a run column when `with_run`)."""
+    head = ["quantity", "ours", "paper", "pull", "note"]
+    if with_run:
+        head = ["run"] + head
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in runs:
+        for r in compare(paper, run):
+            cells = [r["quantity"], r["ours"], r["paper"], r.get("pull", ""), r.get("note", "")]
+            lines.append("| " + " | ".join(str(c) for c in ([run.name] if with_run else []) + cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def compare(paper: str, run_dir) -> list[dict]:
     try:
         module = importlib.import_module(COMPARISONS[paper])
