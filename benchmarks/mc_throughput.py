@@ -9,6 +9,7 @@ every sweep (`every = 1`, the production setting) and update-only (`every = n`).
 
     python benchmarks/mc_throughput.py                  # L in 64 256 1024 4096, ~1-2 minutes unloaded
     python benchmarks/mc_throughput.py --L 1024 --repeat 5 --seconds 2
+    python benchmarks/mc_throughput.py --L 1024 --only wolff swendsen_wang
 (Wolff and SW at L = 4096 start from only 8 SW sweeps: not fully equilibrated, cluster sizes near T_c.)
 """
 from __future__ import annotations
@@ -93,6 +94,8 @@ def main():
     ap.add_argument("--L", type=int, nargs="+", default=[64, 256, 1024, 4096])
     ap.add_argument("--seconds", type=float, default=0.3, help="minimum timed duration per case")
     ap.add_argument("--repeat", type=int, default=1, help="repeats per case (best is reported)")
+    ap.add_argument("--only", nargs="+", default=None, metavar="ALGORITHM",
+                    help="run only these cases (e.g. wolff swendsen_wang); the numpy baseline always runs")
     args = ap.parse_args()
     seed = np.random.SeedSequence(2024)
     for L in args.L:
@@ -116,6 +119,8 @@ def main():
              lambda: sampler_case(SwendsenWang, L, budget, seed.spawn(1), start=start)),
         ]
         for name, unit, fn in cases:
+            if args.only and name not in args.only and name != "numpy_checkerboard_metropolis":
+                continue
             best = None
             for _ in range(args.repeat):
                 r = fn()
