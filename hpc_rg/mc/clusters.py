@@ -1,78 +1,76 @@
-"""Union-find and cluster flips shared by the cluster algorithms (Swendsen-Wang here, the long-range
+"""Union-find and cluster signs shared by the Swendsen-Wang samplers (nearest-neighbour here, the long-range
 Fukui-Todo sampler in `hpc_rg.mc.longrange_cluster`).
 
-Sites are flat indices 0..N-1.  `parent` (int64[N]) is the forest, `size` (int64[N]) the cluster size, valid at
-roots.  All functions are numba-compiled and callable from other njit kernels:
+Sites are flat indices 0..N-1.  The forest is one int32 array `parent`: a root holds minus its cluster size,
+every other site its parent.  One 4-byte array instead of parent and size arrays of 8 bytes each keeps the
+forest of a 1024^2 lattice in 4 MiB (SW at L = 1024 is memory bound).  All functions are numba-compiled and
+callable from other njit kernels:
 
-    reset(parent, size)                      every site its own cluster
-    find(parent, i) -> root                  with path halving
-    union(parent, size, i, j) -> root        union by size (no-op when already joined)
-    flip_clusters(spins, parent, size, rng, decision, beta_h) -> change of sum(spins)
-        spins: int8[N] ±1 (flat view), rng: uint64[4] xoshiro state, decision: int8[N] scratch.
-        Every cluster is flipped with probability 1/2 (beta_h == 0) or, with a field, gets its new sign from
-        the heat bath P(sign = +1) = 1 / (1 + exp(-2 beta_h n_C)) (n_C its size; requires aligned clusters).
+    reset(parent)                            every site its own cluster (-1)
+    find(parent, i) -> root                  with full path compression
+    union(parent, i, j)                      union by size (no-op when already joined)
+    cluster_signs(parent, rng, newspin, two_beta_h)
+        newspin[root] = the new sign (±1) of every cluster: ±1 with probability 1/2 each at h = 0 (one random
+        word serves 64 roots), else the heat bath in the field, P(+1) = 1 / (1 + exp(-2 beta h |C|)),
+        exact for Swendsen-Wang with a field; rng: uint64[4] xoshiro state.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, uint64
 
 from hpc_rg.mc.rng_extra import as_double, step
 
+_U1 = uint64(1)
+
 
 @njit(cache=True)
-def reset(parent, size):
+def reset(parent):
     for i in range(parent.shape[0]):
-        parent[i] = i
-        size[i] = 1
+        parent[i] = -1
 
 
 @njit(inline="always")
 def find(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]   # path halving: every other node skips its grandparent
-        i = parent[i]
-    return i
+    r = i
+    while parent[r] >= 0:
+        r = parent[r]
+    while parent[i] >= 0 and parent[i] != r:   # second pass: point the whole path at the root
+        nxt = parent[i]
+        parent[i] = r
+        i = nxt
+    return r
 
 
 @njit(inline="always")
-def union(parent, size, i, j):
+def union(parent, i, j):
     a = find(parent, i)
     b = find(parent, j)
-    if a == b:
-        return a
-    if size[a] < size[b]:
-        a, b = b, a
-    parent[b] = a
-    size[a] += size[b]
-    return a
+    if a != b:
+        if parent[a] > parent[b]:      # a is the smaller tree (sizes are negative)
+            a, b = b, a
+        parent[a] += parent[b]
+        parent[b] = a
 
 
 @njit(cache=True)
-def flip_clusters(spins, parent, size, rng, decision, beta_h):
-    """Flip each cluster with probability 1/2 (beta_h = 0) or heat-bath its sign in the field; see module doc."""
-    n = spins.shape[0]
+def cluster_signs(parent, rng, newspin, two_beta_h):
     s0, s1, s2, s3 = rng[0], rng[1], rng[2], rng[3]
     bits = uint64(0)
     left = 0
-    for i in range(n):
-        if parent[i] == i:
-            if beta_h == 0.0:
-                if left == 0:           # one random word serves 64 roots
+    for i in range(parent.shape[0]):
+        if parent[i] < 0:
+            if two_beta_h == 0.0:
+                if left == 0:
                     bits, s0, s1, s2, s3 = step(s0, s1, s2, s3)
                     left = 64
-                decision[i] = np.int8(bits & uint64(1))
-                bits >>= uint64(1)
+                newspin[i] = np.int8(2 * np.int64(bits & _U1) - 1)
+                bits >>= _U1
                 left -= 1
             else:
                 r, s0, s1, s2, s3 = step(s0, s1, s2, s3)
-                p_up = 1.0 / (1.0 + np.exp(-2.0 * beta_h * size[i]))
-                new = 1 if as_double(r) < p_up else -1
-                decision[i] = np.int8(new != spins[i])
-    dmag = np.int64(0)
-    for i in range(n):
-        if decision[find(parent, i)]:
-            dmag -= 2 * np.int64(spins[i])
-            spins[i] = -spins[i]
+                p_up = 1.0 / (1.0 + math.exp(two_beta_h * parent[i]))   # parent[i] = -|C|
+                newspin[i] = 1 if as_double(r) < p_up else -1
     rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
-    return dmag

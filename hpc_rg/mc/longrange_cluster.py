@@ -24,15 +24,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, uint64
+from numba import njit
 
 from hpc_rg.mc.alias import alias_draw, alias_table
+from hpc_rg.mc.clusters import cluster_signs, find, reset, union
 from hpc_rg.mc.metropolis import random_spins
-from hpc_rg.mc.rng import new_state, next_double, next_u64
+from hpc_rg.mc.rng import new_state, next_double
 from hpc_rg.mc.sampler import Sampler
 
 _POISSON_CHUNK = 30.0   # inversion by sequential search for means up to this; larger means are split
-_U63 = uint64(63)
 _SNAPSHOT_BYTES = 1 << 22   # spin snapshots buffered per batched energy evaluation
 
 
@@ -71,31 +71,6 @@ def poisson(s, lam):
     return poisson_draw(s, chunks, mu, math.exp(-mu))
 
 
-@njit(inline="always")
-def _find(parent, i):
-    """Root of i (roots hold -size); full path compression."""
-    r = i
-    while parent[r] >= 0:
-        r = parent[r]
-    while parent[i] >= 0 and parent[i] != r:
-        nxt = parent[i]
-        parent[i] = r
-        i = nxt
-    return r
-
-
-@njit(inline="always")
-def _union(parent, a, b):
-    ra = _find(parent, a)
-    rb = _find(parent, b)
-    if ra == rb:
-        return
-    if parent[ra] > parent[rb]:     # ra smaller (sizes are negative)
-        ra, rb = rb, ra
-    parent[ra] += parent[rb]
-    parent[rb] = ra
-
-
 @njit(cache=True)
 def sw_sweep(spins, lx, prob, alias, pois, two_beta_h, rng, parent, newspin):
     """One Fukui-Todo Swendsen-Wang sweep of spins int8[N] (row-major, ly = N // lx); returns the total
@@ -106,8 +81,7 @@ def sw_sweep(spins, lx, prob, alias, pois, two_beta_h, rng, parent, newspin):
     p0 = pois[2]
     nsite = spins.size
     ly = nsite // lx
-    for i in range(nsite):
-        parent[i] = -1
+    reset(parent)
     for i in range(nsite):
         k = poisson_draw(rng, chunks, mu, p0)
         if k == 0:
@@ -126,20 +100,12 @@ def sw_sweep(spins, lx, prob, alias, pois, two_beta_h, rng, parent, newspin):
                 x -= lx
             j = y * lx + x
             if spins[j] == si:
-                _union(parent, i, j)
+                union(parent, i, j)
     # each cluster takes a new sign by heat bath in the field (probability 1/2 each at h = 0)
-    if two_beta_h == 0.0:
-        for i in range(nsite):
-            if parent[i] < 0:
-                newspin[i] = 1 if (next_u64(rng) >> _U63) else -1
-    else:
-        for i in range(nsite):
-            if parent[i] < 0:
-                p_up = 1.0 / (1.0 + math.exp(-two_beta_h * (-parent[i])))
-                newspin[i] = 1 if next_double(rng) < p_up else -1
+    cluster_signs(parent, rng, newspin, two_beta_h)
     mag = 0
     for i in range(nsite):
-        v = newspin[_find(parent, i)]
+        v = newspin[find(parent, i)]
         spins[i] = v
         mag += v
     return mag
