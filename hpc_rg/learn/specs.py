@@ -109,6 +109,8 @@ class CoarseCNNSpec(_Common):
     batch_size: int = spec(50, min=1, doc="global mini-batch size")
     lr: float = spec(1e-2, gt=0, doc="Adam learning rate")
     repeats: int = spec(500, min=1, doc="trainings from different initialisations (seed 000: 500)")
+    group: int = spec(50, min=1, doc="repeats trained at once as one batched model (the unit dealt to "
+                      "ranks and resumed; results do not depend on it beyond float summation order)")
 
     def validate(self):
         if self.frozen and self.channels != 1:

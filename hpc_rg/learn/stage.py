@@ -271,42 +271,107 @@ def _train_single(cfg, world, index, name, spec, kind, data, info, device, resum
 
 
 def _train_repeats(cfg, world, index, name, spec, kind, data, info, device, resume):
+    """`repeats` independent trainings: coarse_cnn repeats in groups of `spec.group` trained as one batched
+    model (`batched_cnn`), other kinds one at a time through `trainer.fit`; then gathered to rank 0."""
     import torch
-    from hpc_rg.learn.modelfile import save_model
-    from hpc_rg.learn.trainer import State, fit, save_atomic
-    log = get_logger()
     models = cfg.out / "models"
     folder = models / f"{name}.repeats"
     folder.mkdir(parents=True, exist_ok=True)
-    results = []
-    mine = deal(spec.repeats, world.size, world.rank)
-    t0 = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # many small models: one thread each beats threads fighting over tiny matmuls
     try:
-        for r in mine:
-            rfile = folder / f"{r:05d}.pt"
-            if resume and rfile.exists():
-                results.append(torch.load(rfile, map_location="cpu", weights_only=False))
-                continue
-            model, tasks = _model_and_tasks(kind, spec, data, device, cfg.job.seed, index, r)
-            history: list = []
-            for phase, task in enumerate(tasks):
-                opts = _options(spec, cfg.job.seed, index, r, phase, f"train.{name} repeat {r}", {}, verbose=False)
-                history = fit(task, SINGLE, opts, State(history=history)).history
-            res = {"repeat": r, "metrics": _final_metrics(kind, spec, model, tasks, history),
-                   "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-            if kind == "coarse_cnn":
-                res["kernel"] = model.kernel().cpu().numpy()
-            save_atomic(res, rfile)
-            results.append(res)
-            done = r - mine.start + 1
-            eta = (time.perf_counter() - t0) / done * (len(mine) - done)
-            log.info(f"train.{name}: repeat {r} ({done}/{len(mine)} on this rank) "
-                     + " ".join(f"{k}={v:.4g}" for k, v in res["metrics"].items() if k.startswith("test_"))
-                     + f" (ETA {eta:.0f} s)")
+        if kind == "coarse_cnn":
+            results = _train_repeat_groups(cfg, world, index, name, spec, data, device, resume, folder)
+        else:
+            results = _train_repeats_singly(cfg, world, index, name, spec, kind, data, device, resume, folder)
     finally:
         torch.set_num_threads(threads)
+    _gather_repeats(cfg, world, index, name, spec, kind, data, info, results, folder)
+
+
+def _repeat_groups(repeats: int, group: int) -> list[range]:
+    """Fixed blocks [0, K), [K, 2K), ... of repeat indices: the unit dealt to ranks, so a repeat's result does
+    not depend on the rank count."""
+    return [range(lo, min(lo + group, repeats)) for lo in range(0, repeats, group)]
+
+
+def _train_repeat_groups(cfg, world, index, name, spec, data, device, resume, folder):
+    """coarse_cnn repeats: whole groups dealt to ranks; each group trained at once (`batched_cnn.train_group`:
+    the same training as one `fit` per repeat, up to float summation order); its K repeat files are written
+    when the group finishes (a killed job loses at most one group per rank), and `resume` skips a group whose
+    files all exist."""
+    import torch
+    from hpc_rg.learn.batched_cnn import train_group
+    from hpc_rg.learn.trainer import save_atomic
+    log = get_logger()
+    groups = _repeat_groups(spec.repeats, spec.group)
+    mine = [groups[g] for g in deal(len(groups), world.size, world.rank)]
+    n_mine = sum(len(g) for g in mine)
+    results, done, t0 = [], 0, time.perf_counter()
+    for reps in mine:
+        files = [folder / f"{r:05d}.pt" for r in reps]
+        if resume and all(f.exists() for f in files):
+            results += [torch.load(f, map_location="cpu", weights_only=False) for f in files]
+            n_mine -= len(reps)
+            continue
+        models = [_model_and_tasks("coarse_cnn", spec, data, device, cfg.job.seed, index, r)[0] for r in reps]
+        opts = [_options(spec, cfg.job.seed, index, r, 0, f"train.{name} repeat {r}", {}, verbose=False)
+                for r in reps]
+        metrics = train_group(models, data, opts, device)
+        for r, model, m, f in zip(reps, models, metrics, files):
+            res = {"repeat": r, "metrics": m,
+                   "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                   "kernel": model.kernel().cpu().numpy()}
+            save_atomic(res, f)
+            results.append(res)
+        done += len(reps)
+        eta = (time.perf_counter() - t0) / done * (n_mine - done)
+        acc = np.array([m["test_accuracy"] for m in metrics]) if "test_accuracy" in metrics[0] else None
+        log.info(f"train.{name}: repeats {reps.start}..{reps.stop - 1} ({done}/{n_mine} on this rank)"
+                 + (f" test_accuracy {acc.mean():.4g} (min {acc.min():.4g}, max {acc.max():.4g})"
+                    if acc is not None else "") + f" ({(time.perf_counter() - t0) / done:.3g} s/repeat, ETA {eta:.0f} s)")
+    return results
+
+
+def _train_repeats_singly(cfg, world, index, name, spec, kind, data, device, resume, folder):
+    """Any kind: repeats dealt to ranks and trained one at a time through `trainer.fit`."""
+    import torch
+    from hpc_rg.learn.trainer import State, fit, save_atomic
+    log = get_logger()
+    results = []
+    mine = deal(spec.repeats, world.size, world.rank)
+    t0 = time.perf_counter()
+    for r in mine:
+        rfile = folder / f"{r:05d}.pt"
+        if resume and rfile.exists():
+            results.append(torch.load(rfile, map_location="cpu", weights_only=False))
+            continue
+        model, tasks = _model_and_tasks(kind, spec, data, device, cfg.job.seed, index, r)
+        history: list = []
+        for phase, task in enumerate(tasks):
+            opts = _options(spec, cfg.job.seed, index, r, phase, f"train.{name} repeat {r}", {}, verbose=False)
+            history = fit(task, SINGLE, opts, State(history=history)).history
+        res = {"repeat": r, "metrics": _final_metrics(kind, spec, model, tasks, history),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+        if kind == "coarse_cnn":
+            res["kernel"] = model.kernel().cpu().numpy()
+        save_atomic(res, rfile)
+        results.append(res)
+        done = r - mine.start + 1
+        eta = (time.perf_counter() - t0) / done * (len(mine) - done)
+        log.info(f"train.{name}: repeat {r} ({done}/{len(mine)} on this rank) "
+                 + " ".join(f"{k}={v:.4g}" for k, v in res["metrics"].items() if k.startswith("test_"))
+                 + f" (ETA {eta:.0f} s)")
+    return results
+
+
+def _gather_repeats(cfg, world, index, name, spec, kind, data, info, results, folder):
+    """Rank 0 collects every repeat's result, checks none is missing or doubled, and writes models/<name>.pt
+    (repeat 0's weights as the model, mean and standard error of each metric over repeats)."""
+    import torch
+    from hpc_rg.learn.modelfile import save_model
+    log = get_logger()
+    models = cfg.out / "models"
     gathered = world.gather(results)
     if world.is_root:
         allres = sorted((res for part in gathered for res in part), key=lambda d: d["repeat"])

@@ -61,6 +61,8 @@ def test_ddp_equals_one_rank_with_global_batch(persistent):
 
 @pytest.mark.mpi(min_size=2)
 def test_repeats_are_dealt_and_gathered(tmp_path, ensemble_factory):
+    # groups of 2 repeats ({0, 1}, {2, 3}, {4}) are dealt to the ranks: both ranks train, and each repeat's
+    # result must be bit-identical to the serial run's
     from pathlib import Path
     w = world()
     folder = Path(w.bcast(str(tmp_path) if w.is_root else None))
@@ -68,7 +70,7 @@ def test_repeats_are_dealt_and_gathered(tmp_path, ensemble_factory):
         ensemble_factory(folder / "crit.h5", 18, [2.269185314213022], 2, 60, 5, 200)
     w.barrier()
     body = (f'[job]\nname = "r"\nseed = 2\nout = "OUT"\n[train.cnn]\nkind = "coarse_cnn"\nensemble = '
-            f'"{folder / "crit.h5"}"\nn_train = 200\nn_test = 100\nepochs = 2\nrepeats = 5\n')
+            f'"{folder / "crit.h5"}"\nn_train = 200\nn_test = 100\nepochs = 2\nrepeats = 5\ngroup = 2\n')
     cfg = loads(body.replace("OUT", str(folder / "par")), folder / "job.toml")
     run_train(cfg, w, resume=False)
     if w.is_root:
@@ -79,5 +81,6 @@ def test_repeats_are_dealt_and_gathered(tmp_path, ensemble_factory):
         _, ref = load_model(folder / "ser" / "models" / "cnn.pt")
         acc = [r["metrics"]["test_accuracy"] for r in meta["repeats"]]
         assert acc == [r["metrics"]["test_accuracy"] for r in ref["repeats"]]
+        assert all(np.array_equal(a["kernel"], b["kernel"]) for a, b in zip(meta["repeats"], ref["repeats"]))
         assert len(set(np.round(acc, 6))) > 1 or len(set(map(str, (r["kernel"] for r in meta["repeats"])))) == 5
     w.barrier()
