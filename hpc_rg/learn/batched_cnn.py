@@ -19,10 +19,12 @@ Same training as K separate `trainer.fit` runs, up to float summation order:
 
 Layout (K repeats, P = b^2 pixels of a block, N_b = b^2 blocks of a patch, C channels, H hidden units):
   patches are unfolded once to (N, N_b, P) (block (i, j) row-major, pixel (u, v) row-major in the block);
-  conv weight (K, P, C), conv bias (K, 1, C); first linear weight (K, N_b*C, H) with row blk*C + c (the
-  CoarseCNN flattens (C, b, b) as c*N_b + blk: `unstack` permutes back); bias (K, 1, H); output weight
-  (K, H, 1), bias (K, 1, 1).  With `frozen` the coarse-graining is one fixed function for all repeats, so it
-  is applied to the whole data set once and the steps train only the stacked MLPs.
+  conv weight (K, C, P), conv bias (K, C, 1): the convolution is one bmm (K, C, P) @ (K, P, B*N_b) (the long
+  axis last: ~3x faster on one core than (K, B*N_b, P) @ (K, P, C) for C <= 3); the features are then
+  flattened as the CoarseCNN does, c*N_b + blk, so the first linear weight is its weight transposed,
+  (K, C*N_b, H), bias (K, 1, H); output weight (K, H, 1), bias (K, 1, 1).  With `frozen` the coarse-graining
+  is one fixed function for all repeats, so it is applied to the whole data set once and the steps train
+  only the stacked MLPs.
 """
 from __future__ import annotations
 
@@ -56,18 +58,17 @@ class BatchedCoarseCNN(nn.Module):
         if any(m.args() != m0.args() for m in models):
             raise ValueError("a group of repeats must share one architecture")
         self.block, self.channels, self.hidden, self.frozen = m0.block, m0.channels, m0.hidden, m0.frozen
-        b2, c, h = self.block ** 2, self.channels, self.hidden
+        pix, c, h = self.block ** 2, self.channels, self.hidden
 
         def stack(f):
             return nn.Parameter(torch.stack([f(m).detach() for m in models]).contiguous())
-        self.conv_weight = stack(lambda m: m.conv.weight.reshape(c, b2).T)          # (K, P, C)
-        self.conv_bias = stack(lambda m: m.conv.bias.reshape(1, c))                 # (K, 1, C)
         lin = [self._linears(m) for m in models]
-        it = iter(lin)
-        self.w1 = stack(lambda m: next(it)[0].weight.reshape(h, c, b2).permute(2, 1, 0).reshape(b2 * c, h))
-        self.b1 = nn.Parameter(torch.stack([l1.bias.detach().reshape(1, h) for l1, _ in lin]))   # (K, 1, H)
+        self.conv_weight = stack(lambda m: m.conv.weight.reshape(c, pix))               # (K, C, P)
+        self.conv_bias = stack(lambda m: m.conv.bias.reshape(c, 1))                      # (K, C, 1)
+        self.w1 = nn.Parameter(torch.stack([l1.weight.detach().T for l1, _ in lin]).contiguous())  # (K, C*N_b, H)
+        self.b1 = nn.Parameter(torch.stack([l1.bias.detach().reshape(1, h) for l1, _ in lin]))     # (K, 1, H)
         self.w2 = nn.Parameter(torch.stack([l2.weight.detach().T for _, l2 in lin]).contiguous())  # (K, H, 1)
-        self.b2 = nn.Parameter(torch.stack([l2.bias.detach().reshape(1, 1) for _, l2 in lin]))   # (K, 1, 1)
+        self.b2 = nn.Parameter(torch.stack([l2.bias.detach().reshape(1, 1) for _, l2 in lin]))     # (K, 1, 1)
         if self.frozen:
             if not all(torch.equal(m.conv.weight, m0.conv.weight) and torch.equal(m.conv.bias, m0.conv.bias)
                        for m in models):
@@ -93,17 +94,18 @@ class BatchedCoarseCNN(nn.Module):
     def biases(self) -> list[nn.Parameter]:
         return [p for p in (self.conv_bias, self.b1, self.b2) if p.requires_grad]
 
-    def features(self, xu: torch.Tensor) -> torch.Tensor:
-        """(K, B, N_b, P) unfolded patches -> (K, B, N_b*C): ReLU(tanh(conv)) flattened block-major."""
+    def features(self, xu: torch.Tensor, weight=None, bias=None) -> torch.Tensor:
+        """(K, B, N_b, P) unfolded patches -> (K, B, C*N_b): ReLU(tanh(conv)), flattened as CoarseCNN."""
+        weight = self.conv_weight if weight is None else weight
+        bias = self.conv_bias if bias is None else bias
         k, bsz, nb, p = xu.shape
-        z = torch.baddbmm(self.conv_bias, xu.reshape(k, bsz * nb, p), self.conv_weight)
-        return torch.relu(torch.tanh(z)).reshape(k, bsz, nb * self.channels)
+        z = torch.baddbmm(bias, weight, xu.reshape(k, bsz * nb, p).transpose(1, 2))    # (K, C, B*N_b)
+        a = torch.relu(torch.tanh(z)).reshape(k, self.channels, bsz, nb)
+        return a.transpose(1, 2).reshape(k, bsz, self.channels * nb)
 
     def frozen_features(self, xu: torch.Tensor) -> torch.Tensor:
-        """(N, N_b, P) -> (N, N_b*C) with the one fixed kernel shared by all repeats (frozen only)."""
-        n, nb, p = xu.shape
-        z = torch.addmm(self.conv_bias[0], xu.reshape(n * nb, p), self.conv_weight[0])
-        return torch.relu(torch.tanh(z)).reshape(n, nb * self.channels)
+        """(N, N_b, P) -> (N, C*N_b) with the one fixed kernel shared by all repeats (frozen only)."""
+        return self.features(xu[None], self.conv_weight[:1], self.conv_bias[:1])[0]
 
     def head(self, a: torch.Tensor) -> torch.Tensor:
         """(K, B, N_b*C) features -> (K, B) logits."""
@@ -116,13 +118,13 @@ class BatchedCoarseCNN(nn.Module):
     @torch.no_grad()
     def unstack(self, models: list[CoarseCNN]) -> None:
         """Copy repeat k's weights back into models[k] (a plain CoarseCNN: its state_dict, kernel())."""
-        b2, c, h = self.block ** 2, self.channels, self.hidden
+        c = self.channels
         for k, m in enumerate(models):
             lin1, lin2 = self._linears(m)
-            m.conv.weight.copy_(self.conv_weight[k].T.reshape(c, 1, self.block, self.block))
+            m.conv.weight.copy_(self.conv_weight[k].reshape(c, 1, self.block, self.block))
             m.conv.bias.copy_(self.conv_bias[k].reshape(c))
-            lin1.weight.copy_(self.w1[k].reshape(b2, c, h).permute(2, 1, 0).reshape(h, c * b2))
-            lin1.bias.copy_(self.b1[k].reshape(h))
+            lin1.weight.copy_(self.w1[k].T)
+            lin1.bias.copy_(self.b1[k].reshape(-1))
             lin2.weight.copy_(self.w2[k].T)
             lin2.bias.copy_(self.b2[k].reshape(1))
 
@@ -186,8 +188,9 @@ def train_group(models: list[CoarseCNN], data: dict, opts: list[Options], device
         batches = torch.from_numpy(epoch_batches(n_train, opts, epoch)).to(device)   # (K, steps, B)
         sums.zero_()
         for s in range(n_steps):
-            idx = batches[:, s]
-            xb, yb = x_train[idx], y_train[idx]
+            idx = batches[:, s].reshape(-1)    # index_select: ~3x faster than advanced indexing here
+            xb = x_train.index_select(0, idx).view(k, -1, *x_train.shape[1:])
+            yb = y_train.index_select(0, idx).view(k, -1)
             logit = net(xb)
             loss = F.binary_cross_entropy_with_logits(logit, yb, reduction="none").mean(1)    # (K,)
             opt.zero_grad(set_to_none=True)
