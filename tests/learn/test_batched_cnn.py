@@ -173,3 +173,17 @@ def test_group_size_changes_only_summation_order(tmp_path, critical_ensemble):
 def test_group_must_be_positive(tmp_path, critical_ensemble):
     with pytest.raises(ConfigError):
         _job(tmp_path, critical_ensemble, 3, 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_group_on_gpu_equals_cpu(small):
+    spec = CoarseCNNSpec(n_train=200, n_test=100, epochs=2, repeats=3, group=3, channels=2)
+    reps = [0, 1, 2]
+    cpu_models = models_for(spec, small, reps)
+    cpu = train_group(cpu_models, small, options_for(spec, reps))
+    gpu_models = [m.cuda() for m in models_for(spec, small, reps)]
+    gpu = train_group(gpu_models, small, options_for(spec, reps), torch.device("cuda"))
+    for a, b, ma, mb in zip(cpu_models, gpu_models, cpu, gpu):
+        for k, v in a.state_dict().items():
+            torch.testing.assert_close(b.state_dict()[k].cpu(), v, rtol=RTOL, atol=ATOL)
+        assert ma["test_accuracy"] == mb["test_accuracy"]
