@@ -25,9 +25,31 @@ class Task:
     def __init__(self, source, train_idx, test_idx, device, dtype=torch.float32):
         self.source, self.train_idx, self.test_idx = source, np.asarray(train_idx), np.asarray(test_idx)
         self.device, self.dtype = device, dtype
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        shape = getattr(source, "lattice_shape", ())
+        self.row_bytes = int(np.prod(shape)) if shape else 1    # int8 spins per configuration
 
     def inputs(self, idx):
         raise NotImplementedError
+
+    def prefetch(self, idx: np.ndarray | None) -> None:
+        """Read the configurations at `idx` in one sorted pass and serve `rows()` from memory until the next
+        call (None drops them)."""
+        if idx is None or self.source is None:
+            self._cache = None
+            return
+        keys = np.unique(idx)
+        self._cache = (keys, self.source.read(keys))
+
+    def rows(self, idx) -> np.ndarray:
+        """Configurations at flat indices `idx` (from the prefetched window when it holds them)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self._cache is not None and len(idx):
+            keys, block = self._cache
+            pos = np.minimum(np.searchsorted(keys, idx), len(keys) - 1)
+            if np.array_equal(keys[pos], idx):
+                return block[pos]
+        return self.source.read(idx)
 
     def l1_term(self) -> torch.Tensor:
         ws = [p for p in self.trainable.parameters() if p.requires_grad and p.dim() >= 2]
@@ -51,7 +73,7 @@ class LatticeVectors(Task):
         self.units = units
 
     def inputs(self, idx):
-        x = to_units(self.source.read(idx), self.units).reshape(len(idx), -1)
+        x = to_units(self.rows(idx), self.units).reshape(len(idx), -1)
         return torch.from_numpy(x).to(self.device, self.dtype), None
 
 
@@ -70,15 +92,33 @@ class RBMTask(LatticeVectors):
     def _visible(self, x, noise):
         return self.lift(x, noise) if self.lift is not None else x
 
-    def loss(self, x, y, noise):
+    def _statistics(self, x, noise, scale=1.0):
         v0 = self._visible(x, noise)
         start = None
         if self.persistent:
             start = v0 if self.chains is None else self.chains
-        grads, vk, recon = self.rbm.cd_statistics(v0, self.cd_k, noise, start)
+        grads, vk, recon = self.rbm.cd_statistics(v0, self.cd_k, noise, start, scale)
         if self.persistent:
             self.chains = vk
-        return self.rbm.surrogate(grads) + self.l1_term(), {} if recon is None else {"reconstruction": recon.item()}
+        return grads, {} if recon is None else {"reconstruction": recon.item()}
+
+    def loss(self, x, y, noise):
+        """The CD update as the gradient of a surrogate (for autograd; the trainer uses `gradients`)."""
+        grads, metrics = self._statistics(x, noise)
+        return self.rbm.surrogate(grads) + self.l1_term(), metrics
+
+    def gradients(self, x, y, noise):
+        """Write the CD descent direction (plus the L1 subgradient l1 sign(W)) into the parameters' .grad
+        directly: the same update as `loss(...).backward()` without the surrogate's three extra passes over W
+        and the autograd graph (the L1 term's backward is sign(W), as here)."""
+        grads, metrics = self._statistics(x, noise, scale=-1.0)
+        rbm = self.rbm
+        if self.l1:
+            grads["W"].add_(torch.sign(rbm.W.detach()), alpha=self.l1)
+        for name, p in (("W", rbm.W), ("a", rbm.a), ("b", rbm.b)):
+            if p.requires_grad:
+                p.grad = grads[name]
+        return metrics
 
     def eval_keys(self):
         return ["reconstruction", "free_energy", "pseudo_log_likelihood"]
@@ -154,7 +194,7 @@ class ThermometerTask(Task):
         self.model = self.trainable = model
 
     def inputs(self, idx):
-        x = torch.from_numpy(self.source.read(idx).astype(np.float32)).to(self.device)
+        x = torch.from_numpy(self.rows(idx).astype(np.float32)).to(self.device)
         y = torch.from_numpy(self.source.labels(idx)).to(self.device)
         return x, y
 

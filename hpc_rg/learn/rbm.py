@@ -95,11 +95,13 @@ class RBM(nn.Module):
 
     @torch.no_grad()
     def cd_statistics(self, v0: torch.Tensor, k: int = 1, noise: Noise | None = None,
-                      start: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+                      start: torch.Tensor | None = None, scale: float = 1.0
+                      ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """CD-k (or persistent CD from the chain states `start`) estimate of d<log p(v)>/d theta,
         <.>_data - <.>_model with conditional means for h: returns (gradients {"W", "a", "b"}, the negative
         samples v_k, the reconstruction error per unit of the first step E[v | h ~ p(h | v0)], or None for
-        persistent chains, where it would cost an extra product).
+        persistent chains, where it would cost an extra product).  `scale` multiplies the gradients (-1: the
+        descent direction), applied to the small factor so that W's gradient costs no extra pass.
         Five matrix products per CD-1 step (the same count as scikit-learn's BernoulliRBM)."""
         u = noise if noise is not None else (lambda n: torch.rand(v0.shape[0], n, device=v0.device, dtype=v0.dtype))
         x0 = v0 @ self.W + self.b
@@ -116,8 +118,8 @@ class RBM(nn.Module):
         ph = self._mean(x)
         n = v0.shape[0]
         # both phases in one matrix product: [v0; vk]^T [ph0; -phk]
-        g_w = torch.cat([v0, v]).T @ torch.cat([ph0, -ph]) / n
-        return {"W": g_w, "a": (v0 - v).mean(0), "b": (ph0 - ph).mean(0)}, v, recon
+        g_w = torch.cat([v0, v]).T @ (torch.cat([ph0, -ph]) * (scale / n))
+        return {"W": g_w, "a": (v0 - v).mean(0) * scale, "b": (ph0 - ph).mean(0) * scale}, v, recon
 
     def surrogate(self, grads: dict[str, torch.Tensor]) -> torch.Tensor:
         """A scalar whose gradient is -grads (so an optimiser minimising it ascends the log-likelihood);

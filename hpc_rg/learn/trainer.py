@@ -3,13 +3,16 @@ rank-count-independent randomness, per-epoch checkpoints, and rank-0 progress lo
 
 Determinism. Every random choice is keyed on the job seed and the run's identity, never on the rank:
   shuffle of epoch e    seed_sequence(job_seed, model, repeat, layer, 1, e, purpose="train")
-  Monte Carlo noise     a torch.Generator seeded from (..., 2, e); each step draws uniforms for the whole
+  Monte Carlo noise     a generator (numpy PCG64 on the CPU, torch on a GPU) seeded from (..., 2, e); each
+                        step draws uniforms for the whole
                         *global* batch and each rank keeps its rows, so N ranks with batch B/N reproduce one
                         rank with batch B (up to float summation order), and a resumed run continues the
                         uninterrupted one exactly (streams restart at epoch boundaries).
   evaluation noise      (..., 3, e)
-Gradients are averaged over ranks by DDP (gloo on CPU, nccl on GPU); every rank takes `batch_size / size`
-samples of each global batch (`data.local_batches`), so the averaged gradient is the global-batch mean.
+Gradients are averaged over ranks by DDP (gloo on CPU, nccl on GPU), or, for tasks that write their update
+themselves (`task.gradients`: contrastive divergence), by one all-reduce per tensor; every rank takes
+`batch_size / size` samples of each global batch (`data.local_batches`), so the averaged gradient is the
+global-batch mean.  Each epoch's rows are read from the ensemble in a few sorted passes (`prefetch_windows`).
 """
 from __future__ import annotations
 
@@ -52,14 +55,29 @@ def share_threads(world: World) -> None:
 
 class Noise:
     """Uniform random numbers for one global batch: each call draws (global_rows, n) and returns this rank's
-    rows [lo, hi) (the draws of all ranks stay in lockstep)."""
+    rows [lo, hi) (the draws of all ranks stay in lockstep).  The stream is a numpy Generator (PCG64) on the
+    CPU, which draws float32 uniforms ~1.4x faster than torch's CPU generator, and a torch.Generator on a
+    GPU, where the draws must stay on the device (`noise_generator`)."""
 
-    def __init__(self, generator: torch.Generator, global_rows: int, lo: int, hi: int, device, dtype):
+    def __init__(self, generator, global_rows: int, lo: int, hi: int, device, dtype):
         self.g, self.rows, self.lo, self.hi, self.device, self.dtype = generator, global_rows, lo, hi, device, dtype
 
     def __call__(self, n: int) -> torch.Tensor:
+        if isinstance(self.g, np.random.Generator):
+            npdt = np.float64 if self.dtype == torch.float64 else np.float32
+            u = torch.from_numpy(self.g.random((self.rows, n), dtype=npdt)[self.lo:self.hi])
+            return u if self.dtype in (torch.float32, torch.float64) else u.to(self.dtype)
         u = torch.rand(self.rows, n, generator=self.g, device=self.device, dtype=self.dtype)
         return u[self.lo:self.hi]
+
+
+def noise_generator(seq: np.random.SeedSequence, device: torch.device):
+    """The generator behind `Noise` for a stream keyed by `seq`: numpy on the CPU, torch on a GPU."""
+    if device.type == "cpu":
+        return np.random.default_rng(seq)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(torch_seed(seq))
+    return gen
 
 
 @dataclass
@@ -94,9 +112,14 @@ def make_optimizer(params: list[nn.Parameter], opts: Options) -> torch.optim.Opt
     biases = [p for p in params if p.dim() < 2]
     groups = [{"params": weights, "weight_decay": opts.l2}, {"params": biases, "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
-    if opts.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=opts.lr, momentum=opts.momentum)
-    return torch.optim.Adam(groups, lr=opts.lr)
+    # fused kernels update each tensor in one pass (measured at 1600x400 on one core: SGD with momentum
+    # 0.61 -> 0.36 ms, Adam 1.54 -> 0.57 ms per step); same arithmetic, so the same training
+    cls = torch.optim.SGD if opts.optimizer == "sgd" else torch.optim.Adam
+    kw = {"momentum": opts.momentum} if opts.optimizer == "sgd" else {}
+    try:
+        return cls(groups, lr=opts.lr, fused=True, **kw)
+    except (RuntimeError, TypeError):   # a device or dtype without the fused kernel
+        return cls(groups, lr=opts.lr, **kw)
 
 
 def lr_factor(opts: Options, epoch: int) -> float:
@@ -124,7 +147,7 @@ def _fmt_eta(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def evaluate(task, world: World, gen: torch.Generator, block: int = 1000) -> dict[str, float]:
+def evaluate(task, world: World, gen, block: int = 1000) -> dict[str, float]:
     """Test-set monitors: each global block of the test set is dealt over the ranks (with the uniforms of
     the whole block, as in training, so the result does not depend on the rank count); sums are reduced."""
     idx = task.test_idx
@@ -145,6 +168,33 @@ def evaluate(task, world: World, gen: torch.Generator, block: int = 1000) -> dic
     return {k: vec[i] / len(idx) for i, k in enumerate(keys)}
 
 
+# Rows of the epoch's batches read from the ensemble in one sorted pass per window (a few large HDF5 reads
+# instead of scattered point selections per step: 37 -> ~10 ms per step for seed 001's 1600-400 layer); the
+# window bounds the memory a rank holds to its own share of at most this many bytes of configurations.
+PREFETCH_BYTES = 256 << 20
+
+
+def prefetch_windows(batches: list[np.ndarray], task) -> list[list[np.ndarray]]:
+    row = max(1, getattr(task, "row_bytes", 1))
+    limit = max(1, PREFETCH_BYTES // row)
+    windows: list[list[np.ndarray]] = [[]]
+    rows = 0
+    for b in batches:
+        if rows + len(b) > limit and windows[-1]:
+            windows.append([])
+            rows = 0
+        windows[-1].append(b)
+        rows += len(b)
+    return [w for w in windows if w]
+
+
+def average_gradients(params: list[nn.Parameter], size: int) -> None:
+    import torch.distributed as dist
+    for p in params:
+        dist.all_reduce(p.grad)
+        p.grad.div_(size)
+
+
 def fit(task, world: World, opts: Options, state: State | None = None,
         checkpoint=None, distributed: bool = False) -> State:
     """Train `task.trainable` for opts.epochs epochs (continuing from `state`); `checkpoint(state)` is
@@ -155,8 +205,9 @@ def fit(task, world: World, opts: Options, state: State | None = None,
     opt = make_optimizer(params, opts)
     if state.optimizer:
         opt.load_state_dict(state.optimizer)
+    direct = hasattr(task, "gradients")     # the task writes .grad itself (no autograd graph; see below)
     module = _Loss(task)
-    if distributed:
+    if distributed and not direct:
         from torch.nn.parallel import DistributedDataParallel as DDP
         dev_ids = [task.device.index] if task.device.type == "cuda" else None
         module = DDP(module, device_ids=dev_ids)
@@ -173,28 +224,37 @@ def fit(task, world: World, opts: Options, state: State | None = None,
         t0 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = opts.lr * lr_factor(opts, epoch)
-        gen = torch.Generator(device=task.device)
-        gen.manual_seed(torch_seed(seed_sequence(opts.job_seed, *opts.key, 2, epoch, purpose="train")))
+        gen = noise_generator(seed_sequence(opts.job_seed, *opts.key, 2, epoch, purpose="train"), task.device)
         shuffle = seed_sequence(opts.job_seed, *opts.key, 1, epoch, purpose="train")
         task.trainable.train()
         sums: dict[str, float] = {}
-        for idx in local_batches(task.train_idx, opts.batch_size, world.size, world.rank, shuffle):
-            x, y = task.inputs(idx)
-            noise = Noise(gen, opts.batch_size, lo, hi, task.device, opts.dtype)
-            loss, metrics = module(x, y, noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+        batches = list(local_batches(task.train_idx, opts.batch_size, world.size, world.rank, shuffle))
+        for window in prefetch_windows(batches, task):
+            task.prefetch(np.concatenate(window))
+            for idx in window:
+                x, y = task.inputs(idx)
+                noise = Noise(gen, opts.batch_size, lo, hi, task.device, opts.dtype)
+                if direct:
+                    # CD-type updates are not gradients of a loss: the task writes them into .grad, and the
+                    # ranks average them like DDP would (one all-reduce per tensor)
+                    metrics = task.gradients(x, y, noise)
+                    if distributed:
+                        average_gradients(params, world.size)
+                else:
+                    loss, metrics = module(x, y, noise)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                opt.step()
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+        task.prefetch(None)
         task.trainable.eval()
         train_metrics = {f"train_{k}": v / n_steps for k, v in sums.items()}
         if distributed:  # average the ranks' shares of the training metrics
             keys = sorted(train_metrics)
             vec = world.allreduce(np.array([train_metrics[k] for k in keys])) / world.size
             train_metrics = dict(zip(keys, vec.tolist()))
-        egen = torch.Generator(device=task.device)
-        egen.manual_seed(torch_seed(seed_sequence(opts.job_seed, *opts.key, 3, epoch, purpose="train")))
+        egen = noise_generator(seed_sequence(opts.job_seed, *opts.key, 3, epoch, purpose="train"), task.device)
         test_metrics = {f"test_{k}": v for k, v in evaluate(task, world, egen).items()} if len(task.test_idx) else {}
         dt = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "lr": opts.lr * lr_factor(opts, epoch), **train_metrics, **test_metrics,
