@@ -104,22 +104,29 @@ class RBM(nn.Module):
         descent direction), applied to the small factor so that W's gradient costs no extra pass.
         Five matrix products per CD-1 step (the same count as scikit-learn's BernoulliRBM)."""
         u = noise if noise is not None else (lambda n: torch.rand(v0.shape[0], n, device=v0.device, dtype=v0.dtype))
-        x0 = v0 @ self.W + self.b
-        ph0 = self._mean(x0)
-        x = x0 if start is None else start @ self.W + self.b
+        W = self.W
+        ph0 = self._mean(torch.addmm(self.b, v0, W))
+        m = ph0 if start is None else self._mean(torch.addmm(self.b, start, W))
         recon = None
         for _ in range(k):
-            h = self._sample(x, u(self.n_hidden))
-            y = h @ self.W.T + self.a
+            h = self._sample_from_mean(m, u(self.n_hidden))
+            mv = self._mean(torch.addmm(self.a, h, W.T))
             if recon is None and start is None:
-                recon = ((v0 - self._mean(y)) ** 2).mean()
-            v = self._sample(y, u(self.n_visible))
-            x = v @ self.W + self.b
-        ph = self._mean(x)
+                recon = (v0 - mv).pow_(2).mean()
+            v = self._sample_from_mean(mv, u(self.n_visible))
+            m = self._mean(torch.addmm(self.b, v, W))
         n = v0.shape[0]
+        c = scale / n
         # both phases in one matrix product: [v0; vk]^T [ph0; -phk]
-        g_w = torch.cat([v0, v]).T @ (torch.cat([ph0, -ph]) * (scale / n))
-        return {"W": g_w, "a": (v0 - v).mean(0) * scale, "b": (ph0 - ph).mean(0) * scale}, v, recon
+        g_w = torch.cat([v0, v]).T @ torch.cat([ph0 * c, m * -c])
+        return {"W": g_w, "a": (v0 - v).mean(0) * scale, "b": (ph0 - m).mean(0) * scale}, v, recon
+
+    def _sample_from_mean(self, m: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """A sample of units with conditional means m, written over the fresh uniforms u (one pass, no
+        second transcendental): binary P(1) = m; spin P(+1) = sigmoid(2x) = (1 + tanh x) / 2 = (1 + m) / 2."""
+        if self.units == "binary":
+            return u.lt_(m)
+        return u.mul_(2).sub_(1).lt_(m).mul_(2).sub_(1)
 
     def surrogate(self, grads: dict[str, torch.Tensor]) -> torch.Tensor:
         """A scalar whose gradient is -grads (so an optimiser minimising it ascends the log-likelihood);

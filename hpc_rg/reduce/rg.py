@@ -92,13 +92,20 @@ def rg_matrix(mean: np.ndarray, which: tuple[int, ...]) -> np.ndarray:
 
 def leading_exponents(mean: np.ndarray, b: int, n_even: int = 4, n_odd: int = 2) -> np.ndarray:
     """(y_t, y_h) for every level pair from mean primaries (n_pairs, 84): ln λ_max / ln b of the even
-    (first n_even even operators) and odd (first n_odd) RG matrices."""
+    (first n_even even operators) and odd (first n_odd) RG matrices.  A level whose operators are degenerate
+    (a singular B: e.g. a lattice blocked down to one site, or a map that makes every block equal) gives NaN
+    rather than stopping the reduction."""
     out = []
     for row in np.atleast_2d(mean):
         ys = []
         for which in (tuple(range(n_even)), tuple(4 + i for i in range(n_odd))):
-            lam = np.linalg.eigvals(rg_matrix(row, which))
-            ys.append(np.log(np.max(lam.real)) / np.log(b))
+            try:
+                lam = np.linalg.eigvals(rg_matrix(row, which))
+            except np.linalg.LinAlgError:
+                ys.append(np.nan)
+                continue
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ys.append(np.log(np.max(lam.real)) / np.log(b))
         out.append(ys)
     return np.array(out)
 
