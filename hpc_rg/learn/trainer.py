@@ -3,7 +3,7 @@ rank-count-independent randomness, per-epoch checkpoints, and rank-0 progress lo
 
 Determinism. Every random choice is keyed on the job seed and the run's identity, never on the rank:
   shuffle of epoch e    seed_sequence(job_seed, model, repeat, layer, 1, e, purpose="train")
-  Monte Carlo noise     a generator (numpy PCG64 on the CPU, torch on a GPU) seeded from (..., 2, e); each
+  Monte Carlo noise     a generator (xoshiro256** on the CPU, torch on a GPU) seeded from (..., 2, e); each
                         step draws uniforms for the whole
                         *global* batch and each rank keeps its rows, so N ranks with batch B/N reproduce one
                         rank with batch B (up to float summation order), and a resumed run continues the
@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from hpc_rg.learn.data import local_batches
+from hpc_rg.learn.uniforms import UniformStream
 from hpc_rg.parallel import World, deal, get_logger, local_rank, seed_sequence
 
 
@@ -55,26 +56,27 @@ def share_threads(world: World) -> None:
 
 class Noise:
     """Uniform random numbers for one global batch: each call draws (global_rows, n) and returns this rank's
-    rows [lo, hi) (the draws of all ranks stay in lockstep).  The stream is a numpy Generator (PCG64) on the
-    CPU, which draws float32 uniforms ~1.4x faster than torch's CPU generator, and a torch.Generator on a
-    GPU, where the draws must stay on the device (`noise_generator`)."""
+    rows [lo, hi) (the draws of all ranks stay in lockstep).  The stream is a `UniformStream` (xoshiro256**,
+    float32) on the CPU and a torch.Generator on a GPU, where the draws must stay on the device; float64
+    training on the CPU uses a numpy Generator (`noise_generator`)."""
 
     def __init__(self, generator, global_rows: int, lo: int, hi: int, device, dtype):
         self.g, self.rows, self.lo, self.hi, self.device, self.dtype = generator, global_rows, lo, hi, device, dtype
 
     def __call__(self, n: int) -> torch.Tensor:
+        if isinstance(self.g, UniformStream):
+            return torch.from_numpy(self.g.rows(self.rows, n, self.lo, self.hi)).to(self.dtype)
         if isinstance(self.g, np.random.Generator):
-            npdt = np.float64 if self.dtype == torch.float64 else np.float32
-            u = torch.from_numpy(self.g.random((self.rows, n), dtype=npdt)[self.lo:self.hi])
-            return u if self.dtype in (torch.float32, torch.float64) else u.to(self.dtype)
+            return torch.from_numpy(self.g.random((self.rows, n))[self.lo:self.hi]).to(self.dtype)
         u = torch.rand(self.rows, n, generator=self.g, device=self.device, dtype=self.dtype)
         return u[self.lo:self.hi]
 
 
-def noise_generator(seq: np.random.SeedSequence, device: torch.device):
-    """The generator behind `Noise` for a stream keyed by `seq`: numpy on the CPU, torch on a GPU."""
+def noise_generator(seq: np.random.SeedSequence, device: torch.device, dtype=torch.float32):
+    """The generator behind `Noise` for a stream keyed by `seq`: xoshiro (float32) or numpy (float64, 53-bit
+    uniforms) on the CPU, torch on a GPU."""
     if device.type == "cpu":
-        return np.random.default_rng(seq)
+        return UniformStream(seq) if dtype != torch.float64 else np.random.default_rng(seq)
     gen = torch.Generator(device=device)
     gen.manual_seed(torch_seed(seq))
     return gen
@@ -224,7 +226,8 @@ def fit(task, world: World, opts: Options, state: State | None = None,
         t0 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = opts.lr * lr_factor(opts, epoch)
-        gen = noise_generator(seed_sequence(opts.job_seed, *opts.key, 2, epoch, purpose="train"), task.device)
+        gen = noise_generator(seed_sequence(opts.job_seed, *opts.key, 2, epoch, purpose="train"), task.device,
+                              opts.dtype)
         shuffle = seed_sequence(opts.job_seed, *opts.key, 1, epoch, purpose="train")
         task.trainable.train()
         sums: dict[str, float] = {}
