@@ -4,9 +4,11 @@ Two parallel modes (DESIGN.md, "Parallel model"):
   repeats = 1   one model, data-parallel over all ranks (DDP); checkpoint `<name>.ckpt.pt` after every epoch,
                 `resume` continues from it (and skips models whose <name>.pt exists).
   repeats = N   N independent trainings (seed 000 trains each variant 500 times) dealt to ranks with
-                `parallel.deal`; each finished repeat is saved as `<name>.repeats/<r>.pt` (the resume unit),
-                results are gathered to rank 0. Repeat r is seeded from seed_sequence(job_seed, model_index,
-                r, purpose="train"), so the results do not depend on the rank count.
+                `parallel.deal`; each finished repeat is saved as `<name>.repeats/<r>.pt`, results are gathered
+                to rank 0. Repeat r is seeded from seed_sequence(job_seed, model_index, r, purpose="train"), so
+                the results do not depend on the rank count. Coarse-graining CNNs train in fixed groups of
+                `group` repeats as one batched model (`batched_cnn`), dealt to ranks whole: the group is the
+                resume unit there; other kinds resume per repeat.
 """
 from __future__ import annotations
 
