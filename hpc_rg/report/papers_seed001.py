@@ -89,15 +89,16 @@ def _receptive_rows(res: dict) -> list[dict]:
         local = sig > 4
         out.append(_row(f"receptive fields, layer {l}: weight fraction in the best {windows[i]}x{windows[i]} window",
                         _fmt(wf[i], wfe[i]), f"local blocks (Fig. 3B-C); no locality ({null_name}) = "
-                        f"{_fmt(nf[i], nfe[i]) if nfe[i] > 0 else f'{nf[i]:.4f}'} (uniform {uni[i]:.4f})", "",
+                        + (f"{_fmt(nf[i], nfe[i])} (uniform {uni[i]:.4f})" if nfe[i] > 0 else f"{nf[i]:.4f}"), "",
                         f"{wf[i] / nf[i]:.2f}x the non-local value ({sig:.0f}σ above it): "
                         + ("local, as in the paper" if local else "NOT local: under-trained (too few epochs) or "
                            "L1 too weak to break all-to-all coupling")))
     grows = bool(np.all(np.diff(rad) > -2 * np.hypot(rade[1:], rade[:-1])))
     out.append(_row("receptive-field radius of gyration by layer",
                     "; ".join(_fmt(r, e) for r, e in zip(rad, rade)),
-                    f"grows with layer (Fig. 3D); {null_name}: " + "; ".join(f"{x:.2f}" for x in nr)
-                    + f"; uniform = {ur:.3f}", "",
+                    "grows with layer (Fig. 3D); "
+                    + (f"{null_name}: " + "; ".join(f"{x:.2f}" for x in nr) + "; " if nfe.any() else "")
+                    + f"uniform = {ur:.3f}", "",
                     ("grows (non-decreasing within 2σ), as in the paper" if grows else
                      "does NOT grow with depth: every layer's fields are more compact than their shuffled sites, and "
                      "deeper fields more so (single blobs), while first-layer fields are several small patches spread "
