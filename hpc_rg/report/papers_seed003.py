@@ -120,6 +120,7 @@ def _net_rows(name: str, ev: dict, base: dict) -> list[dict]:
                 ("as in the paper" if paper == sizes and cfg.get("epochs") == PAPER_EPOCHS else
                  "fewer epochs than the paper (CPU time)" if paper == sizes else
                  "scaled with the lattice (each layer keeps 1/4 of the units)"))]
+    full = (cfg.get("epochs") or 0) >= PAPER_EPOCHS
     m, me = ev["mse"]
     hist = [h.get("test_mse") for h in ev["history"] if h.get("test_mse") is not None]
     first = f"; first epoch {hist[0]:.3f}, last {hist[-1]:.3f}" if hist else ""
@@ -132,7 +133,10 @@ def _net_rows(name: str, ev: dict, base: dict) -> list[dict]:
                     f"test MSE by epoch{first}; "
                     + ("below 1 as in the paper" if z1 > 4 else
                        "stuck at the lazy plateau MSE ~ 1 the paper describes (the L1 term, summed over all "
-                       "weights, outweighs the MSE at the start: more epochs are needed to leave it)")
+                       "weights, outweighs the MSE at the start"
+                       + ("; still there after the paper's epochs: the paper's unstated optimiser and its "
+                          "Gaussian-noised visible units are the untested differences)" if full else
+                          ": more epochs may leave it)"))
                     + ("; beats the magnetization-only output" if zb > 4 else
                        "; NOT better than an output that knows only the magnetization")))
     mm, mme = ev["mismatch"]
@@ -152,8 +156,10 @@ def _net_rows(name: str, ev: dict, base: dict) -> list[dict]:
                         f"(b²/N = {lay['uniform']:.4f})", "",
                         f"{wf / nf:.2f}x the shuffled value ({sig:.0f}σ above it): "
                         + ("concentrated, as in the paper" if sig > 4 else
-                           "NOT concentrated beyond chance: under-trained (the paper's fields sharpened over "
-                           "400 epochs) or L1 too weak")))
+                           ("NOT concentrated beyond chance after the paper's 400 epochs: the weights collapse "
+                            "under L1 before they organise" if full else
+                            "NOT concentrated beyond chance: under-trained (the paper's fields sharpened over "
+                            "400 epochs) or L1 too weak"))))
     return out
 
 
