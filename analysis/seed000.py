@@ -16,11 +16,12 @@ Prints the table to stdout.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from common import finish, results, start
 
 
 def _models(lcg: dict) -> list[str]:
@@ -138,37 +139,17 @@ def sample_figure(run: Path, lcg: dict, out: Path, seed: int = 0) -> list[Path]:
     return [p]
 
 
-def table(run: Path) -> str:
-    from hpc_rg.report.papers import comparison_table
-    return comparison_table("seed000", [run], with_run=False)
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", type=Path, help="run folder of a seed000 job")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: <run>/analysis)")
-    args = ap.parse_args(argv)
-    import matplotlib
-    matplotlib.use("Agg")
-    from hpc_rg.reduce.results import read_results
-    res_path = args.run / "results.h5"
-    if not res_path.exists():
-        print(f"{args.run}: no results.h5 (run the analyze stage first)", file=sys.stderr)
+    runs, out = start(__doc__, argv, "run folder of a seed000 job", single=True)
+    res = results(runs[0])
+    if not res:
+        print(f"{runs[0]}: no results.h5 (run the analyze stage first)", file=sys.stderr)
         return 2
-    res = read_results(res_path)
-    out = args.out or args.run / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
     made = []
     lcg = res.get("learned_coarse_graining")
     if lcg is not None:
-        made += accuracy_figures(lcg, out) + sample_figure(args.run, lcg, out)
-    text = table(args.run)
-    (out / "seed000_table.md").write_text(text)
-    print(text)
-    for p in made:
-        print("figure", p)
-    return 0
-
+        made += accuracy_figures(lcg, out) + sample_figure(runs[0], lcg, out)
+    return finish("seed000", runs, out, made, with_run=False)
 
 if __name__ == "__main__":
     raise SystemExit(main())

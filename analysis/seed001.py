@@ -15,17 +15,12 @@ Prints the table to stdout.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-
-def _results(run: Path) -> dict:
-    from hpc_rg.reduce.results import read_results
-    path = run / "results.h5"
-    return read_results(path) if path.exists() else {}
+from common import FigureDirs, finish, results, start
 
 
 def _grid(ax_fig, fields, title):
@@ -123,39 +118,22 @@ def decimation_figure(dn: dict, out: Path) -> list[Path]:
     return [p]
 
 
-def table(runs: list[Path]) -> str:
-    from hpc_rg.report.papers import comparison_table
-    return comparison_table("seed001", runs)
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="run folders (seed001 DBN job and/or 1D decimation job)")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: <first run>/analysis)")
-    args = ap.parse_args(argv)
-    import matplotlib
-    matplotlib.use("Agg")
-    out = args.out or args.runs[0] / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
+    runs, out = start(__doc__, argv, "run folders (seed001 DBN job and/or 1D decimation job)")
+    dirs = FigureDirs(out)
     made = []
-    for run in args.runs:
-        res = _results(run)
+    for run in runs:
+        res = results(run)
         if not res:
             print(f"{run}: no results.h5 (run the analyze stage first)", file=sys.stderr)
             continue
         if "receptive_fields" in res:
-            made += receptive_figures(res["receptive_fields"], out)
+            made += receptive_figures(res["receptive_fields"], dirs("receptive_fields", run))
         if "reconstructions" in res:
-            made += reconstruction_figure(res["reconstructions"], out)
+            made += reconstruction_figure(res["reconstructions"], dirs("reconstructions", run))
         if "decimation_network" in res:
-            made += decimation_figure(res["decimation_network"], out)
-    text = table(args.runs)
-    (out / "seed001_table.md").write_text(text)
-    print(text)
-    for p in made:
-        print("figure", p)
-    return 0
-
+            made += decimation_figure(res["decimation_network"], dirs("decimation_network", run))
+    return finish("seed001", runs, out, made)
 
 if __name__ == "__main__":
     raise SystemExit(main())

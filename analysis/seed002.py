@@ -16,19 +16,14 @@ Prints the table to stdout.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from common import FigureDirs, finish, results, start
+
 from hpc_rg.report import papers_seed002 as P
-
-
-def _results(run: Path) -> dict:
-    from hpc_rg.reduce.results import read_results
-    path = run / "results.h5"
-    return read_results(path) if path.exists() else {}
 
 
 def _lattice(run: Path) -> str:
@@ -179,52 +174,36 @@ def thermometer_figure(vh: dict, out: Path) -> Path | None:
     return p
 
 
-def table(runs: list[Path]) -> str:
-    from hpc_rg.report.papers import comparison_table
-    return comparison_table("seed002", runs)
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", type=Path, help="seed-002 run folders (scan, RBM flow, stacked, ...)")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: <first run>/analysis)")
-    args = ap.parse_args(argv)
-    import matplotlib
-    matplotlib.use("Agg")
-    out = args.out or args.runs[0] / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
-    made, curves, scaling_done = [], [], False
-    for run in args.runs:
-        res = _results(run)
+    runs, out = start(__doc__, argv, "seed-002 run folders (scan, RBM flow, stacked, ...)")
+    dirs = FigureDirs(out)
+    made, curves = [], []
+    for run in runs:
+        res = results(run)
         if not res:
             print(f"{run}: no results.h5 (run the analyze stage first)", file=sys.stderr)
             continue
         lattice = _lattice(run)
-        if "scaling_dimensions" in res and not scaling_done:
-            made.append(scaling_figure(res["scaling_dimensions"], f"{lattice}, {run.name}", out))
-            scaling_done = True
+        if "scaling_dimensions" in res:
+            made.append(scaling_figure(res["scaling_dimensions"], f"{lattice}, {run.name}",
+                                       dirs("scaling_dimensions", run)))
         if "observables" in res:
             for L, T, m, e in P.magnetization_curves(res["observables"]):
                 if len(T) > 2:
                     curves.append((f"L = {L} ({run.name})", T, m, e))
         if "binder_crossing" in res:
-            made.append(binder_figure(res["binder_crossing"], out))
+            made.append(binder_figure(res["binder_crossing"], dirs("binder_crossing", run)))
         if "rbm_flow" in res:
-            made.append(flow_figure(res["rbm_flow"], out))
+            made.append(flow_figure(res["rbm_flow"], dirs("rbm_flow", run)))
         if "vh_correlators" in res:
-            made += vh_figures(res["vh_correlators"], out)
-            p = thermometer_figure(res["vh_correlators"], out)
+            where = dirs("vh_correlators", run)
+            made += vh_figures(res["vh_correlators"], where)
+            p = thermometer_figure(res["vh_correlators"], where)
             if p:
                 made.append(p)
     if curves:
         made.append(magnetization_figure(curves, out))
-    text = table(args.runs)
-    (out / "seed002_table.md").write_text(text)
-    print(text)
-    for p in made:
-        print("figure", p)
-    return 0
-
+    return finish("seed002", runs, out, made)
 
 if __name__ == "__main__":
     raise SystemExit(main())

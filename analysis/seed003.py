@@ -13,11 +13,12 @@ Prints the table to stdout.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from common import finish, results, start
 
 LABEL = {"large": "LargeNet", "small": "SmallNet"}
 
@@ -107,40 +108,21 @@ def receptive_figures(run: Path, name: str, out: Path, show: int = 25) -> list[P
     return paths
 
 
-def table(run: Path) -> str:
-    from hpc_rg.report.papers import comparison_table
-    return comparison_table("seed003", [run], with_run=False)
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", type=Path, help="run folder of a seed003 job")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: <run>/analysis)")
-    args = ap.parse_args(argv)
-    import matplotlib
-    matplotlib.use("Agg")
-    from hpc_rg.reduce.results import read_results
+    runs, out = start(__doc__, argv, "run folder of a seed003 job", single=True)
     from hpc_rg.report.papers_seed003 import autoencoders, evaluate
-    run = args.run
+    run = runs[0]
     if not (run / "results.h5").exists() or not (run / "ensemble.h5").exists():
         print(f"{run}: no results.h5 / ensemble.h5 (run the job first)", file=sys.stderr)
         return 2
-    out = args.out or run / "analysis"
-    out.mkdir(parents=True, exist_ok=True)
     names = sorted(autoencoders(run), key=lambda n: (n != "small", n))
-    obs = read_results(run / "results.h5").get("observables", {})
+    obs = results(run).get("observables", {})
     base = {k: float(np.asarray(obs[k]).reshape(-1)[0]) for k in ("m2", "abs_m") if k in obs}
     evals = {n: evaluate(run, n) for n in names}
     made = loss_figure(evals, base, out) + reconstruction_figure(run, names, out)
     for n in names:
         made += receptive_figures(run, n, out)
-    text = table(run)
-    (out / "seed003_table.md").write_text(text)
-    print(text)
-    for p in made:
-        print("figure", p)
-    return 0
-
+    return finish("seed003", runs, out, made, with_run=False)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""What the four seed scripts share: the command line, the output folder, per-run figure folders and the
+paper table at the end.
+
+    runs, out = start(__doc__, argv, "run folders ...")      # argparse, matplotlib Agg, out created
+    dirs = FigureDirs(out)                                    # where a run's figures of one kind go
+    return finish("seed001", runs, out, made)                 # <paper>_table.md, printed with the figures
+
+Figure folders: the first run holding a given reduction draws into `out`; a later run holding the same
+reduction draws into `out/<run name>/`, so passing two runs of one kind (say the full job and a shorter
+variant) never overwrites the first run's figures.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def start(doc: str, argv, runs_help: str, single: bool = False) -> tuple[list[Path], Path]:
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if single:
+        ap.add_argument("runs", nargs=1, type=Path, metavar="run", help=runs_help)
+    else:
+        ap.add_argument("runs", nargs="+", type=Path, help=runs_help)
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: <first run>/analysis)")
+    args = ap.parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")
+    out = args.out or args.runs[0] / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    return list(args.runs), out
+
+
+def results(run: Path) -> dict:
+    """The run's results.h5 as nested dicts ({} when the analyze stage has not run)."""
+    from hpc_rg.reduce.results import read_results
+    path = run / "results.h5"
+    return read_results(path) if path.exists() else {}
+
+
+class FigureDirs:
+    def __init__(self, out: Path):
+        self.out, self.seen = out, set()
+
+    def __call__(self, kind: str, run: Path) -> Path:
+        if kind not in self.seen:
+            self.seen.add(kind)
+            return self.out
+        sub = self.out / run.name
+        sub.mkdir(parents=True, exist_ok=True)
+        return sub
+
+
+def finish(paper: str, runs: list[Path], out: Path, made: list, with_run: bool = True) -> int:
+    from hpc_rg.report.papers import comparison_table
+    text = comparison_table(paper, runs, with_run=with_run)
+    (out / f"{paper}_table.md").write_text(text)
+    print(text)
+    for p in made:
+        print("figure", p)
+    return 0
