@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except BrokenPipeError:                  # `hpc-rg --help | head -1`
         return _stdout_closed()
-    except SystemExit:
-        _flush_stdout()
+    except SystemExit:                       # --help, --version, a usage error: flush while we can tell
+        if not _flush_stdout():
+            return _stdout_closed()
         raise
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from hpc_rg.config import ConfigError
@@ -205,30 +206,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def _log_options(args, w):
     """-q and --log-file on top of `parallel.setup_logging` (stderr: rank 0 at INFO, the others at WARNING).
-    Returns a function that undoes them (main() may run several times in one process, e.g. in tests)."""
+    -q quietens the terminal only: a log file gets INFO (DEBUG with -v) either way. Returns a function that
+    undoes all this (main() may run several times in one process, e.g. in tests)."""
     import logging
     log = logging.getLogger("hpc_rg")
     saved_level, saved_handlers = log.level, [(h, h.level) for h in log.handlers]
-    if args.quiet:
-        log.setLevel(logging.WARNING)
+    terminal = max(log.level, logging.WARNING) if args.quiet else log.level
+    for h, _ in saved_handlers:
+        h.setLevel(max(h.level, terminal))
     file_handler = None
-    if args.log_file is not None:
-        name = str(args.log_file)
-        per_rank = "{rank}" in name
-        if per_rank or w.is_root:
-            path = Path(name.replace("{rank}", str(w.rank)))   # not str.format: other braces stay as they are
-            path.parent.mkdir(parents=True, exist_ok=True)
-            file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-            file_handler.setFormatter(logging.Formatter(
-                f"%(asctime)s [{w.rank}/{w.size}] %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-            if per_rank:
-                # every rank's own file gets rank 0's level; stderr keeps showing what it showed before
-                level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-                for h, _ in saved_handlers:
-                    h.setLevel(max(h.level, log.level))
-                file_handler.setLevel(level)
-                log.setLevel(min(log.level, level))
-            log.addHandler(file_handler)
+    name = args.log_file
+    if name is not None and ("{rank}" in name or w.is_root):
+        path = Path(name.replace("{rank}", str(w.rank)))   # not str.format: other braces stay as they are
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter(
+            f"%(asctime)s [{w.rank}/{w.size}] %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        file_handler.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        log.addHandler(file_handler)
+    log.setLevel(min(terminal, file_handler.level) if file_handler else terminal)
 
     def restore():
         if file_handler is not None:
@@ -240,11 +236,12 @@ def _log_options(args, w):
     return restore
 
 
-def _flush_stdout() -> None:
+def _flush_stdout() -> bool:
     try:
         sys.stdout.flush()
+        return True
     except BrokenPipeError:
-        _stdout_closed()
+        return False
 
 
 def _stdout_closed() -> int:
