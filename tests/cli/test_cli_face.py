@@ -96,19 +96,14 @@ def test_quiet_terminal_full_log_file_with_dates(tiny_run):
     assert re.search(rf"^{DATED} \[0/1\] INFO stage simulate done", log, re.M), log
 
 
-def test_terminal_timestamps_carry_the_date(tiny_run):
-    proc = run("simulate", "tiny.toml", "--force", cwd=tiny_run)
+def test_log_file_is_appended_and_terminal_timestamps_carry_the_date(tiny_run):
+    (tiny_run / "one.log").write_text("an earlier line\n")
+    proc = run("simulate", "tiny.toml", "--force", "--log-file", "one.log", cwd=tiny_run)
     assert proc.returncode == 0, proc.stderr
     assert re.search(rf"^{DATED} INFO stage simulate done", proc.stderr, re.M), proc.stderr
-
-
-def test_log_file_without_rank_is_appended(tiny_run):
-    for _ in range(2):
-        assert run("-v", "status", "run", "--log-file", "one.log", cwd=tiny_run).returncode == 0
-    assert (tiny_run / "one.log").exists()
-    proc = run("simulate", "tiny.toml", "--force", "--log-file", "one.log", cwd=tiny_run)
-    assert proc.returncode == 0
-    assert len(re.findall("stage simulate done", (tiny_run / "one.log").read_text())) == 1
+    log = (tiny_run / "one.log").read_text()
+    assert log.startswith("an earlier line\n")
+    assert re.search(rf"^{DATED} \[0/1\] INFO stage simulate done", log, re.M), log
 
 
 @pytest.mark.parametrize("args", [("check", QUICKSTART), ("check", "--explain", QUICKSTART), ("--help",),
@@ -132,3 +127,19 @@ def test_head_in_a_shell_pipeline(tiny_run):
                           capture_output=True, text=True, timeout=120)
     assert proc.stdout.startswith("# ") and proc.stdout.count("\n") == 1
     assert proc.stderr == ""
+
+
+def test_per_rank_log_files_under_mpiexec(tiny_run):
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("no mpiexec next to the interpreter")
+    cmd, env = cli("simulate", "tiny.toml", "--force", "--log-file", "mpi/r{rank}.log", "-q")
+    proc = subprocess.run([str(mpiexec), "-n", "2", *cmd], env=env, cwd=tiny_run, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "INFO" not in proc.stderr
+    for rank in (0, 1):
+        log = (tiny_run / "mpi" / f"r{rank}.log").read_text()
+        assert re.search(rf"^{DATED} \[{rank}/2\] INFO stage simulate done", log, re.M), log
+    assert "wrote" in (tiny_run / "mpi" / "r0.log").read_text()      # rank 0's own messages stay on rank 0
+    assert "wrote" not in (tiny_run / "mpi" / "r1.log").read_text()
