@@ -22,7 +22,8 @@ from typing import Any, Iterator
 from hpc_rg import config
 from hpc_rg.config import Config, _toml_value
 
-DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "job-file.md"
+SOURCE = Path(__file__).resolve().parent.parent      # the checkout, when the package runs from one
+DOC_PATH = SOURCE / "docs" / "job-file.md"
 REGENERATE = "python -m hpc_rg.docs_gen"
 
 # `[report]` is validated inline by hpc_rg.config (two keys, no dataclass), so its keys are described here.
@@ -232,8 +233,13 @@ def explain(cfg: Config) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hpc_rg.docs_gen", description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="exit 1 if the file is out of date; write nothing")
-    p.add_argument("--out", type=Path, default=DOC_PATH, help=f"where to write (default {DOC_PATH})")
+    p.add_argument("--out", type=Path, default=None, help="where to write (default docs/job-file.md of the "
+                   "source checkout)")
     args = p.parse_args(argv)
+    if args.out is None:
+        if not (SOURCE / "setup.cfg").exists():   # an installed package: never write next to site-packages
+            p.error(f"{SOURCE} is not a source checkout; pass --out PATH")
+        args.out = DOC_PATH
     text = render_markdown()
     current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
     if args.check:
