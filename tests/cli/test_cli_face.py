@@ -32,7 +32,7 @@ thin = 2
 """
 
 
-def cli(*args, **popen):
+def cli(*args):
     """`python -m hpc_rg ARGS` seeing this checkout's package."""
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
