@@ -176,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     from hpc_rg.parallel import setup_logging, world
     w = world()
     setup_logging(args.verbose)
-    restore_logging = _log_options(args, w)
+    restore_logging = _nothing
     try:
+        restore_logging = _log_options(args, w)
         code = _main(args, w)
         sys.stdout.flush()                   # inside the try: a closed pipe is noticed here, not at exit
         return code
@@ -218,8 +219,12 @@ def _log_options(args, w):
     name = args.log_file
     if name is not None and ("{rank}" in name or w.is_root):
         path = Path(name.replace("{rank}", str(w.rank)))   # not str.format: other braces stay as they are
-        path.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        except OSError as e:
+            from hpc_rg.config import ConfigError
+            raise ConfigError(path, "--log-file", str(path), f"a file that can be written ({e.strerror}: {e.filename})") from None
         file_handler.setFormatter(logging.Formatter(
             f"%(asctime)s [{w.rank}/{w.size}] %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         file_handler.setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -234,6 +239,10 @@ def _log_options(args, w):
             h.setLevel(level)
         log.setLevel(saved_level)
     return restore
+
+
+def _nothing() -> None:
+    pass
 
 
 def _flush_stdout() -> bool:

@@ -106,6 +106,14 @@ def test_log_file_is_appended_and_terminal_timestamps_carry_the_date(tiny_run):
     assert re.search(rf"^{DATED} \[0/1\] INFO stage simulate done", log, re.M), log
 
 
+def test_unwritable_log_file_is_one_line_exit_2(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    proc = run("check", QUICKSTART, "--log-file", tmp_path / "a_file" / "x.log")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--log-file" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
 @pytest.mark.parametrize("args", [("check", QUICKSTART), ("check", "--explain", QUICKSTART), ("--help",),
                                   ("info", "run/ensemble.h5"), ("status", "run")],
                          ids=["check", "explain", "help", "info", "status"])
