@@ -224,7 +224,8 @@ def _log_options(args, w):
             file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")
         except OSError as e:
             from hpc_rg.config import ConfigError
-            raise ConfigError(path, "--log-file", str(path), f"a file that can be written ({e.strerror}: {e.filename})") from None
+            raise ConfigError(path, "--log-file", str(path),
+                              f"a file that can be written ({e.strerror}: {e.filename})") from None
         file_handler.setFormatter(logging.Formatter(
             f"%(asctime)s [{w.rank}/{w.size}] %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         file_handler.setLevel(logging.DEBUG if args.verbose else logging.INFO)
