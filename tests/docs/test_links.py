@@ -1,6 +1,7 @@
 """README and docs/ link only to files inside the repository, and those files exist."""
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -35,3 +36,23 @@ def test_readme_links_the_docs():
     for page in ("docs/job-file.md", "docs/file-formats.md", "docs/parallel-model.md", "docs/architecture.md",
                  "LICENSE", "CITATION.cff", "CHANGELOG.md"):
         assert f"]({page})" in text, page
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_modules_functions_and_files_exist(page):
+    """`hpc_rg.x.y` names in the page import (longest module prefix, then attributes); `hpc_rg/...py` paths
+    exist. Keeps the docs honest when code moves."""
+    text = page.read_text(encoding="utf-8")
+    for dotted in sorted(set(re.findall(r"(?<![\w/])(hpc_rg(?:\.\w+)+)(?![\w/])", text))):
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+                break
+            except ModuleNotFoundError:
+                continue
+        for attr in parts[cut:]:
+            assert hasattr(obj, attr), f"{page.name}: {dotted} does not exist"
+            obj = getattr(obj, attr)
+    for path in sorted(set(re.findall(r"(?<![\w/.])(hpc_rg/[\w/]+\.py)", text))):
+        assert (ROOT / path).exists(), f"{page.name}: {path} does not exist"
