@@ -14,15 +14,18 @@ import traceback
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_PIPE = 128 + 13    # stdout's reader went away (`hpc-rg check JOB | head -1`): what SIGPIPE would give
 STAGE_COMMANDS = ("simulate", "train", "analyze", "run")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hpc-rg", description=__doc__.split("\n\n")[0])
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action=_Version)
+    _add_log_options(p, top=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     c = sub.add_parser("check", help="validate a job file and print the resolved job")
     c.add_argument("job", type=Path)
+    c.add_argument("--explain", action="store_true", help="print every key with its meaning as TOML comments")
     for name, text in (("simulate", "run the Monte Carlo chains and write <out>/ensemble.h5"),
                        ("train", "train the models of [train.*] on the ensemble"),
                        ("analyze", "run the reductions of [analyze.*] and write <out>/results.h5"),
@@ -38,7 +41,33 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("run_dir", type=Path)
     i = sub.add_parser("info", help="summarise an ensemble.h5 or results.h5 file")
     i.add_argument("file", type=Path)
+    for command in sub.choices.values():     # -v/-q/--log-file also after the subcommand: hpc-rg run JOB -q
+        _add_log_options(command, top=False)
     return p
+
+
+def _add_log_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    # After the subcommand the defaults are SUPPRESS, so `hpc-rg -v check JOB` keeps the -v given before it.
+    default = {} if top else {"default": argparse.SUPPRESS}
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging", **default)
+    g.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only", **default)
+    parser.add_argument("--log-file", metavar="PATH", type=str, help="also log to PATH (appended, dated "
+                        "timestamps); {rank} in PATH gives one file per MPI rank, else rank 0 writes it",
+                        **({"default": None} if top else default))
+
+
+class _Version(argparse.Action):
+    """--version: the package version and, in a git checkout, the commit (computed only when asked)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version (and git commit) and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from hpc_rg.provenance import version_string
+        print(f"hpc-rg {version_string()}")
+        parser.exit()
 
 
 def _stage_not_built(stage: str, module: str) -> None:
@@ -104,7 +133,11 @@ def _main(args, world) -> int:
     if args.command == "check":
         cfg = config.load(args.job)
         if world.is_root:
-            print(config.dumps(cfg))
+            if args.explain:
+                from hpc_rg.docs_gen import explain
+                print(explain(cfg))
+            else:
+                print(config.dumps(cfg))
         return 0
     if args.command in STAGE_COMMANDS:
         cfg = config.load(args.job)
@@ -130,14 +163,27 @@ def _main(args, world) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except BrokenPipeError:                  # `hpc-rg --help | head -1`
+        return _stdout_closed()
+    except SystemExit:                       # --help, --version, a usage error: flush while we can tell
+        if not _flush_stdout():
+            return _stdout_closed()
+        raise
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from hpc_rg.config import ConfigError
     from hpc_rg.parallel import setup_logging, world
     w = world()
     setup_logging(args.verbose)
+    restore_logging = _nothing
     try:
-        return _main(args, w)
+        restore_logging = _log_options(args, w)
+        code = _main(args, w)
+        sys.stdout.flush()                   # inside the try: a closed pipe is noticed here, not at exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except ConfigError as e:
         # Validation is deterministic, so normally every rank raises the same error: rank 0 speaks and all
         # exit 2. If only some ranks raised, the others would wait forever: abort them after a moment.
@@ -155,6 +201,66 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hpc-rg: rank {w.rank} of {w.size} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         w.abort(1)
         return 1
+    finally:
+        restore_logging()
+
+
+def _log_options(args, w):
+    """-q and --log-file on top of `parallel.setup_logging` (stderr: rank 0 at INFO, the others at WARNING).
+    -q quietens the terminal only: a log file gets INFO (DEBUG with -v) either way. Returns a function that
+    undoes all this (main() may run several times in one process, e.g. in tests)."""
+    import logging
+    log = logging.getLogger("hpc_rg")
+    saved_level, saved_handlers = log.level, [(h, h.level) for h in log.handlers]
+    terminal = max(log.level, logging.WARNING) if args.quiet else log.level
+    for h, _ in saved_handlers:
+        h.setLevel(max(h.level, terminal))
+    file_handler = None
+    name = args.log_file
+    if name is not None and ("{rank}" in name or w.is_root):
+        path = Path(name.replace("{rank}", str(w.rank)))   # not str.format: other braces stay as they are
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        except OSError as e:
+            from hpc_rg.config import ConfigError
+            raise ConfigError(path, "--log-file", str(path),
+                              f"a file that can be written ({e.strerror}: {e.filename})") from None
+        file_handler.setFormatter(logging.Formatter(
+            f"%(asctime)s [{w.rank}/{w.size}] %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        file_handler.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        log.addHandler(file_handler)
+    log.setLevel(min(terminal, file_handler.level) if file_handler else terminal)
+
+    def restore():
+        if file_handler is not None:
+            log.removeHandler(file_handler)
+            file_handler.close()
+        for h, level in saved_handlers:
+            h.setLevel(level)
+        log.setLevel(saved_level)
+    return restore
+
+
+def _nothing() -> None:
+    pass
+
+
+def _flush_stdout() -> bool:
+    try:
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        return False
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout is gone. Stop quietly, like a command killed by SIGPIPE, and point stdout at
+    /dev/null so that Python's own flush at exit does not print "Exception ignored ... BrokenPipeError"."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE
 
 
 def _abort_stragglers(w, code: int, message: str | None) -> None:

@@ -126,7 +126,7 @@ def setup_logging(verbose: bool = False) -> logging.Logger:
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         prefix = f"[{w.rank}/{w.size}] " if w.size > 1 else ""
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose and w.is_root else logging.INFO if w.is_root else logging.WARNING)
     logger.propagate = False
