@@ -335,3 +335,33 @@ def test_sweep_sbatch_keeps_its_one_file_per_task_mode(tmp_path):
                           timeout=300, env=dict(env, SLURM_ARRAY_TASK_ID="1"), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "L10" / "ensemble.h5").exists() and not (tmp_path / "L8").exists()
+
+
+# ---- under MPI: `pytest --only-mpi` with mpiexec -n 2 / -n 4 -------------------------------------------------------
+
+@pytest.mark.mpi(min_size=2)
+def test_a_sweep_on_many_ranks_equals_the_serial_points():
+    import dataclasses
+    import tempfile
+
+    from hpc_rg.mc.driver import run_simulate
+    from hpc_rg.parallel import World, world
+    w = world()
+    folder = Path(w.bcast(tempfile.mkdtemp(prefix="hpc_rg_sweep_mpi_") if w.is_root else None))
+    job = folder / "sweep.toml"
+    if w.is_root:
+        write(folder, LJ, base=BASE.replace("thermalize = 10", "thermalize = 10\nchains = 3"))
+    w.barrier()
+    assert main(["run", str(job), "-q"]) == 0
+    bad = folder / "bad.toml"
+    if w.is_root:
+        bad.write_text(BASE + '\n[sweep]\n"simulate.L" = [8, 1]\n')
+    w.barrier()
+    assert main(["run", str(bad)]) == 2                  # every rank: the same error, no hang
+    if w.is_root:
+        for p in sweep.load(job).points:
+            cfg = dataclasses.replace(p.cfg, job=dataclasses.replace(p.cfg.job, out=str(folder / "serial" / p.name)))
+            assert run_simulate(cfg, World(None, 0, 1)) == 0
+            assert np.array_equal(spins(p.cfg.out), spins(cfg.out)), p.name
+        shutil.rmtree(folder)
+    w.barrier()
