@@ -286,10 +286,11 @@ def _point(raw: dict, text: str, file: str, index: int, name: str, values: dict,
 def _point_error(e: ConfigError, file: str, index: int, name: str, values: dict) -> ConfigError:
     """The point's error as one line naming the sweep key and value when one of them is at fault."""
     where = f"in sweep point {index}, {name}"
+    hint = str(e)[len(str(ConfigError(e.file, e.key, e.found, e.allowed))):].strip()[1:-1]   # "did you mean"
     for key, value in values.items():
         if e.key == key or e.key.startswith(key + ".") or e.key.startswith(key + "["):
-            return ConfigError(file, f"sweep.{key}", value, e.allowed, where)
-    return ConfigError(file, e.key, e.found, e.allowed, where)
+            return ConfigError(file, f"sweep.{key}", value, e.allowed, f"{hint}; {where}" if hint else where)
+    return ConfigError(file, e.key, e.found, e.allowed, f"{hint}; {where}" if hint else where)
 
 
 # --------------------------------------------------------------------------------------------------------

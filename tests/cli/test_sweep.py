@@ -160,6 +160,8 @@ def test_a_problem_of_the_combination_names_the_point(tmp_path, capsys):
     ('mode = "cartesian"\n"simulate.L" = [8]', "sweep.mode", "product, zip"),
     ('mode = "zip"', "sweep", "at least one job key"),
     ('"simulate.Lx" = [8]', "sweep.simulate.Lx", "known key"),
+    ('"simulate.algorithm" = ["metropolis", "wolf"]', "sweep.simulate.algorithm",
+     'for model ising1d (did you mean "wolff"?; in sweep point 1, algorithm=wolf)'),
 ])
 def test_bad_sweep_tables(tmp_path, table, key, allowed):
     with pytest.raises(ConfigError) as e:
