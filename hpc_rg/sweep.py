@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,9 +89,16 @@ class Sweep:
         """`<out>/sweep.json`, atomically (several array tasks may write the same index at once)."""
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / INDEX
-        tmp = path.with_name(f".{INDEX}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.index(), indent=1) + "\n")
-        os.replace(tmp, path)
+        # a temporary name of its own (created exclusively: tasks on other nodes may share a pid), then rename
+        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{INDEX}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(self.index(), indent=1) + "\n")
+            os.chmod(tmp, 0o644)                  # mkstemp's 0600 would hide the index from the group
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     def describe(self) -> str:
