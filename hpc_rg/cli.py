@@ -190,6 +190,7 @@ def _sweep_command(args, job, world) -> int:
             else:
                 print(explain(points[0].cfg) if args.explain else dumps(points[0].cfg))
         return 0
+    sweep.check_folders(points, args.command, args.resume, args.force)
     if world.is_root:                              # before any point runs, so status/report see every point
         job.write_index()
     world.barrier()

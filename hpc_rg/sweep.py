@@ -34,6 +34,7 @@ import json
 import os
 import re
 import tempfile
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -299,6 +300,23 @@ def _point_error(e: ConfigError, file: str, index: int, name: str, values: dict)
         if e.key == key or e.key.startswith(key + ".") or e.key.startswith(key + "["):
             return ConfigError(file, f"sweep.{key}", value, e.allowed, f"{hint}; {where}" if hint else where)
     return ConfigError(file, e.key, e.found, e.allowed, f"{hint}; {where}" if hint else where)
+
+
+class _Onlooker:
+    """A one-rank World that is not rank 0: `run_folder.prepare` checks with it and writes nothing."""
+    rank, size, is_root = 1, 1, False
+
+    def barrier(self) -> None:
+        pass
+
+
+def check_folders(points: typing.Iterable[Point], command: str, resume: bool, force: bool) -> None:
+    """Refuse (RunFolderError, exit 2) before any point runs if a point's run folder would be refused when
+    its turn came: e.g. `hpc-rg run SWEEP` again without --resume, after some points ran."""
+    from hpc_rg.io import run_folder
+    for p in points:
+        if "simulate" in (p.cfg.stages if command == "run" else (command,)):
+            run_folder.prepare(p.cfg, "simulate", resume, force, _Onlooker())
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -271,6 +271,18 @@ def test_status_and_report_tabulate_every_point(whole_sweep, tmp_path, capsys):
     assert re.search(r"^\s+1\s+\S+\s+not started", text, re.M) and "1 of 2 points simulated" in text
 
 
+def test_a_rerun_is_refused_before_any_point_runs_and_resume_completes_it(tmp_path, capsys):
+    job = write(tmp_path, LJ)
+    assert main(["run", str(job), "--point", "2", "-q"]) == 0
+    assert main(["run", str(job)]) == 2                     # point 2 holds an ensemble: refused up front
+    assert "pass --resume" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["L=12,J=1.0", "sweep.json"]
+    before = spins(tmp_path / "out" / "L=12,J=1.0")
+    assert main(["run", str(job), "--resume", "-q"]) == 0   # the others run, the finished point is kept
+    assert all((p.cfg.out / "ensemble.h5").exists() for p in sweep.load(job).points)
+    assert np.array_equal(spins(tmp_path / "out" / "L=12,J=1.0"), before)
+
+
 def test_check_lists_the_points_and_explains_one(tmp_path, capsys):
     job = write(tmp_path, LJ)
     assert main(["check", str(job)]) == 0
