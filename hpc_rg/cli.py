@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a job file and print the resolved job")
     c.add_argument("job", type=Path)
     c.add_argument("--explain", action="store_true", help="print every key with its meaning as TOML comments")
+    c.add_argument("--point", type=int, metavar="K", help="a sweep's point K: print its resolved job")
     for name, text in (("simulate", "run the Monte Carlo chains and write <out>/ensemble.h5"),
                        ("train", "train the models of [train.*] on the ensemble"),
                        ("analyze", "run the reductions of [analyze.*] and write <out>/results.h5"),
@@ -35,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--resume", action="store_true", help="continue from the last checkpoint (or extend "
                                                              "a finished run whose samples were raised)")
         s.add_argument("--force", action="store_true", help="overwrite this stage's outputs in the run folder")
+        s.add_argument("--point", type=int, metavar="K", help="a sweep job ([sweep] table): run only point K "
+                                                             "(a Slurm array task: --point $SLURM_ARRAY_TASK_ID)")
     r = sub.add_parser("report", help="write report.md and report.html for a run folder")
     r.add_argument("run_dir", type=Path)
     st = sub.add_parser("status", help="progress of a run (while it runs or after it stopped)")
@@ -129,9 +132,16 @@ def _report(run_dir: Path) -> Path:
 
 
 def _main(args, world) -> int:
-    from hpc_rg import config
+    from hpc_rg import config, sweep
+    if args.command in ("check", *STAGE_COMMANDS):
+        job = sweep.load(args.job)                 # a Config, or a Sweep whose points are all validated
+        if isinstance(job, sweep.Sweep):
+            return _sweep_command(args, job, world)
+        if args.point is not None:
+            raise config.ConfigError(args.job, "--point", args.point, "a job file with a [sweep] table "
+                                                                      "(this one is a single job: leave --point out)")
     if args.command == "check":
-        cfg = config.load(args.job)
+        cfg = job
         if world.is_root:
             if args.explain:
                 from hpc_rg.docs_gen import explain
@@ -140,7 +150,7 @@ def _main(args, world) -> int:
                 print(config.dumps(cfg))
         return 0
     if args.command in STAGE_COMMANDS:
-        cfg = config.load(args.job)
+        cfg = job
         stages = cfg.stages if args.command == "run" else (args.command,)
         for stage in stages:
             code = run_stage(stage, cfg, world, args.resume, args.force)
@@ -152,13 +162,49 @@ def _main(args, world) -> int:
     if not world.is_root:
         return 0
     if args.command == "report":
-        print(_report(args.run_dir))
+        print(sweep.write_report(args.run_dir) if sweep.is_sweep_folder(args.run_dir) else _report(args.run_dir))
     elif args.command == "status":
         from hpc_rg.summary import status
-        print(status(args.run_dir))
+        print(sweep.status(args.run_dir) if sweep.is_sweep_folder(args.run_dir) else status(args.run_dir))
     elif args.command == "info":
         from hpc_rg.summary import info
         print(info(args.file))
+    return 0
+
+
+def _sweep_command(args, job, world) -> int:
+    """check/run/a stage on a sweep job (hpc_rg.sweep): every point, or only --point K, in order."""
+    from hpc_rg import sweep
+    from hpc_rg.parallel import get_logger
+    points = job.points if args.point is None else (job.point(args.point),)
+    if args.command == "check":
+        if world.is_root:
+            from hpc_rg.config import dumps
+            from hpc_rg.docs_gen import explain
+            if args.point is None and not args.explain:
+                print(job.describe())
+            elif args.point is None:                # the list as comments, then point 0 explained
+                print("\n".join(line if line.startswith("#") else "# " + line for line in job.describe().splitlines()))
+                print(f"# point 0 below; hpc-rg check --explain --point K {args.job} shows point K")
+                print(explain(points[0].cfg))
+            else:
+                print(explain(points[0].cfg) if args.explain else dumps(points[0].cfg))
+        return 0
+    sweep.check_folders(points, args.command, args.resume, args.force)
+    if world.is_root:                              # before any point runs, so status/report see every point
+        job.write_index()
+    world.barrier()
+    for point in points:
+        cfg = point.cfg
+        get_logger().info("sweep point %d of %d: %s", point.index, len(job.points), point.name)
+        for stage in (cfg.stages if args.command == "run" else (args.command,)):
+            code = run_stage(stage, cfg, world, args.resume, args.force)
+            if code:
+                return code
+    if args.command == "run" and args.point is None and any("report" in p.cfg.stages for p in points):
+        if world.is_root:
+            print(f"report: {sweep.write_report(job.out, point_reports=False)}")
+        world.barrier()
     return 0
 
 

@@ -33,6 +33,17 @@ REPORT_KEYS = (
 )
 
 
+# `[sweep]` is validated by hpc_rg.sweep (its keys are other tables' keys), so it is described here.
+SWEEP_KEYS = (
+    ("mode", '"product" | "zip"', '"product"', "",
+     "product: every combination of the lists, the first key varying slowest; zip: the i-th values of all "
+     "lists together (lists of equal length)", ""),
+    ('"<table>.<key>"', "list", "", "any job key but job.name and job.out; at least one",
+     'the values the key takes, e.g. "simulate.L" = [16, 32, 64] or "train.rbm.epochs" = [10, 20]; '
+     "a point's folder name is built from the keys' last parts and the values", "one key or more"),
+)
+
+
 @dataclass(frozen=True)
 class Key:
     """One job-file key as the validator sees it."""
@@ -137,6 +148,14 @@ def tables() -> Iterator[Table]:
     allowed = {"paper": _report_allowed()}
     yield Table("[report]", [Key(n, t, d, allowed.get(n, a), doc) for n, t, d, a, doc in REPORT_KEYS],
                 "Optional; the report stage runs when the job has [analyze.*] tables.")
+    yield Table("[sweep]", [Key(n, t, d, a, doc, note) for n, t, d, a, doc, note in SWEEP_KEYS],
+                "Optional; a parameter sweep (`hpc_rg.sweep`). Each point is the job with the listed keys set, "
+                "validated like any job file (all points before any work), run in `<out>/<point>/`, e.g. "
+                "`<out>/L=16,alpha=2.5/`, with a `job.seed` derived from the job's seed and the point's values "
+                "(`hpc_rg.sweep.point_seed`; a swept `job.seed` is used as written). `hpc-rg check JOB` lists "
+                "the points; `hpc-rg run JOB` runs them in order, `--point K` one of them (a Slurm array task: "
+                "`slurm/sweep.sbatch`); `<out>/sweep.json` indexes them for `hpc-rg status OUT` and "
+                "`hpc-rg report OUT`.")
 
 
 # --------------------------------------------------------------------------------------------------------
