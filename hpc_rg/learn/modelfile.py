@@ -113,7 +113,8 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
         raise ConfigError(path, "", None, f"an existing file ({path} not found)") from None
     except pickle.UnpicklingError as e:
         lines = [ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln or "WeightsUnpickler" in ln]
-        why = (lines[0] if lines else str(e).splitlines()[0] if str(e) else type(e).__name__)[:200]
+        why = (lines[0] if lines else str(e).splitlines()[0] if str(e) else type(e).__name__)
+        why = why.replace("WeightsUnpickler error: ", "").split(" was not an allowed global")[0][:200]
         raise ConfigError(path, "", None, f"a torch file of tensors and plain data, loadable without running "
                           f"code ({path}: refused: {why})") from None
     except Exception as e:   # truncated zip, bad magic number, EOF, I/O error: all "cannot be read"
