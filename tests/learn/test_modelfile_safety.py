@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+import hpc_rg
 from hpc_rg.config import ConfigError
-from hpc_rg.learn.modelfile import FORMAT, load_model, safe_load, save_model
+from hpc_rg.learn.modelfile import FORMAT, load_model, save_model
 from hpc_rg.learn.rbm import RBM
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(hpc_rg.__file__).resolve().parents[1]   # the tree under test (its hpc_rg first on the path)
 
 
 class Payload:
@@ -71,6 +72,7 @@ def test_planted_payload_is_refused_and_does_not_run(tmp_path):
         load_model(path)
     assert "evil.pt" in str(e.value) and "\n" not in str(e.value)
     assert not marker.exists()
+    from hpc_rg.learn.modelfile import safe_load
     with pytest.raises(ConfigError):
         safe_load(path)
     assert not marker.exists()
@@ -146,6 +148,7 @@ def test_files_written_by_the_previous_format_still_load(tmp_path):
 
 def test_safe_load_for_checkpoints(tmp_path):
     """The loader the train stage's checkpoints use: plain numpy arrays pass, object arrays do not."""
+    from hpc_rg.learn.modelfile import safe_load
     path = tmp_path / "c.pt"
     torch.save({"extra": {"chains": np.ones((3, 4), np.int8)}, "epoch": 2, "history": [{"l": np.float64(1)}]},
                path)
