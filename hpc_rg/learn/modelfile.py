@@ -180,4 +180,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
                           f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
     model.to(device).eval()
     meta = dict(meta, optimizer=blob.get("optimizer"))
+    if isinstance(meta.get("repeats"), list):   # learned kernels as the arrays they were (float32, exact)
+        meta["repeats"] = [dict(r, kernel=np.asarray(r["kernel"], dtype=np.float32))
+                           if isinstance(r, dict) and r.get("kernel") is not None else r for r in meta["repeats"]]
     return model, meta
