@@ -15,7 +15,8 @@ from hpc_rg.config import ConfigError
 
 # the reductions that read the job's own ensemble (<out>/ensemble.h5) and the lattice dimension they need
 USES_OWN_ENSEMBLE = {"correlators": None, "scaling_dimensions": None, "mutual_information": 2, "block_rg": 2,
-                     "mcrg": 2, "decimation_1d": 1}
+                     "mcrg": 2, "decimation_1d": 1, "decimation_network": 1}
+MODEL_KEYS = ("model", "thermometer", "models")   # keys naming [train.<name>] tables, read from models/<name>.pt
 MCRG_MIN_SIDE = 4       # third-neighbour and plaquette operators on a 2 x 2 lattice coincide: a singular fit
 BLOCK_RG_MIN_SIDE = 2   # a 1 x 1 lattice has no nearest-neighbour pair
 
@@ -47,6 +48,9 @@ def check_lattice(file, name: str, spec, shape: tuple[int, ...], source: str) ->
                               f"at most {_max_levels(side, spec.block, MCRG_MIN_SIDE)} blockings by {spec.block} "
                               f"of the {shown} lattice of {source} (the coarsest must be at least "
                               f"{MCRG_MIN_SIDE} x {MCRG_MIN_SIDE}; 0 means down to about 8 x 8)")
+    if name == "decimation_network" and (shape[0] % 2 or shape[0] < 4):
+        raise ConfigError(file, key, f"{shown} lattice", f"a chain that can be halved at least once (L even, "
+                          f">= 4); {source} has L = {shape[0]}")
     if name == "decimation_1d":
         step = 2 ** spec.steps
         if shape[0] % step or shape[0] // step < 2:
@@ -79,8 +83,13 @@ def _check_files(cfg, name: str, spec, must_exist: bool) -> None:
 def check_job(cfg) -> None:
     """Static checks when the job file is read: `files` entries that are folders, and the reductions of the
     job's own ensemble against its [simulate] table."""
+    from hpc_rg.config import check_name
     for name, spec in cfg.analyze.items():
         _check_files(cfg, name, spec, must_exist=False)
+        for attr in MODEL_KEYS:
+            value = getattr(spec, attr, "")
+            for i, model in enumerate(value if isinstance(value, tuple) else (value,) if value else ()):
+                check_name(cfg.file, f"analyze.{name}.{attr}" + (f"[{i}]" if isinstance(value, tuple) else ""), model)
         if cfg.simulate is not None and name in USES_OWN_ENSEMBLE:
             check_lattice(cfg.file, name, spec, cfg.simulate.shape, "the job's [simulate] table")
 

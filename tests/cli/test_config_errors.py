@@ -90,6 +90,9 @@ CASES = [
     ("mcrg levels beyond L", job_text(extra='[analyze.mcrg]\nlevels = 2\n'), "analyze.mcrg.levels", "at most 1 blockings"),
     ("mcrg default levels on a tiny L", job_text(simulate=sim_with(L="4"), extra='[analyze.mcrg]\n'), "analyze.mcrg.levels", "at most 0 blockings"),
     ("decimation steps beyond L", job_text(simulate=sim_with(model='"ising1d"'), extra='[analyze.decimation_1d]\nsteps = 3\n'), "analyze.decimation_1d.steps", "divisible"),
+    ("decimation_network on a 2D lattice", job_text(extra='[analyze.decimation_network]\n'), "analyze.decimation_network", "1D chain"),
+    ("model reference leaving models/", job_text(extra='[analyze.receptive_fields]\nmodel = "../../x"\n'), "analyze.receptive_fields.model", "letters, digits"),
+    ("model list reference leaving models/", job_text(extra='[analyze.learned_coarse_graining]\nmodels = ["a", "../b"]\n'), "analyze.learned_coarse_graining.models[1]", "letters, digits"),
     ("GPU lattice shape", job_text(simulate=sim_with(device='"cuda"', L="12")), "simulate.L", "multiple of 8"),
 ]
 
