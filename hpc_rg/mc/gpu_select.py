@@ -18,8 +18,9 @@ def gpu_fits(sim) -> bool:
     return ly % 2 == 0 and lx % 8 == 0
 
 
-def gpu_sampler(sim, file="job"):
-    """The GPU Sampler class for `sim`, or None to stay on the CPU. `file`: the job file, for messages."""
+def gpu_sampler(sim, file="the job file"):
+    """The GPU Sampler class for `sim`, or None to stay on the CPU. `file`: the job file, for messages (the
+    driver should pass `cfg.file`)."""
     if sim.device == "cpu":
         return None
     from hpc_rg.config import ConfigError
