@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,10 @@ except ModuleNotFoundError:  # Python < 3.11
 from hpc_rg.mc.registry import ALGORITHMS, MODELS
 
 STAGES = ("simulate", "train", "analyze", "report")
+
+# Names become file and folder names (runs/<job>, models/<model>.pt, figures/<reduction>*.png): letters,
+# digits, '_', '.', '-' only, and never '.' or '..', so no name can point outside the run folder.
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class ConfigError(ValueError):
@@ -54,6 +59,13 @@ def _show(value: Any) -> str:
 def did_you_mean(word: str, options: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
     return f'did you mean "{close[0]}"?' if close else ""
+
+
+def check_name(file: str | Path, key: str, name: Any) -> None:
+    """A job, model or reduction name that is safe as a single path component (see NAME_RE)."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(file, key, name, "a name of letters, digits, '_', '.' and '-' (not '.' or '..'; "
+                          "it becomes a file name in the run folder)")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -308,6 +320,8 @@ def _ladder(value: Any, file: str) -> tuple[float, ...]:
     for t in temps:
         if not t > 0:
             raise ConfigError(file, key, value, "temperatures > 0")
+        if not math.isfinite(1.0 / t):   # a subnormal T: beta = 1/T is inf, every Boltzmann weight NaN
+            raise ConfigError(file, key, value, f"temperatures with a finite 1/T (1/{t!r} overflows)")
     if any(b <= a for a, b in zip(temps, temps[1:])):
         raise ConfigError(file, key, value, "strictly ascending temperatures")
     return temps
@@ -332,6 +346,11 @@ def _simulate(table: dict, file: str) -> SimulateConfig:
         for side, name in zip(sim.shape, ("Ly" if sim.Ly else "L", "L")):
             if side % sim.block:
                 raise ConfigError(file, f"simulate.{name}", side, f"a multiple of simulate.block = {sim.block}")
+    coldest_beta = 1.0 / sim.temperatures[0]
+    for k in ("J", "h"):
+        if not math.isfinite(getattr(sim, k) * coldest_beta):
+            raise ConfigError(file, f"simulate.{k}", getattr(sim, k), f"a value whose {k}/T is finite at "
+                              f"T = {sim.temperatures[0]!r}")
     if sim.model == "longrange2d" and not sim.alpha > 2:
         raise ConfigError(file, "simulate.alpha", sim.alpha, "alpha > d = 2 (the coupling sum must converge)")
     if sim.algorithm == "multispin":
@@ -347,6 +366,11 @@ def _simulate(table: dict, file: str) -> SimulateConfig:
                           "at least two temperatures with replica_exchange = true")
     if sim.ladder == "tune" and not sim.replica_exchange:
         raise ConfigError(file, "simulate.ladder", "tune", "\"fixed\" unless replica_exchange = true")
+    if sim.device == "cuda" and sim.model == "ising2d":
+        from hpc_rg.mc.gpu_select import GPU_ALGORITHMS, gpu_fits
+        if sim.algorithm in GPU_ALGORITHMS and not gpu_fits(sim):
+            raise ConfigError(file, "simulate.L", sim.L, "L a multiple of 8 and Ly even for the GPU kernels "
+                              "(device = \"cuda\")")
     if sim.thin % sim.measure_every:
         raise ConfigError(file, "simulate.measure_every", sim.measure_every, f"a divisor of thin = {sim.thin}")
     return sim
@@ -358,6 +382,7 @@ def _named_tables(sec: str, tables: Any, file: str, specs: dict[str, type], kind
     out = {}
     for name, table in tables.items():
         prefix = f"{sec}.{name}"
+        check_name(file, prefix, name)
         if not isinstance(table, dict):
             raise ConfigError(file, prefix, table, "a table")
         if kind_key:
@@ -387,7 +412,10 @@ def load(path: str | Path) -> Config:
     """Read and validate a job file. Raises ConfigError (one line) on any problem."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, "", None, f"a UTF-8 text file (byte 0x{e.object[e.start]:02x} at offset "
+                          f"{e.start} is not UTF-8)") from None
     except FileNotFoundError:
         raise ConfigError(path, "", None, "the job file exists (not found)") from None
     except OSError as e:
@@ -408,10 +436,15 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
     if "job" not in raw:
         raise ConfigError(file, "job", "(missing)", "a [job] table with name and seed")
     job = table_to_dataclass(JobConfig, raw["job"], file, "job")
+    check_name(file, "job.name", job.name)
     for s in job.stages:
         if s not in STAGES:
             raise ConfigError(file, "job.stages", list(job.stages), "stages among " + ", ".join(STAGES),
                               did_you_mean(s, STAGES))
+    order = [STAGES.index(s) for s in job.stages]
+    if any(b <= a for a, b in zip(order, order[1:])):
+        raise ConfigError(file, "job.stages", list(job.stages), "each stage at most once, in the order "
+                          + ", ".join(STAGES))
     simulate = _simulate(raw["simulate"], file) if "simulate" in raw else None
     train: dict = {}
     if "train" in raw:
@@ -438,7 +471,22 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
             raise ConfigError(file, "job.stages", list(job.stages), "a [simulate] table for stage simulate")
         if s == "train" and not train:
             raise ConfigError(file, "job.stages", list(job.stages), "[train.<name>] tables for stage train")
+    _cross_checks(cfg)
     return cfg
+
+
+def _cross_checks(cfg: Config) -> None:
+    """Checks that join sections: the lattice against memory, each model against the data it trains on,
+    each reduction against the lattice it reduces. Each lives beside the code whose inputs it protects."""
+    if cfg.simulate is not None:
+        from hpc_rg.mc.memory_check import check_memory
+        check_memory(cfg.simulate, cfg.file)
+    if cfg.train:
+        from hpc_rg.learn.validate import check_job as check_train
+        check_train(cfg)
+    if cfg.analyze:
+        from hpc_rg.reduce.validate import check_job as check_analyze
+        check_analyze(cfg)
 
 
 def _toml_value(v: Any) -> str:

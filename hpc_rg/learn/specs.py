@@ -115,6 +115,8 @@ class CoarseCNNSpec(_Common):
     def validate(self):
         if self.frozen and self.channels != 1:
             return "channels", self.channels, "1 with frozen = true (the boundary average is one kernel)"
+        if self.batch_size > self.n_train:
+            return "batch_size", self.batch_size, f"at most n_train = {self.n_train} (the training patches)"
         return super().validate()
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from hpc_rg.config import ConfigError, dataclass_to_table
 from hpc_rg.learn.specs import SPECS
+from hpc_rg.learn.validate import validate as validate_training
 from hpc_rg.parallel import World, deal, get_logger, init_torch_distributed, seed_sequence, \
     shutdown_torch_distributed
 
@@ -51,6 +52,7 @@ def run_train(cfg, world: World, resume: bool) -> None:
     import torch
     from hpc_rg.learn.trainer import share_threads
     log = get_logger()
+    validate_training(cfg)      # every model against its data before any trains or anything is written
     models = cfg.out / "models"
     if world.is_root:
         models.mkdir(parents=True, exist_ok=True)

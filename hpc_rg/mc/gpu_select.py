@@ -9,22 +9,30 @@ gpu_multispin.py; every rank uses the GPU of its local rank.
 from __future__ import annotations
 
 AUTO_MIN_SITES = 256 * 256   # below this, launch overheads make the CPU kernels competitive
+GPU_ALGORITHMS = ("metropolis", "heatbath", "multispin")   # 2D nearest-neighbour updates with a GPU kernel
 
 
-def gpu_sampler(sim):
-    """The GPU Sampler class for `sim`, or None to stay on the CPU."""
+def gpu_fits(sim) -> bool:
+    """Whether the lattice has the shape the GPU kernels need (checked when the job file is read)."""
+    ly, lx = (sim.Ly or sim.L), sim.L
+    return ly % 2 == 0 and lx % 8 == 0
+
+
+def gpu_sampler(sim, file="the job file"):
+    """The GPU Sampler class for `sim`, or None to stay on the CPU. `file`: the job file, for messages (the
+    driver should pass `cfg.file`)."""
     if sim.device == "cpu":
         return None
     from hpc_rg.config import ConfigError
     from hpc_rg.mc.gpu_common import gpu_present
     present = gpu_present()
     ly, lx = (sim.Ly or sim.L), sim.L
-    fits = ly % 2 == 0 and lx % 8 == 0
+    fits = gpu_fits(sim)
     if sim.device == "cuda":
         if not present:
-            raise ConfigError("job", "simulate.device", "cuda", "\"auto\" or \"cpu\" (no CUDA device is visible here)")
+            raise ConfigError(file, "simulate.device", "cuda", "\"auto\" or \"cpu\" (no CUDA device is visible here)")
         if not fits:
-            raise ConfigError("job", "simulate.L", lx, "L a multiple of 8 and Ly even for the GPU kernels")
+            raise ConfigError(file, "simulate.L", lx, "L a multiple of 8 and Ly even for the GPU kernels")
     elif not (present and fits and ly * lx >= AUTO_MIN_SITES):
         return None
     if sim.algorithm == "multispin":

@@ -12,6 +12,7 @@ from hpc_rg.config import ConfigError
 from hpc_rg.parallel import get_logger
 from hpc_rg.reduce.registry import Context, load_all
 from hpc_rg.reduce.results import write_results
+from hpc_rg.reduce.validate import validate as validate_reductions
 
 
 def run_analyze(cfg, world) -> None:
@@ -27,6 +28,7 @@ def run_analyze(cfg, world) -> None:
     if needs_ensemble and not ctx.ensemble_path.exists():
         raise ConfigError(cfg.file, "job.out", str(out), f"a run folder with ensemble.h5 (missing: {ctx.ensemble_path}); "
                           "run `hpc-rg simulate` first")
+    validate_reductions(cfg, ctx.ensemble_path)   # files and lattices of every reduction, before any runs
     for name, spec in cfg.analyze.items():
         t0 = time.perf_counter()
         res = reductions[name](spec, ctx)
