@@ -191,7 +191,7 @@ def differing_key(old: Config, new: Config) -> str | None:
 
 
 def _values(old: Config, new: Config, key: str) -> str:
-    """": run has X, job has Y" for a differing key, when both sides have it."""
+    """"key: run has X, job has Y" for a differing key ("key differs" when a side lacks it)."""
     def value(cfg):
         if key.startswith("job."):
             return getattr(cfg.job, key[4:])
@@ -199,7 +199,7 @@ def _values(old: Config, new: Config, key: str) -> str:
             return _plain(cfg.simulate.physics().get(key[9:]))
         return None
     a, b = value(old), value(new)
-    return "" if a is None or b is None else f": run has {json.dumps(a)}, job has {json.dumps(b)}"
+    return f"{key} differs" if a is None or b is None else f"{key}: run has {json.dumps(a)}, job has {json.dumps(b)}"
 
 
 # -- the physics of what the folder holds ----------------------------------------------------------------
@@ -282,9 +282,9 @@ def _check(cfg: Config, stage: str, resume: bool, force: bool) -> list[Path]:
     changed = differing_key(old, cfg) if old is not None else None
     if held and not force:
         if old is not None and changed is not None:
-            raise RunFolderError(out, f"holds the results of another job ({changed} differs from {old.file}"
-                                      f"{_values(old, cfg, changed)}); choose another [job] out, or pass --force "
-                                      "to overwrite them")
+            raise RunFolderError(out, f"holds the results of another job ({_values(old, cfg, changed)}, recorded "
+                                      f"in {old.file}); choose another [job] out, or pass --force to overwrite "
+                                      "them")
         if old is None and stage != "simulate":
             raise RunFolderError(out, f"holds {held[0].name} of an unknown job (no job.toml); choose another "
                                       "[job] out, or pass --force to overwrite it")
@@ -408,7 +408,14 @@ class _FolderLock:
     def acquire(self) -> None:
         if self.path.is_symlink():
             raise RunFolderError(self.path, "is a symbolic link inside a run folder; remove it")
-        if os.environ.get(LOCK_MODE_ENV, "flock") != "excl":
+        if os.environ.get(LOCK_MODE_ENV, "flock") != "excl" and self._flock():
+            return
+        self._excl()      # no flock on this file system (or asked for the lock file)
+
+    def _flock(self) -> bool:
+        """Take the flock; False where the file system does not support it. The holder removes the file when
+        it is done, so a lock is only ours if the file we locked is still the one at the path."""
+        for _ in range(100):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -419,14 +426,18 @@ class _FolderLock:
                 os.close(fd)
                 if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                     raise
-            else:
+                return False
+            try:
+                same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
                 os.ftruncate(fd, 0)
                 os.write(fd, _identity().encode())
                 self.fd, self.mode = fd, "flock"
-                return
-            # no flock on this file system: the lock file left by flock mode is not evidence of a holder
-            # unless it names a live process, which `_excl` checks
-        self._excl()
+                return True
+            os.close(fd)              # locked a file its holder had just removed: try the new one
+        self._refuse()
 
     def _excl(self) -> None:
         for _ in range(2):
@@ -461,7 +472,7 @@ class _FolderLock:
 
     def release(self) -> None:
         if self.mode == "flock" and self.fd is not None:
-            os.ftruncate(self.fd, 0)
+            self.path.unlink(missing_ok=True)        # before unlocking: see `_flock`
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
         elif self.mode == "excl":
