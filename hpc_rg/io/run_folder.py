@@ -191,7 +191,7 @@ def differing_key(old: Config, new: Config) -> str | None:
 
 
 def _values(old: Config, new: Config, key: str) -> str:
-    """"key: run has X, job has Y" for a differing key ("key differs" when a side lacks it)."""
+    """"key differs: run has X, job has Y" for a differing key (no values when a side lacks it)."""
     def value(cfg):
         if key.startswith("job."):
             return getattr(cfg.job, key[4:])
@@ -199,7 +199,8 @@ def _values(old: Config, new: Config, key: str) -> str:
             return _plain(cfg.simulate.physics().get(key[9:]))
         return None
     a, b = value(old), value(new)
-    return f"{key} differs" if a is None or b is None else f"{key}: run has {json.dumps(a)}, job has {json.dumps(b)}"
+    return f"{key} differs" if a is None or b is None else \
+        f"{key} differs: run has {json.dumps(a)}, job has {json.dumps(b)}"
 
 
 # -- the physics of what the folder holds ----------------------------------------------------------------
@@ -215,14 +216,14 @@ def job_physics(seed: int, physics: dict) -> dict:
 
 
 def physics_diff(run: dict, job: dict, skip: tuple[str, ...] = ()) -> str | None:
-    """`key: run has X, job has Y` for the first physics key that differs, or None."""
+    """`key differs: run has X, job has Y` for the first physics key that differs, or None."""
     for k in sorted(set(run) | set(job)):
         if k in skip:
             continue
         if k in run and k in job and run[k] != job[k]:
-            return f"{k}: run has {json.dumps(run[k])}, job has {json.dumps(job[k])}"
+            return f"{k} differs: run has {json.dumps(run[k])}, job has {json.dumps(job[k])}"
         if (k in run) != (k in job):
-            return f"{k}: run has {json.dumps(run.get(k))}, job has {json.dumps(job.get(k))}"
+            return f"{k} differs: run has {json.dumps(run.get(k))}, job has {json.dumps(job.get(k))}"
     return None
 
 

@@ -67,7 +67,7 @@ def test_resume_with_other_temperatures_is_refused_whatever_job_toml_says(run, j
     proc = hpc_rg("simulate", other, "--resume", check=False)
     assert proc.returncode == 2
     line = _error_line(proc)
-    assert "simulate.temperatures: run has [2.0, 2.269185, 2.6], job has [5.0, 6.0, 7.0]" in line
+    assert "simulate.temperatures differs: run has [2.0, 2.269185, 2.6], job has [5.0, 6.0, 7.0]" in line
     assert _tree(folder) == before
 
 
@@ -80,7 +80,7 @@ def test_resume_with_other_seed_is_refused_from_the_ensemble_alone(run):
     (run / "driver.toml").write_text(text)
     proc = hpc_rg("simulate", run / "driver.toml", "--resume", check=False)
     assert proc.returncode == 2
-    assert "job.seed: run has 11, job has 12" in _error_line(proc)
+    assert "job.seed differs: run has 11, job has 12" in _error_line(proc)
 
 
 def test_lowering_samples_on_resume_is_refused_and_job_toml_kept(run):
