@@ -76,8 +76,11 @@ def _atomic_write_text(path: Path, text: str, n: int = -1) -> None:
 
 
 def digest(path: Path) -> str:
+    h = hashlib.sha256()           # (hashlib.file_digest needs Python 3.11; the project supports 3.10)
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def replica_file(folder: Path, n: int, rank: int) -> Path:
