@@ -28,7 +28,7 @@ from hpc_rg.config import ConfigError
 
 COMMIT = "latest.json"
 REPLICA_GLOB = "c*.r*.h5*"
-RECORD_KEYS = ("checkpoint", "t", "samples_done", "parts", "ranks")
+RECORD_KEYS = ("checkpoint", "t", "samples_done", "parts", "ranks", "updates_total")   # integers, all there
 
 # The moments of a checkpoint at which the test suite kills a rank (see `fault_point`), in order.
 PHASES = ("part_closed", "replica_tmp", "replica_written", "before_commit", "commit_tmp", "committed", "cleaned")
@@ -130,7 +130,10 @@ def read_commit(folder: Path) -> dict | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(p, f"unreadable checkpoint record ({e}); restore it, or pass --force to start "
                                  "over") from None
-    missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or not isinstance(record.get(k), int)]
+    missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or not isinstance(record.get(k), int)
+               or isinstance(record.get(k), bool) or record[k] < 0]
+    if not missing and not isinstance(record.get("time"), (int, float)):
+        missing = ["time"]
     if missing:
         raise CheckpointError(p, f"checkpoint record lacks {', '.join(missing)} (truncated or altered); restore "
                                  "it, or pass --force to start over")

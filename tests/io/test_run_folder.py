@@ -93,6 +93,19 @@ def test_lowering_samples_on_resume_is_refused_and_job_toml_kept(run):
     assert _tree(folder) == before                          # job.toml still says samples = 10
 
 
+def test_analyze_of_a_job_with_other_physics_than_the_ensemble_is_refused(run):
+    """Same job name and folder, other temperatures: the results would carry the wrong physics."""
+    job = write_job(run, **dict(SMALL, temperatures="[5.0, 6.0, 7.0]"))
+    job.write_text(job.read_text() + "\n[analyze.observables]\nn_blocks = 2\n")
+    (run / "driver" / "job.toml").unlink()
+    before = _tree(run / "driver")
+    proc = hpc_rg("analyze", job, check=False)
+    assert proc.returncode == 2
+    assert "simulate.temperatures differs: run has [2.0, 2.269185, 2.6], job has [5.0, 6.0, 7.0]" in \
+        _error_line(proc)
+    assert _tree(run / "driver") == before
+
+
 # -- corrupt checkpoints given to --resume ---------------------------------------------------------------
 
 def _resume_longer(run):
