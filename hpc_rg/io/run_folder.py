@@ -50,7 +50,7 @@ class RunFolderError(ConfigError):
         self.file, self.key, self.found, self.allowed = str(folder), "", None, message
 
 
-class _Relayed(ConfigError):
+class RelayedError(ConfigError):
     """Rank 0's refusal, raised with the same line on the other ranks (so every rank exits 2 together)."""
 
     def __init__(self, line: str, file: str):
@@ -68,7 +68,7 @@ def _on_root(world, fn):
             error = e
     shared = world.bcast(None if error is None else (str(error), error.file))
     if shared is not None:
-        raise error if world.is_root else _Relayed(*shared)
+        raise error if world.is_root else RelayedError(*shared)
     return result
 
 

@@ -116,7 +116,7 @@ def agree(world, fn):
     """Run fn on every rank; if any rank raises a ConfigError (a checkpoint it cannot use), every rank
     raises the first such error, so that all exit 2 together instead of some waiting forever."""
     from hpc_rg.config import ConfigError
-    from hpc_rg.io.run_folder import _Relayed
+    from hpc_rg.io.run_folder import RelayedError
     result, error = None, None
     try:
         result = fn()
@@ -124,7 +124,7 @@ def agree(world, fn):
         error = e
     errors = [e for e in world.allgather(None if error is None else (str(error), error.file)) if e is not None]
     if errors:
-        raise error if error is not None and str(error) == errors[0][0] else _Relayed(*errors[0])
+        raise error if error is not None and str(error) == errors[0][0] else RelayedError(*errors[0])
     return result
 
 
