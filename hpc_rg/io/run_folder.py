@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,10 @@ LOCK_NAME = ".lock"
 # "flock" (default, falls back to "excl" where the file system has no flock) or "excl" (an O_EXCL lock file
 # with host and pid, for file systems known to lack flock; the test suite forces it to test that path)
 LOCK_MODE_ENV = "HPC_RG_LOCK"
+# The O_EXCL lock file is touched every HEARTBEAT seconds by its holder; one untouched for STALE seconds was
+# left by a run that is gone (killed on another node, where its pid cannot be checked).
+LOCK_HEARTBEAT_SECONDS = 30.0
+LOCK_STALE_SECONDS = float(os.environ.get("HPC_RG_LOCK_STALE_SECONDS", 300))
 
 
 class RunFolderError(ConfigError):
@@ -405,6 +410,7 @@ class _FolderLock:
         self.path = Path(out) / LOCK_NAME
         self.fd: int | None = None
         self.mode = ""
+        self._beating: threading.Event | None = None
 
     def acquire(self) -> None:
         if self.path.is_symlink():
@@ -453,15 +459,28 @@ class _FolderLock:
             os.fsync(fd)
             os.close(fd)
             self.mode = "excl"
+            self._beating = threading.Event()
+            threading.Thread(target=self._heartbeat, args=(self._beating,), daemon=True).start()
             return
         self._refuse()
 
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(LOCK_HEARTBEAT_SECONDS):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
+
     def _stale(self) -> bool:
-        """Left by a process that is gone: same host and no such pid (another host cannot be checked)."""
+        """Left by a process that is gone: on this host, no such pid; on another (whose pids cannot be
+        checked), no heartbeat for LOCK_STALE_SECONDS."""
         try:
             info = json.loads(self.path.read_text() or "{}")
+            age = time.time() - self.path.stat().st_mtime
         except (OSError, ValueError):
             return False
+        if age > LOCK_STALE_SECONDS:
+            return True
         if not isinstance(info, dict) or info.get("host") != socket.gethostname():
             return False
         pid = info.get("pid")
@@ -477,6 +496,7 @@ class _FolderLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
         elif self.mode == "excl":
+            self._beating.set()
             self.path.unlink(missing_ok=True)
         self.fd, self.mode = None, ""
 

@@ -349,10 +349,13 @@ class Simulation:
                 writer = self.checkpoint(writer, reopen=not stop_now)
                 last_ckpt = time.time()
             if stop_now and self.t < sim.updates:
-                why = ", ".join(f"{sig} on rank {r}" if world.size > 1 else sig for r, sig in stopped) \
-                    or "the Slurm time limit"
-                self.log.warning("stopped by %s at update %d of %d; checkpoint written, resume with --resume",
-                                 why, self.t, sim.updates)
+                # what stopped the run, as the rank that got it says (not the Slurm limit when rank 0 had no
+                # signal but another rank did)
+                why = ", ".join(dict.fromkeys(sig for _, sig in stopped)) or "the Slurm time limit"
+                where = f" ({why} received by rank {', '.join(str(r) for r, _ in stopped)} of {world.size})" \
+                    if stopped and world.size > 1 else ""
+                self.log.warning("stopped by %s at update %d of %d; checkpoint written, resume with --resume%s",
+                                 why, self.t, sim.updates, where)
                 return EXIT_INTERRUPTED
         self.checkpoint(writer, reopen=False)
         self.finish(time.time() - start)

@@ -44,7 +44,7 @@ def test_kill_in_every_checkpoint_phase_on_3_ranks_resume_on_2_then_1(tmp_path, 
     proc = hpc_rg("simulate", job, "--resume", ranks=2, env={"HPC_RG_FAULT": "term@21:rank=1"}, check=False,
                   timeout=120)
     assert proc.returncode == 3, proc.stderr
-    assert "stopped by SIGTERM on rank 1" in proc.stderr
+    assert "stopped by SIGTERM at update" in proc.stderr and "SIGTERM received by rank 1 of 2" in proc.stderr
     record = json.loads((run / "checkpoint" / "latest.json").read_text())
     assert record["t"] in (25, 45) and record["ranks"] == 2
     # only the files the record names are left

@@ -258,13 +258,27 @@ def test_second_run_on_a_locked_folder_fails_fast_naming_the_holder(run, monkeyp
     assert _resume_longer(run).returncode == 0                # free again once released
 
 
-def test_lock_file_of_a_dead_process_is_taken_over(run, monkeypatch):
+@pytest.mark.parametrize("holder", ["dead pid here", "silent other host"])
+def test_lock_file_of_a_gone_run_is_taken_over(run, monkeypatch, holder):
     monkeypatch.setenv("HPC_RG_LOCK", "excl")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (run / "driver" / ".lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "time": 0}))
+    lock = run / "driver" / ".lock"
+    if holder == "dead pid here":
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "time": 0}))
+    else:                                     # no heartbeat for longer than HPC_RG_LOCK_STALE_SECONDS
+        lock.write_text(json.dumps({"host": "node-elsewhere", "pid": 1, "time": 0}))
+        os.utime(lock, (time.time() - 400, time.time() - 400))
     assert _resume_longer(run).returncode == 0
-    assert not (run / "driver" / ".lock").exists()
+    assert not lock.exists()
+
+
+def test_lock_file_of_a_live_run_on_another_host_is_respected(run, monkeypatch):
+    monkeypatch.setenv("HPC_RG_LOCK", "excl")
+    (run / "driver" / ".lock").write_text(json.dumps({"host": "node-elsewhere", "pid": 4242, "time": 0}))
+    proc = _resume_longer(run)
+    assert proc.returncode == 2
+    assert "host node-elsewhere, pid 4242" in _error_line(proc)
 
 
 def test_a_run_holds_the_lock_while_it_runs(tmp_path):
@@ -335,5 +349,5 @@ def test_stop_reason_names_the_signal_and_the_rank(tmp_path):
     job = write_job(tmp_path, name="long", samples=1000, thin=5)
     proc = hpc_rg("simulate", job, ranks=2, env={"HPC_RG_FAULT": "term@50:rank=1"}, check=False, timeout=120)
     assert proc.returncode == 3, proc.stderr
-    assert "stopped by SIGTERM on rank 1" in proc.stderr
+    assert "stopped by SIGTERM at update" in proc.stderr and "SIGTERM received by rank 1 of 2" in proc.stderr
     assert "Slurm" not in proc.stderr
