@@ -371,7 +371,7 @@ def _roll_back(out: Path, stage_name: str, before: dict) -> None:
     job = out / "job.toml"
     if before.get("job") is None:
         job.unlink(missing_ok=True)
-    elif not job.is_symlink():
+    elif not job.is_symlink() and (not job.is_file() or job.read_bytes() != before["job"]):
         job.write_bytes(before["job"])
 
 

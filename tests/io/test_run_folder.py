@@ -142,6 +142,16 @@ def test_corrupt_replica_file_is_named(run, damage):
     assert str(path) in _error_line(proc)
 
 
+@pytest.mark.parametrize("victim", ["part", "ensemble.h5"])
+def test_truncated_part_or_ensemble_is_named(run, victim):
+    folder = run / "driver"
+    path = sorted((folder / "parts").glob("p*.h5"))[-1] if victim == "part" else folder / "ensemble.h5"
+    path.write_bytes(path.read_bytes()[:100])
+    proc = _resume_longer(run)
+    assert proc.returncode == 2
+    assert str(path) in _error_line(proc)
+
+
 def test_files_the_checkpoint_does_not_name_are_never_read(tmp_path, finished):
     """A replica file of a higher rank left by an earlier run (here planted: another checkpoint's states
     under the current number) must not override the committed replicas."""
