@@ -361,3 +361,24 @@ def test_stop_reason_names_the_signal_and_the_rank(tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert "stopped by SIGTERM at update" in proc.stderr and "SIGTERM received by rank 1 of 2" in proc.stderr
     assert "Slurm" not in proc.stderr
+
+
+def test_without_flock_the_lock_falls_back_to_an_exclusive_lock_file(tmp_path, monkeypatch):
+    """Where the file system has no flock (some NFS/Lustre mounts: ENOLCK), the O_EXCL lock file is used."""
+    import errno
+    from hpc_rg.io import run_folder
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.delenv("HPC_RG_LOCK", raising=False)
+    monkeypatch.setattr(run_folder.fcntl, "flock", no_flock)
+    first = run_folder._FolderLock(tmp_path)
+    first.acquire()
+    try:
+        assert first.mode == "excl"
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+        with pytest.raises(run_folder.RunFolderError, match=f"pid {os.getpid()}"):
+            run_folder._FolderLock(tmp_path).acquire()
+    finally:
+        first.release()
+    assert not (tmp_path / ".lock").exists()
