@@ -423,7 +423,13 @@ class _FolderLock:
         """Take the flock; False where the file system does not support it. The holder removes the file when
         it is done, so a lock is only ours if the file we locked is still the one at the path."""
         for _ in range(100):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                fd, created = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), True
+            except FileExistsError:
+                try:
+                    fd, created = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW), False
+                except FileNotFoundError:
+                    continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -433,6 +439,8 @@ class _FolderLock:
                 os.close(fd)
                 if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                     raise
+                if created:              # not a lock: leave the lock file to the O_EXCL protocol
+                    self.path.unlink(missing_ok=True)
                 return False
             try:
                 same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
