@@ -80,10 +80,14 @@ def _stage_not_built(stage: str, module: str) -> None:
 
 def run_stage(stage: str, cfg, world, resume: bool, force: bool) -> int:
     from hpc_rg.io import run_folder
+    # checked, claimed and locked (rank 0) for the whole stage; left as found on a user error
+    with run_folder.stage(cfg, stage, resume, force, world):
+        return _run_stage(stage, cfg, world, resume, force)
+
+
+def _run_stage(stage: str, cfg, world, resume: bool, force: bool) -> int:
     from hpc_rg.parallel import get_logger
     log = get_logger()
-    if stage != "report":
-        run_folder.prepare(cfg, stage, resume, force, world)
     tic = time.time()
     log.info("stage %s of job '%s' on %d rank(s) -> %s", stage, cfg.job.name, world.size, cfg.out)
     if stage == "simulate":

@@ -84,9 +84,11 @@ def slurm_deadline(start: float) -> float | None:
 
 
 def fault_injection(rank: int):
-    """Testing hook: HPC_RG_FAULT="kill@T" (SIGKILL itself) or "raise@T" (an exception), optionally
-    ":rank=R" to hit one rank only, once the update counter reaches T. Lets the test suite prove that a
-    killed run resumes bit for bit and that one failing rank ends the whole job."""
+    """Testing hook: HPC_RG_FAULT="kill@T" (SIGKILL itself), "raise@T" (an exception) or "term@T" (SIGTERM
+    to itself, once, as Slurm or a user would send it), optionally ":rank=R" to hit one rank only, once the
+    update counter reaches T. Lets the test suite prove that a killed run resumes bit for bit, that one
+    failing rank ends the whole job, and that a stop on any rank is reported truthfully. (Kills inside a
+    checkpoint: HPC_RG_CKPT_FAULT, see `hpc_rg.io.checkpoint.fault_point`.)"""
     spec = os.environ.get("HPC_RG_FAULT")
     if not spec:
         return None
@@ -95,13 +97,35 @@ def fault_injection(rank: int):
     if who and int(who) != rank:
         return None
     at = int(at)
+    sent = []
 
     def check(t: int) -> None:
         if t >= at:
             if what == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if what == "term":
+                if not sent:
+                    sent.append(t)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                return
             raise RuntimeError(f"HPC_RG_FAULT: injected failure at update {t} on rank {rank}")
     return check
+
+
+def agree(world, fn):
+    """Run fn on every rank; if any rank raises a ConfigError (a checkpoint it cannot use), every rank
+    raises the first such error, so that all exit 2 together instead of some waiting forever."""
+    from hpc_rg.config import ConfigError
+    from hpc_rg.io.run_folder import RelayedError
+    result, error = None, None
+    try:
+        result = fn()
+    except ConfigError as e:
+        error = e
+    errors = [e for e in world.allgather(None if error is None else (str(error), error.file)) if e is not None]
+    if errors:
+        raise error if error is not None and str(error) == errors[0][0] else RelayedError(*errors[0])
+    return result
 
 
 def choose_sampler(sim):
@@ -116,9 +140,11 @@ def choose_sampler(sim):
 
 
 class Simulation:
-    def __init__(self, cfg, world):
+    def __init__(self, cfg, world, declared_physics: dict | None = None):
         self.cfg, self.world = cfg, world
         self.sim = sim = cfg.simulate
+        # the physics keys as the job declares them (before a ladder is tuned): what a resume compares
+        self.declared_physics = declared_physics if declared_physics is not None else sim.physics()
         self.log = get_logger()
         self.lattice = from_config(sim)
         self.cls = choose_sampler(sim)
@@ -144,6 +170,7 @@ class Simulation:
         self.j = 0                     # samples stored (per unit)
         self.n_checkpoint = 0
         self.n_parts = 0
+        self.part_files: dict[str, int] = {}     # committed part files -> size in bytes
         self.replicas: dict[tuple[int, int], Replica] = {}
         self.sampler_seconds = 0.0
         self.rate = 0.0                # updates per second in this run (for `hpc-rg status`)
@@ -155,7 +182,7 @@ class Simulation:
         return Replica(ladder, t0, self.cls(self.lattice, self.betas[t0], seeds))
 
     def start(self, resume: bool) -> None:
-        record = ckpt.read_commit(self.ckpt_dir) if resume else None
+        record = agree(self.world, lambda: ckpt.read_commit(self.ckpt_dir)) if resume else None
         self.replicas = {u: self._new_replica(*u) for u in self.units}
         if record is None:
             if self.world.is_root:
@@ -164,28 +191,57 @@ class Simulation:
                     p.unlink()
             self.world.barrier()
             return
-        if record["samples_done"] > self.sim.samples:
-            from hpc_rg.config import ConfigError
-            raise ConfigError(self.cfg.file, "simulate.samples", self.sim.samples,
-                              f">= {record['samples_done']} (the samples already stored in {self.out})")
-        states = ckpt.read_replicas(self.ckpt_dir, record["checkpoint"], set(self.units))
+        self._check_record(record)
+        states = agree(self.world, lambda: ckpt.read_replicas(self.ckpt_dir, record, set(self.units)))
         for u, rep in self.replicas.items():
             rep.sampler.load_state(states[u])
         self.t, self.j = record["t"], record["samples_done"]
         self.n_checkpoint = record["checkpoint"] + 1
         self.n_parts = record["parts"]
+        self.part_files = {str(k): int(v) for k, v in (record.get("part_files") or {}).items()}
         if self.tempering is not None:
             self.tempering.load_state(record["tempering"])
             for rep in self.replicas.values():
                 rep.sampler.beta = self.betas[self.tempering.slot_of[rep.ladder, rep.t0]]
         self.world.barrier()
-        if self.world.is_root:     # a part left open by the killed run is produced again from here
+        if self.world.is_root:
+            # parts the checkpoint does not name (left open by a killed run, or by one on another number of
+            # ranks) are never read: removed, and produced again from the checkpoint
+            named = record.get("part_files")
             for part, _, p in list_parts(self.parts_dir):
-                if part >= self.n_parts:
+                if (part >= self.n_parts) if named is None else (p.name not in named):
                     p.unlink()
+                elif named is None:         # a record from before parts were named: name them from now on
+                    self.part_files[p.name] = p.stat().st_size
         self.world.barrier()
         self.log.info("resuming at update %d of %d (%d samples stored, checkpoint %d)", self.t, self.sim.updates,
                       self.j, record["checkpoint"])
+
+    def _check_record(self, record: dict) -> None:
+        """The checkpoint belongs to this job's physics, holds no more samples than asked for, and its
+        part files are all there (checked collectively: every rank raises the same ConfigError)."""
+        from hpc_rg.config import ConfigError
+        from hpc_rg.io.run_folder import job_physics, physics_diff, record_physics, RunFolderError
+
+        def check():
+            run, skip = record_physics(record)
+            job = job_physics(self.cfg.job.seed, self.declared_physics)
+            diff = physics_diff(run, job, skip) if run is not None else None
+            if diff:
+                raise RunFolderError(self.ckpt_dir / ckpt.COMMIT, f"{diff}; resume with the job that made the run, "
+                                                                  "or pass --force to start over")
+            if record["samples_done"] > self.sim.samples:
+                raise ConfigError(self.cfg.file, "simulate.samples", self.sim.samples,
+                                  f">= {record['samples_done']} (the samples already stored in {self.out})")
+            if self.world.is_root:
+                for name, size in (record.get("part_files") or {}).items():
+                    p = self.parts_dir / name
+                    if not p.is_file() or p.stat().st_size != size:
+                        found = "missing" if not p.is_file() else f"{p.stat().st_size} bytes, the checkpoint " \
+                                                                  f"recorded {size}"
+                        raise ckpt.CheckpointError(p, f"part file of the checkpoint is {found}; restore it, or "
+                                                      "pass --force to start over")
+        agree(self.world, check)
 
     # -- bookkeeping of time ------------------------------------------------------------------------------
     def measurements_done(self, t: int) -> int:
@@ -257,7 +313,7 @@ class Simulation:
             stop_now = ckpt_time = False
             if sync_now:
                 now = time.time()
-                mine = {"stop": stop.raised is not None}
+                mine = {"stop": stop.raised}
                 if world.is_root:
                     mine["deadline"] = deadline is not None and now >= deadline
                     mine["ckpt"] = sim.checkpoint_seconds > 0 and now - last_ckpt >= sim.checkpoint_seconds
@@ -268,7 +324,8 @@ class Simulation:
                     mine["energies"] = {u: rep.sampler.energy()[0] for u, rep in self.replicas.items()}
                 gathered = world.allgather(mine)
                 root = gathered[0]
-                stop_now = any(g["stop"] for g in gathered) or root["deadline"]
+                stopped = [(r, g["stop"]) for r, g in enumerate(gathered) if g["stop"]]
+                stop_now = bool(stopped) or root["deadline"]
                 ckpt_time = root["ckpt"]
                 stride = root["stride"]
                 last_sync = now
@@ -292,9 +349,13 @@ class Simulation:
                 writer = self.checkpoint(writer, reopen=not stop_now)
                 last_ckpt = time.time()
             if stop_now and self.t < sim.updates:
-                why = stop.raised or "the Slurm time limit"
-                self.log.warning("stopped by %s at update %d of %d; checkpoint written, resume with --resume",
-                                 why, self.t, sim.updates)
+                # what stopped the run, as the rank that got it says (not the Slurm limit when rank 0 had no
+                # signal but another rank did)
+                why = ", ".join(dict.fromkeys(sig for _, sig in stopped)) or "the Slurm time limit"
+                where = f" ({why} received by rank {', '.join(str(r) for r, _ in stopped)} of {world.size})" \
+                    if stopped and world.size > 1 else ""
+                self.log.warning("stopped by %s at update %d of %d; checkpoint written, resume with --resume%s",
+                                 why, self.t, sim.updates, where)
                 return EXIT_INTERRUPTED
         self.checkpoint(writer, reopen=False)
         self.finish(time.time() - start)
@@ -316,16 +377,24 @@ class Simulation:
                 writer.add_history(history)
         writer.close()
         n = self.n_checkpoint
-        ckpt.write_replicas(self.ckpt_dir, n, world.rank,
-                            {u: rep.sampler.state() for u, rep in self.replicas.items()})
-        world.barrier()
+        ckpt.fault_point("part_closed", n, world.rank)
+        entry = ckpt.write_replicas(self.ckpt_dir, n, world.rank,
+                                    {u: rep.sampler.state() for u, rep in self.replicas.items()})
+        ckpt.fault_point("replica_written", n, world.rank)
+        entry["part"] = (writer.path.name, writer.path.stat().st_size)
+        entries = world.gather(entry)
         self.n_parts += 1
         if world.is_root:
+            ckpt.fault_point("before_commit", n, world.rank)
+            self.part_files.update({e["part"][0]: int(e["part"][1]) for e in entries})
             ckpt.commit(self.ckpt_dir, n, {
                 "t": self.t, "samples_done": self.j, "parts": self.n_parts, "ranks": world.size,
                 "updates_total": self.sim.updates, "physics": self.sim.physics(), "time": time.time(),
+                "job_physics": self.declared_physics, "seed": self.cfg.job.seed, "part_files": self.part_files,
                 "updates_per_second": self.rate,
-                "tempering": self.tempering.state() if self.tempering is not None else None})
+                "tempering": self.tempering.state() if self.tempering is not None else None},
+                [{k: e[k] for k in ("file", "sha256", "replicas")} for e in entries])
+            ckpt.fault_point("cleaned", n, world.rank)
         world.barrier()
         self.n_checkpoint += 1
         return self.open_part() if reopen else None
@@ -409,11 +478,12 @@ def tune_ladder(cfg, world) -> tuple[float, ...]:
 def run_simulate(cfg, world, resume: bool = False) -> int:
     """The simulate stage. Returns 0 when the ensemble is complete, EXIT_INTERRUPTED after a checkpoint
     on a stop request."""
+    declared = cfg.simulate.physics()
     if cfg.simulate.ladder == "tune":
         import dataclasses
         temps = tune_ladder(cfg, world)
         cfg = dataclasses.replace(cfg, simulate=dataclasses.replace(cfg.simulate, temperatures=temps))
-    simulation = Simulation(cfg, world)
+    simulation = Simulation(cfg, world, declared)
     simulation.start(resume)
     if simulation.t >= cfg.simulate.updates and resume:
         get_logger().info("%s is complete (%d samples); nothing to do", cfg.out, simulation.j)
