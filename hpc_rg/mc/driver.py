@@ -128,12 +128,13 @@ def agree(world, fn):
     return result
 
 
-def choose_sampler(sim):
-    """The sampler class for the job: the registry's, or a GPU kernel when one is asked for and present."""
+def choose_sampler(sim, file="the job file"):
+    """The sampler class for the job: the registry's, or a GPU kernel when one is asked for and present.
+    `file`: the job file, named in the error when `device = "cuda"` finds no GPU."""
     if sim.device in ("cuda", "auto") and sim.model == "ising2d" and sim.algorithm in ("metropolis", "heatbath",
                                                                                        "multispin"):
         from hpc_rg.mc import gpu_select
-        cls = gpu_select.gpu_sampler(sim)
+        cls = gpu_select.gpu_sampler(sim, file)
         if cls is not None:
             return cls
     return sampler_class(sim.model, sim.algorithm)
@@ -147,7 +148,7 @@ class Simulation:
         self.declared_physics = declared_physics if declared_physics is not None else sim.physics()
         self.log = get_logger()
         self.lattice = from_config(sim)
-        self.cls = choose_sampler(sim)
+        self.cls = choose_sampler(sim, cfg.file)
         self.width = int(getattr(self.cls, "width", 1))
         if sim.chains % self.width:
             raise ValueError(f"simulate.chains = {sim.chains}: must be a multiple of {self.width} for {self.cls.__name__}")
