@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("run_dir", type=Path)
     i = sub.add_parser("info", help="summarise an ensemble.h5 or results.h5 file")
     i.add_argument("file", type=Path)
+    a = sub.add_parser("assemble", help="rewrite a run's ensemble.h5 as a self-contained file (no parts/ needed)")
+    a.add_argument("run_dir", type=Path, metavar="RUN", help="the run folder (or its ensemble.h5)")
+    a.add_argument("--copy", action="store_true", required=True,
+                   help="copy the configurations out of parts/ into ensemble.h5 (bit-identical)")
+    a.add_argument("--compression", choices=("none", "lzf", "gzip"), default="none", help="of the copied /spins")
     return p
 
 
@@ -126,6 +131,9 @@ def _main(args, world) -> int:
     elif args.command == "info":
         from hpc_rg.summary import info
         print(info(args.file))
+    elif args.command == "assemble":
+        from hpc_rg.io.assemble import copy_ensemble
+        print(copy_ensemble(args.run_dir, args.compression))
     return 0
 
 

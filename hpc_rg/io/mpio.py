@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.io.ensemble import FORMAT
+from hpc_rg.io.ensemble import FORMAT, SPIN_FILL
 from hpc_rg.io.parts import BUFFER_BYTES, list_parts
 from hpc_rg.parallel import deal
 
@@ -226,7 +226,8 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
             f.attrs[k] = v
         dsets = {"temperatures": f.create_dataset("temperatures", shape=(n_t,), dtype=np.float64)}
         dsets["spins"] = f.create_dataset("spins", shape=(n_t, n_chains, n_samples, *shape), dtype=np.int8,
-                                          chunks=chunks, compression=comp, fill_time="never")
+                                          chunks=chunks, compression=comp, fill_time="never",
+                                          fillvalue=SPIN_FILL)
         for name in ("energy", "magnetization", "timeseries/energy", "timeseries/magnetization"):
             dsets[name] = f.create_dataset(name, shape=(n_t, n_chains, length[name]), dtype=np.float64)
         small = [("temperatures", np.asarray(temperatures, dtype=np.float64))]

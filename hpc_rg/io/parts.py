@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hpc_rg.io.ensemble import FORMAT
+from hpc_rg.io.ensemble import FORMAT, SPIN_FILL
 
 PART_RE = re.compile(r"p(\d{5})\.r(\d{4})\.h5$")
 BUFFER_BYTES = 64 << 20
@@ -221,7 +221,7 @@ def assemble(out: Path, parts_folder: Path, n_parts: int, temperatures, n_chains
         for k, v in attrs.items():
             f.attrs[k] = v
         f["temperatures"] = np.asarray(temperatures, dtype=np.float64)
-        f.create_virtual_dataset("spins", layout)
+        f.create_virtual_dataset("spins", layout, fillvalue=SPIN_FILL)   # never read: sources are checked
         f["energy"] = scal["energy"]
         f["magnetization"] = scal["magnetization"]
         f["timeseries/energy"] = scal["ts_energy"]
