@@ -126,8 +126,11 @@ def _main(args, world) -> int:
     if args.command == "report":
         print(_report(args.run_dir))
     elif args.command == "status":
-        from hpc_rg.summary import status
-        print(status(args.run_dir))
+        from hpc_rg.summary import status_report
+        text, problem = status_report(args.run_dir)
+        print(text, flush=True)
+        if problem is not None:          # a damaged ensemble.h5: shown above, and exit 2 with its one line
+            raise problem
     elif args.command == "info":
         from hpc_rg.summary import info
         print(info(args.file))
@@ -144,9 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     from hpc_rg.parallel import setup_logging, world
     w = world()
     setup_logging(args.verbose)
+    from hpc_rg.io.diskfull import quiet_dealloc_errors
+    quiet_dealloc_errors()
     try:
         return _main(args, w)
     except ConfigError as e:
+        from hpc_rg.io.diskfull import DiskFullError
+        if isinstance(e, DiskFullError):
+            return _disk_full(w, e)
         # Validation is deterministic, so normally every rank raises the same error: rank 0 speaks and all
         # exit 2. If only some ranks raised, the others would wait forever: abort them after a moment.
         if w.is_root:
@@ -159,10 +167,28 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:
         if isinstance(e, SystemExit):
             raise
+        from hpc_rg.io import diskfull
+        if diskfull.is_disk_full(e):
+            return _disk_full(w, diskfull.as_disk_full(e))
         traceback.print_exc()
         print(f"hpc-rg: rank {w.rank} of {w.size} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         w.abort(1)
         return 1
+
+
+def _disk_full(w, e) -> int:
+    """A full disk (or quota), on this rank, during any write: one line and exit 2. The HDF5 files being
+    written are abandoned, not closed (closing retries the failed write and can crash the interpreter);
+    a single process leaves at once, skipping the clean-up that would touch them again."""
+    from hpc_rg.io.diskfull import abandon_open_hdf5
+    abandon_open_hdf5()
+    print(f"hpc-rg: error: {e}" if w.is_root or w.size == 1 else f"hpc-rg: error (rank {w.rank}): {e}",
+          file=sys.stderr, flush=True)
+    if w.size > 1:                 # the other ranks may be waiting in a collective: agree or abort them
+        _abort_stragglers(w, EXIT_USAGE, None)
+        return EXIT_USAGE
+    sys.stdout.flush()
+    os._exit(EXIT_USAGE)
 
 
 def _abort_stragglers(w, code: int, message: str | None) -> None:

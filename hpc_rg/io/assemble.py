@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from hpc_rg.io import diskfull
 from hpc_rg.io.ensemble import FileError, open_ensemble
 
 CHUNK_BYTES = 1 << 20       # as the collective writer: several samples of one chain per chunk, ~1 MiB
@@ -64,17 +65,28 @@ def copy_ensemble(target: Path, compression: str | None = None) -> Path:
         pass
     tmp = path.with_name(path.name + ".copy.tmp")
     try:
-        with h5py.File(path, "r") as fin, h5py.File(tmp, "w") as fout:
-            for k, v in fin.attrs.items():
-                fout.attrs[k] = v
-            _copy_members(fin, fout, comp)
+        fout = h5py.File(tmp, "w")
+        try:
+            with h5py.File(path, "r") as fin:
+                for k, v in fin.attrs.items():
+                    fout.attrs[k] = v
+                _copy_members(fin, fout, comp)
+            fout.flush()         # a full disk shows here, before close (which could not recover from it)
+        except BaseException as e:
+            if not diskfull.is_disk_full(e):
+                fout.close()
+            raise
+        fout.close()
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        if diskfull.is_disk_full(e):
+            diskfull.abandon(tmp)
+            raise diskfull.as_disk_full(e, path) from e
         tmp.unlink(missing_ok=True)
         raise
     return path

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hpc_rg.io.ensemble import FORMAT, SPIN_FILL
-from hpc_rg.io.parts import BUFFER_BYTES, list_parts
+from hpc_rg.io.parts import BUFFER_BYTES, list_parts, segments
 from hpc_rg.parallel import deal
 
 CHUNK_BYTES = 1 << 20
@@ -58,9 +58,13 @@ def _inventory(parts_folder: Path, n_parts: int) -> dict:
         if part >= n_parts:
             continue
         with h5py.File(path, "r") as f:
+            nj, nk = int(f.attrs["n_samples"]), int(f.attrs["n_measurements"])
             parts.append({"path": str(path), "units": [(int(g), int(t)) for g, t in f.attrs["units"]],
                           "width": int(f.attrs["width"]), "j0": int(f.attrs["j0"]), "k0": int(f.attrs["k0"]),
-                          "nj": int(f.attrs["n_samples"]), "nk": int(f.attrs["n_measurements"])})
+                          "nj": nj, "nk": nk,
+                          # where each array's rows lie in the part (chunked dataset, then its exact-size tail)
+                          "segments": {src: segments(f, src, nj if n_key == "nj" else nk)
+                                       for src, _, n_key in _SOURCES.values()}})
             if "exchange_history" in f:
                 history.append((part, f["exchange_history"][()]))
     slot_history = np.concatenate([h for _, h in sorted(history, key=lambda x: x[0])]) if history else None
@@ -135,10 +139,12 @@ def _read_block(cache: _PartCache, holders: list, name: str, a: int, b: int, wid
     src, off_key, n_key = _SOURCES[name]
     out = np.empty((1, width, b - a, *tail), dtype=dtype)
     for p, i in holders:
-        lo, hi = max(a, p[off_key]), min(b, p[off_key] + p[n_key])
-        if lo < hi:
-            d = cache.get(p["path"])[src]
-            out[0, :, lo - a:hi - a] = d[i, :, lo - p[off_key]:hi - p[off_key]]
+        for dset, first, rows in p["segments"][src]:
+            start = p[off_key] + first          # global index of the segment's first row
+            lo, hi = max(a, start), min(b, start + rows)
+            if lo < hi:
+                d = cache.get(p["path"])[dset]
+                out[0, :, lo - a:hi - a] = d[i, :, lo - start:hi - start]
     return out
 
 
