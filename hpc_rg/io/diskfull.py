@@ -61,8 +61,28 @@ def failed_file(exc: BaseException, default: str | Path | None = None) -> str | 
             return m.group(1)
         if isinstance(exc, OSError) and exc.filename:
             return str(exc.filename)
+        named = _file_in_frames(exc.__traceback__)
+        if named:
+            return named
         exc = exc.__cause__ or exc.__context__
     return str(default) if default is not None else None
+
+
+def _file_in_frames(tb) -> str | None:
+    """A plain write (`f.write`, `f.flush`) fails with an OSError that names no file: the innermost frame
+    of the traceback that holds a path in a variable named like one (tmp, path, ...) says which it was."""
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        if isinstance(frame.f_locals.get("self"), Path):          # Path.write_text and friends
+            return str(frame.f_locals["self"])
+        for name in ("tmp", "path", "final", "target", "file"):
+            v = frame.f_locals.get(name)
+            if isinstance(v, (str, Path)) and str(v):
+                return str(v)
+    return None
 
 
 def mount_point(path: str | Path) -> str:
