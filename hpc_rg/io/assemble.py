@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from hpc_rg.io import diskfull
-from hpc_rg.io.ensemble import FileError, open_ensemble
+from hpc_rg.io.ensemble import FileError, chunk_rows, open_ensemble
 
 CHUNK_BYTES = 1 << 20       # as the collective writer: several samples of one chain per chunk, ~1 MiB
 BLOCK_BYTES = 64 << 20      # bytes read and written per step (memory bound)
@@ -37,7 +37,7 @@ def _real_copy(src: h5py.Dataset, dst_parent: h5py.Group, name: str, compression
     """A real chunked copy of a (virtual) dataset of shape (n_T, n_chains, n_samples, *site_shape)."""
     shape = src.shape
     site = int(np.prod(shape[3:])) if len(shape) > 3 else 1
-    per = max(1, min(CHUNK_BYTES // max(site * src.dtype.itemsize, 1), max(shape[2], 1))) if len(shape) >= 3 else None
+    per = chunk_rows(shape[2], site * src.dtype.itemsize, CHUNK_BYTES) if len(shape) >= 3 else None
     chunks = (1, 1, per, *shape[3:]) if per and all(shape) else None
     dst = dst_parent.create_dataset(name, shape=shape, dtype=src.dtype, chunks=chunks,
                                     compression=compression if chunks else None, fillvalue=src.fillvalue)

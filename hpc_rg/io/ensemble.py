@@ -125,6 +125,16 @@ def spins_chunk(lattice_shape: tuple[int, ...]) -> tuple[int, ...]:
     return (1, 1, 1, *lattice_shape)
 
 
+def chunk_rows(n_rows: int, row_bytes: int, max_bytes: int = 1 << 20) -> int:
+    """Rows per chunk of a real (n_T, n_chains, n_rows, ...) dataset written once: chunks of up to ~max_bytes,
+    all of nearly equal length, so the partly filled last chunk of a chain wastes < one row per chunk
+    (HDF5 allocates a whole chunk for it: 300 rows in chunks of 256 would take 512)."""
+    n_rows = max(int(n_rows), 1)
+    most = max(1, min(max_bytes // max(int(row_bytes), 1), n_rows))
+    n_chunks = -(-n_rows // most)
+    return -(-n_rows // n_chunks)
+
+
 def write_ensemble(path: str | Path, temperatures, spins, energy=None, magnetization=None, attrs=None,
                    timeseries: dict | None = None) -> Path:
     """Write a complete ensemble in one go (tests, converted data). Atomic: temp name, then rename."""

@@ -20,7 +20,10 @@ Parallel HDF5 rules this module follows (and the tests check):
 - Inputs are checked on rank 0 before the file is opened, and a read failure on any rank is agreed on
   (one allreduce per round) before the next collective call, so a bad part fails every rank instead of
   hanging them.
-The file is written as `ensemble.h5.tmp` and renamed by rank 0 after every rank has closed it.
+The file is written as `ensemble.h5.tmp` and renamed by rank 0 after every rank has closed it; on a write
+error (a full disk: `hpc_rg.io.diskfull.DiskFullError`, exit 2) the temporary file is removed.
+/spins has the fill value SPIN_FILL (no spin), as the virtual-dataset writer's, and is written in whole
+chunks by one rank each (fill_time never: nothing is written twice).
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.io.ensemble import FORMAT, SPIN_FILL
+from hpc_rg.io import diskfull
+from hpc_rg.io.ensemble import FORMAT, SPIN_FILL, chunk_rows
 from hpc_rg.io.parts import BUFFER_BYTES, list_parts, segments
 from hpc_rg.parallel import deal
 
@@ -210,7 +214,7 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
     units_of = [[(u // n_t, u % n_t) for u in deal(n_units, world.size, r)] for r in range(world.size)]
 
     comp = None if compression in (None, "none") else compression
-    per = max(1, min(CHUNK_BYTES // max(int(np.prod(shape)), 1), max(n_samples, 1)))
+    per = chunk_rows(n_samples, int(np.prod(shape)), CHUNK_BYTES)
     chunks = (1, 1, per, *shape)
     # each block is a whole number of chunks of one unit, so every chunk is written once, by one rank,
     # in one call (no read-modify-write of compressed chunks)
@@ -274,9 +278,20 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
                 _collective_write(dsets[name], dxpl, start, data)
             if world.any(failure is not None):
                 break
-    finally:
+    except BaseException as e:
+        # a write error (a full disk above all) reaches every rank in the same collective call: the file
+        # is abandoned, not closed (closing retries the write, see hpc_rg.io.diskfull), and its name removed
         cache.close()
-        f.close()               # collective: every rank reaches it, also after an agreed failure
+        if not diskfull.is_disk_full(e):
+            f.close()
+        if diskfull.is_disk_full(e):
+            diskfull.abandon(tmp if world.is_root else None)
+            raise diskfull.as_disk_full(e, final) from e
+        if world.is_root:
+            tmp.unlink(missing_ok=True)
+        raise
+    cache.close()
+    f.close()                   # collective: every rank reaches it, also after an agreed failure
     if world.any(failure is not None):     # every rank asks (no short-circuit: it is a collective)
         if world.is_root:
             tmp.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ import h5py
 import numpy as np
 import pytest
 
-from hpc_rg.io.ensemble import SPIN_FILL, open_ensemble
 from tests.io_files.helpers import assert_same_contents, cli, h5_contents, one_line_exit_2, write_job
 
 TRAIN = '[train.rbm]\nkind = "rbm"\nensemble = "ENS"\nn_hidden = 4\nepochs = 1\nbatch_size = 8\nais_runs = 0\n'
@@ -35,6 +34,7 @@ def _alone(run, dest):
 
 
 def test_fill_value_is_not_a_spin(run):
+    from hpc_rg.io.ensemble import SPIN_FILL
     with h5py.File(run / "ensemble.h5", "r") as f:
         assert f["spins"].fillvalue == SPIN_FILL
         assert SPIN_FILL not in (-1, 1)
@@ -49,6 +49,7 @@ def test_info_refuses_an_ensemble_without_its_parts(run, tmp_path):
 
 def test_reader_refuses_it_in_process(run, tmp_path):
     from hpc_rg.config import ConfigError
+    from hpc_rg.io.ensemble import open_ensemble
     ens = _alone(run, tmp_path / "moved")
     with pytest.raises(ConfigError, match="p00000.r0000.h5"):
         open_ensemble(ens)
@@ -72,6 +73,7 @@ def test_analyze_refuses_an_ensemble_without_its_parts(run, tmp_path):
 
 @pytest.mark.parametrize("compression", [None, "lzf", "gzip"])
 def test_assemble_copy_reads_bit_identically_alone(run, tmp_path, compression):
+    from hpc_rg.io.ensemble import SPIN_FILL, open_ensemble
     reference = h5_contents(run / "ensemble.h5")          # read through the parts
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)

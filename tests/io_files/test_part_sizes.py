@@ -9,8 +9,6 @@ import h5py
 import numpy as np
 import pytest
 
-from hpc_rg.io import mpio
-from hpc_rg.io.parts import PartWriter, assemble, part_path, read_rows, segments
 from tests.io_files.helpers import cli, write_job
 
 SIM = """[simulate]
@@ -56,6 +54,7 @@ def _expected(n_units, width, n_j, n_k, shape, seed=3):
                          ids=["empty", "tail only", "chunks and tail", "whole chunks"])
 def test_a_part_reads_back_whatever_its_layout(tmp_path, n_j, shape):
     """Rows delivered in any order and in pieces come back in order: from whole chunks and the tail."""
+    from hpc_rg.io.parts import PartWriter, read_rows, segments
     units, width, n_k = [(0, 0), (0, 1), (1, 0)], 2, 2 * n_j + 3
     exp = _expected(len(units), width, n_j, n_k, shape)
     w = PartWriter(tmp_path / "p.h5", units, width, shape, j0=10, k0=20)
@@ -84,6 +83,8 @@ def test_a_part_reads_back_whatever_its_layout(tmp_path, n_j, shape):
 def test_vds_and_collective_readers_agree_on_parts(tmp_path):
     """Parts of a run resumed on other rank counts: the virtual ensemble and the collective writer's reader
     (hpc_rg.io.mpio, run serially here: its MPI path needs parallel HDF5) give the same arrays."""
+    from hpc_rg.io import mpio
+    from hpc_rg.io.parts import PartWriter, assemble, part_path
     shape, width, n_t, n_ladders = (4, 6), 1, 3, 2
     cuts, mcuts = (0, 3, 5, 9), (0, 4, 9, 13)
     rng = np.random.default_rng(5)
