@@ -97,13 +97,20 @@ def source_problem(path: Path, dset_name: str, extent: tuple[int, ...], dtype) -
     return None
 
 
+_SOURCES_SEEN: dict[tuple, dict] = {}
+
+
 def check_sources(path: Path, dset: h5py.Dataset) -> None:
     """Refuse a virtual dataset any of whose sources is missing or does not match (HDF5 would read the fill
     value there without a word). Relative source names are resolved against the ensemble's folder, the
     first place HDF5 looks (never the working directory, where another run's parts/ may lie)."""
     if not dset.is_virtual:
         return
-    sources = virtual_sources(dset)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_mtime_ns, st.st_size, dset.name)
+    sources = _SOURCES_SEEN.get(key)
+    if sources is None:             # listing the mappings costs ~0.1 ms each: once per file and process
+        sources = _SOURCES_SEEN[key] = virtual_sources(dset)
     bad = []
     for (name, dname), extent in sources.items():
         if name == ".":
