@@ -102,7 +102,9 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=4000)
     p.add_argument("--writer-L", type=int, nargs="+", default=[256, 64],
                    help="lattice sides of the writer cases (the second one with --parts parts)")
-    p.add_argument("--parts", type=int, default=16, help="parts (checkpoints) of the writer cases after the first")
+    p.add_argument("--parts", type=int, default=100,
+                   help="parts (checkpoints) of the writer cases after the first: small parts, as a run that "
+                        "checkpoints often writes, are where whole-chunk allocation wasted most")
     p.add_argument("--no-weak-scaling", action="store_true", help="only the dd, writer and disk_use cases")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
