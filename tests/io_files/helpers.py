@@ -77,3 +77,15 @@ def assert_same_contents(a: dict, b: dict) -> None:
             assert np.array_equal(a[k][1], b[k][1], equal_nan=a[k][1].dtype.kind == "f"), k
         else:
             assert a[k] == b[k], k
+
+
+def main_in_process(*args) -> subprocess.CompletedProcess:
+    """`hpc-rg ARGS` through cli.main in this process (no interpreter start-up): for the commands that only
+    read files (info, status, report, assemble)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+    from hpc_rg.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())

@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from tests.io_files.helpers import cli, one_line_exit_2, write_job
+from tests.io_files.helpers import cli, main_in_process, one_line_exit_2, write_job
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,10 @@ def part(run: Path) -> Path:
 
 # -- info -------------------------------------------------------------------------------------------------
 def test_info_on_a_folder_or_a_text_file(tmp_path, run):
-    one_line_exit_2(cli("info", run), f"{run}: is a folder")
+    one_line_exit_2(main_in_process("info", run), f"{run}: is a folder")
     text = run / "job.toml"
-    one_line_exit_2(cli("info", text), f"{text}: is not an .h5 file")
-    one_line_exit_2(cli("info", tmp_path / "nope.h5"), "nope.h5: not found")
+    one_line_exit_2(main_in_process("info", text), f"{text}: is not an .h5 file")
+    one_line_exit_2(main_in_process("info", tmp_path / "nope.h5"), "nope.h5: not found")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbled start"])
@@ -57,21 +57,21 @@ def test_info_on_a_damaged_ensemble_or_results_file(copy, damage):
     for name in ("ensemble.h5", "results.h5"):
         path = copy / name
         truncate(path) if damage == "truncated" else garble_start(path)
-        one_line_exit_2(cli("info", path), str(path))
+        one_line_exit_2(main_in_process("info", path), str(path))
 
 
 def test_info_on_an_ensemble_without_spins_or_of_another_format(copy):
     path = copy / "ensemble.h5"
     with h5py.File(path, "a") as f:
         del f["spins"]
-    one_line_exit_2(cli("info", path), str(path), "has no /spins")
+    one_line_exit_2(main_in_process("info", path), str(path), "has no /spins")
     with h5py.File(path, "a") as f:
         f.attrs["format"] = "something/9"
     from hpc_rg.config import ConfigError
     from hpc_rg.io.ensemble import open_ensemble
     with pytest.raises(ConfigError, match="expected 'hpc_rg.ensemble/1'"):     # every reader opens it so
         open_ensemble(path)
-    assert "something/9" in cli("info", path).stdout      # info lists any HDF5 file, saying its format
+    assert "something/9" in main_in_process("info", path).stdout      # info lists any HDF5 file, saying its format
 
 
 @pytest.mark.parametrize("damage,why", [("truncated", "damaged"), ("garbled start", "not HDF5"),
@@ -92,7 +92,7 @@ def test_a_garbled_part_fails_info_and_analyze(copy, damage, why):
             else:
                 del f.attrs["n_samples"]
     rel = str(p.relative_to(copy))
-    one_line_exit_2(cli("info", copy / "ensemble.h5"), rel, why)
+    one_line_exit_2(main_in_process("info", copy / "ensemble.h5"), rel, why)
     (copy / "results.h5").unlink()
     job = write_job(copy.parent, "iso", extra="[analyze.observables]\n")
     one_line_exit_2(cli("analyze", job, cwd=copy.parent), rel, why)
@@ -101,35 +101,35 @@ def test_a_garbled_part_fails_info_and_analyze(copy, damage, why):
 
 # -- report and status ------------------------------------------------------------------------------------
 def test_report_on_a_missing_folder(tmp_path):
-    one_line_exit_2(cli("report", tmp_path / "nope"), "nope: a run folder (not found)")
+    one_line_exit_2(main_in_process("report", tmp_path / "nope"), "nope: a run folder (not found)")
 
 
 @pytest.mark.parametrize("name", ["ensemble.h5", "results.h5"])
 def test_report_on_a_damaged_file(copy, name):
     truncate(copy / name)
-    one_line_exit_2(cli("report", copy), name)
+    one_line_exit_2(main_in_process("report", copy), name)
     assert not (copy / "report.md").exists() and not (copy / "report.html").exists()
 
 
 def test_report_on_a_results_file_of_another_format(copy):
     with h5py.File(copy / "results.h5", "a") as f:
         f.attrs["format"] = "else/1"
-    one_line_exit_2(cli("report", copy), "results.h5", "not a results file")
+    one_line_exit_2(main_in_process("report", copy), "results.h5", "not a results file")
 
 
 def test_status_on_a_damaged_ensemble_is_not_complete(copy):
     truncate(part(copy))
-    proc = cli("status", copy)
+    proc = main_in_process("status", copy)
     one_line_exit_2(proc, "ensemble.h5", part(copy).name)
     assert "simulate: complete" not in proc.stdout and "DAMAGED" in proc.stdout
     (copy / "ensemble.h5").unlink()
-    proc = cli("status", copy)
+    proc = main_in_process("status", copy)
     assert proc.returncode == 0 and "simulate: complete" not in proc.stdout
     assert "ensemble.h5 not written" in proc.stdout
 
 
 def test_status_on_a_file(run):
-    one_line_exit_2(cli("status", run / "job.toml"), "a run folder (is a file)")
+    one_line_exit_2(main_in_process("status", run / "job.toml"), "a run folder (is a file)")
 
 
 # -- an ensemble path that is a folder ----------------------------------------------------------------------

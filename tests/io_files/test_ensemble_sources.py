@@ -9,7 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.io_files.helpers import assert_same_contents, cli, h5_contents, one_line_exit_2, write_job
+from tests.io_files.helpers import (assert_same_contents, cli, h5_contents, main_in_process, one_line_exit_2,
+                                    write_job)
 
 TRAIN = '[train.rbm]\nkind = "rbm"\nensemble = "ENS"\nn_hidden = 4\nepochs = 1\nbatch_size = 8\nais_runs = 0\n'
 
@@ -43,7 +44,7 @@ def test_fill_value_is_not_a_spin(run):
 
 def test_info_refuses_an_ensemble_without_its_parts(run, tmp_path):
     ens = _alone(run, tmp_path / "moved")
-    line = one_line_exit_2(cli("info", ens), "parts/p00000.r0000.h5", "missing", "hpc-rg assemble RUN --copy")
+    line = one_line_exit_2(main_in_process("info", ens), "parts/p00000.r0000.h5", "missing", "hpc-rg assemble RUN --copy")
     assert str(ens) in line
 
 
@@ -87,7 +88,7 @@ def test_assemble_copy_reads_bit_identically_alone(run, tmp_path, compression):
         assert f["spins"].compression == compression
         assert f["spins"].fillvalue == SPIN_FILL
     assert_same_contents(reference, h5_contents(ens))
-    assert cli("info", ens).returncode == 0
+    assert main_in_process("info", ens).returncode == 0
     with open_ensemble(ens) as e:
         assert e.n_samples == 24
 
@@ -95,6 +96,6 @@ def test_assemble_copy_reads_bit_identically_alone(run, tmp_path, compression):
 def test_assemble_copy_refuses_an_ensemble_without_its_parts(run, tmp_path):
     ens = _alone(run, tmp_path / "moved")
     before = ens.read_bytes()
-    one_line_exit_2(cli("assemble", ens.parent, "--copy"), "p00000.r0000.h5", "missing")
+    one_line_exit_2(main_in_process("assemble", ens.parent, "--copy"), "p00000.r0000.h5", "missing")
     assert ens.read_bytes() == before
     assert sorted(p.name for p in ens.parent.iterdir()) == ["ensemble.h5"]
