@@ -76,18 +76,19 @@ def virtual_sources(dset: h5py.Dataset) -> dict[tuple[str, str], tuple[int, ...]
     return out
 
 
-def source_problem(path: Path, dset_name: str, extent: tuple[int, ...], dtype) -> str | None:
-    """Why a virtual source cannot feed its mappings, or None when it can."""
+def source_problem(path: Path, datasets: dict[str, tuple[int, ...]], dtype) -> str | None:
+    """Why a virtual source file cannot feed its mappings ({dataset: extent read}), or None when it can."""
     if path.is_dir() or not path.exists():
         return "missing"
     try:
         with h5py.File(path, "r") as f:
-            d = f.get(dset_name)
-            if not isinstance(d, h5py.Dataset):
-                return f"has no /{dset_name}"
-            if d.dtype != dtype or d.ndim != len(extent) or any(n < e for n, e in zip(d.shape, extent)):
-                return (f"/{dset_name} is {d.dtype} {tuple(d.shape)}, the ensemble reads {np.dtype(dtype)} "
-                        f"up to {tuple(extent)}")
+            for dset_name, extent in datasets.items():
+                d = f.get(dset_name)
+                if not isinstance(d, h5py.Dataset):
+                    return f"has no /{dset_name}"
+                if d.dtype != dtype or d.ndim != len(extent) or any(n < e for n, e in zip(d.shape, extent)):
+                    return (f"/{dset_name} is {d.dtype} {tuple(d.shape)}, the ensemble reads {np.dtype(dtype)} "
+                            f"up to {tuple(extent)}")
             if "units" in f.attrs and "n_samples" not in f.attrs:
                 return "never closed: written by a run that stopped before its checkpoint"
     except OSError as e:
@@ -111,18 +112,20 @@ def check_sources(path: Path, dset: h5py.Dataset) -> None:
     sources = _SOURCES_SEEN.get(key)
     if sources is None:             # listing the mappings costs ~0.1 ms each: once per file and process
         sources = _SOURCES_SEEN[key] = virtual_sources(dset)
-    bad = []
+    files: dict[str, dict[str, tuple[int, ...]]] = {}
     for (name, dname), extent in sources.items():
-        if name == ".":
-            continue                      # a source inside the file itself
+        if name != ".":                   # "." is a source inside the file itself
+            files.setdefault(name, {})[dname] = extent
+    bad = []
+    for name, datasets in files.items():
         src = Path(name) if os.path.isabs(name) else path.parent / name
-        why = source_problem(src, dname, extent, dset.dtype)
+        why = source_problem(src, datasets, dset.dtype)
         if why:
             bad.append(f"{name} ({why})")
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise FileError(path, f"/{dset.name.lstrip('/')} is a virtual dataset over part files, and {len(bad)} of "
-                              f"its {len(sources)} parts are missing or damaged: {shown}; copy the run folder "
+                              f"its {len(files)} parts are missing or damaged: {shown}; copy the run folder "
                               "with its parts/, or make a self-contained file with `hpc-rg assemble RUN --copy` "
                               "in the run folder that holds them")
 

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.io_files.helpers import cli, write_job
+from tests.io_files.helpers import cli, main_in_process, one_line_exit_2, write_job
 
 SIM = """[simulate]
 model = "ising2d"
@@ -40,6 +40,10 @@ def test_parts_and_ensemble_within_1_1x_of_the_spins(tmp_path):
         assert spin_bytes == 2 * 4 * 90 * 64 * 64
     ratio = on_disk(parts + [run / "ensemble.h5"]) / spin_bytes
     assert ratio <= 1.1, f"parts + ensemble.h5 take {ratio:.2f}x the spin bytes"
+    # one part missing among four (each read through two datasets): named once, counted as one file
+    parts[2].rename(parts[2].with_suffix(".moved"))
+    one_line_exit_2(main_in_process("info", run / "ensemble.h5"), f"1 of its 4 parts are missing or damaged: "
+                    f"parts/{parts[2].name} (missing); ")
 
 
 def _expected(n_units, width, n_j, n_k, shape, seed=3):
