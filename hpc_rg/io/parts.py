@@ -6,6 +6,14 @@ A part is complete once the checkpoint that closes it is committed; a part left 
 deleted on resume and its samples are produced again from the checkpoint (bit for bit). The parts are
 self-describing (their units and offsets are attributes), so the number of ranks may change between runs.
 
+Layout of a part: each array (spins, energy, magnetization, ts_energy, ts_magnetization; units x width x
+rows [x site]) is an extendible chunked dataset `<name>` holding whole chunks only, followed by
+`<name>_tail` (attribute offset) holding the rows short of a whole chunk in exactly their size, so a part
+takes the bytes of its data (a partly filled chunk would be allocated whole: with one ~1 MiB chunk per unit
+and part, parts took ~20x their data). `segments`/`read_rows` read either layout, including older parts
+without tails. exchange_history (rank 0) is written once at close. A full disk while writing a part or
+the ensemble raises `hpc_rg.io.diskfull.DiskFullError` (one line, exit 2) and leaves no ensemble.h5.tmp.
+
 `assemble` writes `ensemble.h5` (format hpc_rg.ensemble/1) under a temporary name and renames it: /spins is
 a virtual dataset over the parts (no copy of the configurations); the small per-sample and per-measurement
 arrays are copied into it. Readers cannot tell it from a file written in one piece.
