@@ -122,9 +122,7 @@ def abandon(tmp: str | Path | None = None) -> None:
 
 def as_disk_full(exc: BaseException, default_file: str | Path | None = None) -> DiskFullError:
     file = failed_file(exc, default_file) or "(unknown file)"
-    if file.endswith(".tmp"):
-        file = file[:-4]
-    return DiskFullError(file)
+    return DiskFullError(re.sub(r"(\.copy)?\.tmp$", "", file))     # the file being replaced, not its temporary
 
 
 def quiet_dealloc_errors() -> None:

@@ -144,7 +144,7 @@ def test_disk_full_during_assemble_copy(tmpfs):
     assert proc.returncode == 0, proc.stderr
     before = (run / "ensemble.h5").read_bytes()
     fill(tmpfs, 0)
-    one_line_exit_2(cli("assemble", run, "--copy"), f"no space left on {tmpfs} while writing {run / 'ensemble.h5'}")
+    one_line_exit_2(cli("assemble", run, "--copy"), f"no space left on {tmpfs} while writing {run / 'ensemble.h5'};")
     assert (run / "ensemble.h5").read_bytes() == before
     assert not list(run.glob("*.tmp"))
     with h5py.File(run / "ensemble.h5", "r") as f:
