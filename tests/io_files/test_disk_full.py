@@ -149,3 +149,26 @@ def test_disk_full_during_assemble_copy(tmpfs):
     assert not list(run.glob("*.tmp"))
     with h5py.File(run / "ensemble.h5", "r") as f:
         assert f["spins"].is_virtual and np.isin(f["spins"][()], (-1, 1)).all()
+
+
+def test_disk_full_on_two_ranks_exits_2_without_hanging(tmpfs, reference):
+    """Two ranks writing parts on a full disk: every rank gone with exit 2 (no rank left waiting), one
+    line per rank that hit it and no traceback; --resume on 2 ranks after freeing space: the reference."""
+    job = write_job(tmpfs, "full", simulate=SIM)
+    run = tmpfs / "full"
+    ballast = fill(tmpfs, 4096)
+    mpiexec = [str(Path(sys.executable).parent / "mpiexec"), "-n", "2", sys.executable, "-m", "hpc_rg"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    proc = subprocess.run(mpiexec + ["simulate", str(job)], cwd=tmpfs, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = [x for x in proc.stderr.splitlines() if " INFO " not in x and x.strip()]
+    assert lines and all(x.startswith("hpc-rg: error") and "no space left on" in x for x in lines), proc.stderr
+    assert not list(run.rglob("ensemble.h5.tmp"))
+    ballast.unlink()
+    proc = subprocess.run(mpiexec + ["simulate", str(job), "--resume"], cwd=tmpfs, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = {k: v for k, v in h5_contents(run / "ensemble.h5").items() if k in DATASETS}
+    assert_same_contents(reference, got)
