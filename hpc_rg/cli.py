@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("run_dir", type=Path)
     i = sub.add_parser("info", help="summarise an ensemble.h5 or results.h5 file")
     i.add_argument("file", type=Path)
+    a = sub.add_parser("assemble", help="rewrite a run's ensemble.h5 as a self-contained file (no parts/ needed)")
+    a.add_argument("run_dir", type=Path, metavar="RUN", help="the run folder (or its ensemble.h5)")
+    a.add_argument("--copy", action="store_true", required=True,
+                   help="copy the configurations out of parts/ into ensemble.h5 (bit-identical)")
+    a.add_argument("--compression", choices=("none", "lzf", "gzip"), default="none", help="of the copied /spins")
     for command in sub.choices.values():     # -v/-q/--log-file also after the subcommand: hpc-rg run JOB -q
         _add_log_options(command, top=False)
     return p
@@ -168,11 +173,20 @@ def _main(args, world) -> int:
     if args.command == "report":
         print(sweep.write_report(args.run_dir) if sweep.is_sweep_folder(args.run_dir) else _report(args.run_dir))
     elif args.command == "status":
-        from hpc_rg.summary import status
-        print(sweep.status(args.run_dir) if sweep.is_sweep_folder(args.run_dir) else status(args.run_dir))
+        if sweep.is_sweep_folder(args.run_dir):
+            print(sweep.status(args.run_dir))
+        else:
+            from hpc_rg.summary import status_report
+            text, problem = status_report(args.run_dir)
+            print(text, flush=True)
+            if problem is not None:      # a damaged ensemble.h5: shown above, and exit 2 with its one line
+                raise problem
     elif args.command == "info":
         from hpc_rg.summary import info
         print(info(args.file))
+    elif args.command == "assemble":
+        from hpc_rg.io.assemble import copy_ensemble
+        print(copy_ensemble(args.run_dir, args.compression))
     return 0
 
 
@@ -227,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     w = world()
     setup_logging(args.verbose)
     restore_logging = _nothing
+    from hpc_rg.io.diskfull import quiet_dealloc_errors
+    quiet_dealloc_errors()
     try:
         restore_logging = _log_options(args, w)
         code = _main(args, w)
@@ -235,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _stdout_closed()
     except ConfigError as e:
+        from hpc_rg.io.diskfull import DiskFullError
+        if isinstance(e, DiskFullError):
+            return _disk_full(w, e)
         # Validation is deterministic, so normally every rank raises the same error: rank 0 speaks and all
         # exit 2. If only some ranks raised, the others would wait forever: abort them after a moment.
         if w.is_root:
@@ -247,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:
         if isinstance(e, SystemExit):
             raise
+        from hpc_rg.io import diskfull
+        if diskfull.is_disk_full(e):
+            return _disk_full(w, diskfull.as_disk_full(e))
         traceback.print_exc()
         print(f"hpc-rg: rank {w.rank} of {w.size} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         w.abort(1)
@@ -311,6 +333,21 @@ def _stdout_closed() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return EXIT_PIPE
+
+
+def _disk_full(w, e) -> int:
+    """A full disk (or quota), on this rank, during any write: one line and exit 2. The HDF5 files being
+    written are abandoned, not closed (closing retries the failed write and can crash the interpreter);
+    a single process leaves at once, skipping the clean-up that would touch them again."""
+    from hpc_rg.io.diskfull import abandon_open_hdf5
+    abandon_open_hdf5()
+    print(f"hpc-rg: error: {e}" if w.is_root or w.size == 1 else f"hpc-rg: error (rank {w.rank}): {e}",
+          file=sys.stderr, flush=True)
+    if w.size > 1:                 # the other ranks may be waiting in a collective: agree or abort them
+        _abort_stragglers(w, EXIT_USAGE, None)
+        return EXIT_USAGE
+    sys.stdout.flush()
+    os._exit(EXIT_USAGE)
 
 
 def _abort_stragglers(w, code: int, message: str | None) -> None:

@@ -5,6 +5,13 @@ Layout (DESIGN.md): /temperatures (n_T,), /spins int8 (n_T, n_chains, n_samples,
 float64 (n_T, n_chains, n_measurements), /exchange/*. Samples are stored by temperature.
 The parallel writers live in `hpc_rg.io.parts` (per-rank parts + virtual dataset) and `hpc_rg.io.mpio`
 (collective copy into one real file); readers cannot tell which wrote a file.
+
+Every file read is untrusted: `Ensemble` refuses (exit 2 through `FileError`, a `ConfigError`) a path that
+is a folder, a file that is not HDF5 or is truncated, a file without the datasets of the format, and a
+virtual /spins whose source parts are missing or damaged. The last matters most: HDF5 silently reads the
+fill value where a virtual source is missing, so an ensemble.h5 copied without its parts/ would read as
+data. /spins has the fill value SPIN_FILL, which is no spin, but the sources are checked before anything
+is read, so it is never seen.
 """
 from __future__ import annotations
 
@@ -15,12 +22,127 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from hpc_rg.config import ConfigError
+
 FORMAT = "hpc_rg.ensemble/1"
+SPIN_FILL = -128          # fill value of /spins: not a spin (+-1), so no unwritten sample can pass for data
+REQUIRED = ("temperatures", "spins", "magnetization")
+
+
+class FileError(ConfigError):
+    """A missing, damaged or incomplete input file: one line naming it, what is wrong and the way out."""
+
+    def __init__(self, path: str | Path, message: str):
+        ValueError.__init__(self, f"{path}: {message}")
+        self.file, self.key, self.found, self.allowed = str(path), "", None, message
+
+
+def hdf5_reason(e: BaseException) -> str:
+    """HDF5's own words, short: 'file signature not found', 'truncated file: eof = ...'."""
+    text = " ".join(str(e).split())
+    if "(" in text and text.endswith(")"):
+        text = text[text.index("(") + 1:-1]
+    return text[:200]
+
+
+def open_hdf5(path: str | Path, kind: str = "an HDF5 file") -> h5py.File:
+    """Open an input file for reading, or raise FileError saying why it cannot be read."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileError(path, f"is a folder, not {kind}")
+    if not path.exists():
+        raise FileError(path, f"not found (expected {kind})")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        if not h5py.is_hdf5(path):
+            raise FileError(path, f"is not {kind} (no HDF5 signature: wrong file, or its start is damaged)") \
+                from None
+        raise FileError(path, f"is a damaged or truncated HDF5 file ({hdf5_reason(e)}); "
+                              "copy it again or re-create it") from None
+
+
+def virtual_sources(dset: h5py.Dataset) -> dict[tuple[str, str], tuple[int, ...]]:
+    """{(source file as stored, source dataset): the smallest extent that holds every selection mapped from
+    it} of a virtual dataset; one entry per source (a part feeds one mapping per unit it holds)."""
+    dcpl = dset.id.get_create_plist()
+    out: dict[tuple[str, str], tuple[int, ...]] = {}
+    for i in range(dcpl.get_virtual_count()):
+        key = (dcpl.get_virtual_filename(i), dcpl.get_virtual_dsetname(i))
+        space = dcpl.get_virtual_srcspace(i)
+        need = tuple(int(hi) + 1 for hi in space.get_select_bounds()[1]) if space.get_select_npoints() \
+            else (0,) * space.get_simple_extent_ndims()
+        out[key] = tuple(max(a, b) for a, b in zip(out.get(key, need), need))
+    return out
+
+
+def source_problem(path: Path, datasets: dict[str, tuple[int, ...]], dtype) -> str | None:
+    """Why a virtual source file cannot feed its mappings ({dataset: extent read}), or None when it can."""
+    if path.is_dir() or not path.exists():
+        return "missing"
+    try:
+        with h5py.File(path, "r") as f:
+            for dset_name, extent in datasets.items():
+                d = f.get(dset_name)
+                if not isinstance(d, h5py.Dataset):
+                    return f"has no /{dset_name}"
+                if d.dtype != dtype or d.ndim != len(extent) or any(n < e for n, e in zip(d.shape, extent)):
+                    return (f"/{dset_name} is {d.dtype} {tuple(d.shape)}, the ensemble reads {np.dtype(dtype)} "
+                            f"up to {tuple(extent)}")
+            if "units" in f.attrs and "n_samples" not in f.attrs:
+                return "never closed: written by a run that stopped before its checkpoint"
+    except OSError as e:
+        if not os.access(path, os.R_OK):
+            return "not readable: permission denied"
+        return "not HDF5" if not h5py.is_hdf5(path) else f"damaged: {hdf5_reason(e)}"
+    return None
+
+
+_SOURCES_SEEN: dict[tuple, dict] = {}
+
+
+def check_sources(path: Path, dset: h5py.Dataset) -> None:
+    """Refuse a virtual dataset any of whose sources is missing or does not match (HDF5 would read the fill
+    value there without a word). Relative source names are resolved against the ensemble's folder, the
+    first place HDF5 looks (never the working directory, where another run's parts/ may lie)."""
+    if not dset.is_virtual:
+        return
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_mtime_ns, st.st_size, dset.name)
+    sources = _SOURCES_SEEN.get(key)
+    if sources is None:             # listing the mappings costs ~0.1 ms each: once per file and process
+        sources = _SOURCES_SEEN[key] = virtual_sources(dset)
+    files: dict[str, dict[str, tuple[int, ...]]] = {}
+    for (name, dname), extent in sources.items():
+        if name != ".":                   # "." is a source inside the file itself
+            files.setdefault(name, {})[dname] = extent
+    bad = []
+    for name, datasets in files.items():
+        src = Path(name) if os.path.isabs(name) else path.parent / name
+        why = source_problem(src, datasets, dset.dtype)
+        if why:
+            bad.append(f"{name} ({why})")
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise FileError(path, f"/{dset.name.lstrip('/')} is a virtual dataset over part files, and {len(bad)} of "
+                              f"its {len(files)} parts are missing or damaged: {shown}; copy the run folder "
+                              "with its parts/, or make a self-contained file with `hpc-rg assemble RUN --copy` "
+                              "in the run folder that holds them")
 
 
 def spins_chunk(lattice_shape: tuple[int, ...]) -> tuple[int, ...]:
     """One configuration per chunk row, so a temperature's samples are contiguous whole chunks."""
     return (1, 1, 1, *lattice_shape)
+
+
+def chunk_rows(n_rows: int, row_bytes: int, max_bytes: int = 1 << 20) -> int:
+    """Rows per chunk of a real (n_T, n_chains, n_rows, ...) dataset written once: chunks of up to ~max_bytes,
+    all of nearly equal length, so the partly filled last chunk of a chain wastes < one row per chunk
+    (HDF5 allocates a whole chunk for it: 300 rows in chunks of 256 would take 512)."""
+    n_rows = max(int(n_rows), 1)
+    most = max(1, min(max_bytes // max(int(row_bytes), 1), n_rows))
+    n_chunks = -(-n_rows // most)
+    return -(-n_rows // n_chunks)
 
 
 def write_ensemble(path: str | Path, temperatures, spins, energy=None, magnetization=None, attrs=None,
@@ -41,7 +163,7 @@ def write_ensemble(path: str | Path, temperatures, spins, energy=None, magnetiza
         for k, v in (attrs or {}).items():
             f.attrs[k] = v
         f["temperatures"] = np.asarray(temperatures, dtype=np.float64)
-        f.create_dataset("spins", data=spins, chunks=spins_chunk(shape))
+        f.create_dataset("spins", data=spins, chunks=spins_chunk(shape), fillvalue=SPIN_FILL)
         if energy is not None:
             f["energy"] = np.asarray(energy, dtype=np.float64).reshape(n_t, n_c, n_s)
         f["magnetization"] = np.asarray(magnetization, dtype=np.float64).reshape(n_t, n_c, n_s)
@@ -56,16 +178,42 @@ class Ensemble:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.file = h5py.File(self.path, "r")
-        fmt = self.file.attrs.get("format")
-        if fmt != FORMAT:
+        self.file = open_hdf5(self.path, f"an ensemble file ({FORMAT})")
+        try:
+            self._check_and_load()
+        except BaseException:
             self.file.close()
-            raise ValueError(f"{self.path}: attribute format = {fmt!r}: expected {FORMAT!r}")
-        self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.file.attrs.items()}
-        self.temperatures = self.file["temperatures"][()]
-        self.spins = self.file["spins"]
-        self.lattice_shape = tuple(int(x) for x in self.file.attrs["lattice_shape"])
-        self.n_temperatures, self.n_chains, self.n_samples = self.spins.shape[:3]
+            raise
+
+    def _check_and_load(self) -> None:
+        f, path = self.file, self.path
+        try:
+            fmt = f.attrs.get("format")
+            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+            if fmt != FORMAT:
+                raise FileError(path, f"attribute format = {fmt!r}: expected {FORMAT!r} (not an ensemble file)")
+            missing = [name for name in REQUIRED if not isinstance(f.get(name), h5py.Dataset)]
+            if missing or "lattice_shape" not in f.attrs:
+                what = ", ".join("/" + m for m in missing) or "attribute lattice_shape"
+                raise FileError(path, f"has no {what} (truncated, or not written by hpc-rg)")
+            self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            self.temperatures = f["temperatures"][()]
+            self.spins = f["spins"]
+            self.lattice_shape = tuple(int(x) for x in np.atleast_1d(f.attrs["lattice_shape"]))
+            shape = tuple(self.spins.shape)
+            expected = (len(self.temperatures),) + shape[1:3] + self.lattice_shape
+            if len(shape) != 3 + len(self.lattice_shape) or shape != expected or self.spins.dtype != np.int8:
+                raise FileError(path, f"/spins is {self.spins.dtype} {shape}: expected int8 {expected} "
+                                      "(temperatures x chains x samples x lattice_shape)")
+            for name in ("energy", "magnetization"):
+                if name in f and tuple(f[name].shape) != shape[:3]:
+                    raise FileError(path, f"/{name} has shape {tuple(f[name].shape)}: expected {shape[:3]}")
+            check_sources(path, self.spins)
+        except FileError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise FileError(path, f"is damaged: {hdf5_reason(e)}; copy it again or re-create it") from None
+        self.n_temperatures, self.n_chains, self.n_samples = shape[:3]
 
     @property
     def model(self) -> str:

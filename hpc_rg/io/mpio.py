@@ -20,7 +20,10 @@ Parallel HDF5 rules this module follows (and the tests check):
 - Inputs are checked on rank 0 before the file is opened, and a read failure on any rank is agreed on
   (one allreduce per round) before the next collective call, so a bad part fails every rank instead of
   hanging them.
-The file is written as `ensemble.h5.tmp` and renamed by rank 0 after every rank has closed it.
+The file is written as `ensemble.h5.tmp` and renamed by rank 0 after every rank has closed it; on a write
+error (a full disk: `hpc_rg.io.diskfull.DiskFullError`, exit 2) the temporary file is removed.
+/spins has the fill value SPIN_FILL (no spin), as the virtual-dataset writer's, and is written in whole
+chunks by one rank each (fill_time never: nothing is written twice).
 """
 from __future__ import annotations
 
@@ -29,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.io.ensemble import FORMAT
-from hpc_rg.io.parts import BUFFER_BYTES, list_parts
+from hpc_rg.io import diskfull
+from hpc_rg.io.ensemble import FORMAT, SPIN_FILL, chunk_rows
+from hpc_rg.io.parts import BUFFER_BYTES, list_parts, segments
 from hpc_rg.parallel import deal
 
 CHUNK_BYTES = 1 << 20
@@ -58,9 +62,13 @@ def _inventory(parts_folder: Path, n_parts: int) -> dict:
         if part >= n_parts:
             continue
         with h5py.File(path, "r") as f:
+            nj, nk = int(f.attrs["n_samples"]), int(f.attrs["n_measurements"])
             parts.append({"path": str(path), "units": [(int(g), int(t)) for g, t in f.attrs["units"]],
                           "width": int(f.attrs["width"]), "j0": int(f.attrs["j0"]), "k0": int(f.attrs["k0"]),
-                          "nj": int(f.attrs["n_samples"]), "nk": int(f.attrs["n_measurements"])})
+                          "nj": nj, "nk": nk,
+                          # where each array's rows lie in the part (chunked dataset, then its exact-size tail)
+                          "segments": {src: segments(f, src, nj if n_key == "nj" else nk)
+                                       for src, _, n_key in _SOURCES.values()}})
             if "exchange_history" in f:
                 history.append((part, f["exchange_history"][()]))
     slot_history = np.concatenate([h for _, h in sorted(history, key=lambda x: x[0])]) if history else None
@@ -135,10 +143,12 @@ def _read_block(cache: _PartCache, holders: list, name: str, a: int, b: int, wid
     src, off_key, n_key = _SOURCES[name]
     out = np.empty((1, width, b - a, *tail), dtype=dtype)
     for p, i in holders:
-        lo, hi = max(a, p[off_key]), min(b, p[off_key] + p[n_key])
-        if lo < hi:
-            d = cache.get(p["path"])[src]
-            out[0, :, lo - a:hi - a] = d[i, :, lo - p[off_key]:hi - p[off_key]]
+        for dset, first, rows in p["segments"][src]:
+            start = p[off_key] + first          # global index of the segment's first row
+            lo, hi = max(a, start), min(b, start + rows)
+            if lo < hi:
+                d = cache.get(p["path"])[dset]
+                out[0, :, lo - a:hi - a] = d[i, :, lo - start:hi - start]
     return out
 
 
@@ -204,7 +214,7 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
     units_of = [[(u // n_t, u % n_t) for u in deal(n_units, world.size, r)] for r in range(world.size)]
 
     comp = None if compression in (None, "none") else compression
-    per = max(1, min(CHUNK_BYTES // max(int(np.prod(shape)), 1), max(n_samples, 1)))
+    per = chunk_rows(n_samples, int(np.prod(shape)), CHUNK_BYTES)
     chunks = (1, 1, per, *shape)
     # each block is a whole number of chunks of one unit, so every chunk is written once, by one rank,
     # in one call (no read-modify-write of compressed chunks)
@@ -226,7 +236,8 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
             f.attrs[k] = v
         dsets = {"temperatures": f.create_dataset("temperatures", shape=(n_t,), dtype=np.float64)}
         dsets["spins"] = f.create_dataset("spins", shape=(n_t, n_chains, n_samples, *shape), dtype=np.int8,
-                                          chunks=chunks, compression=comp, fill_time="never")
+                                          chunks=chunks, compression=comp, fill_time="never",
+                                          fillvalue=SPIN_FILL)
         for name in ("energy", "magnetization", "timeseries/energy", "timeseries/magnetization"):
             dsets[name] = f.create_dataset(name, shape=(n_t, n_chains, length[name]), dtype=np.float64)
         small = [("temperatures", np.asarray(temperatures, dtype=np.float64))]
@@ -267,9 +278,20 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
                 _collective_write(dsets[name], dxpl, start, data)
             if world.any(failure is not None):
                 break
-    finally:
+    except BaseException as e:
+        # a write error (a full disk above all) reaches every rank in the same collective call: the file
+        # is abandoned, not closed (closing retries the write, see hpc_rg.io.diskfull), and its name removed
         cache.close()
-        f.close()               # collective: every rank reaches it, also after an agreed failure
+        if not diskfull.is_disk_full(e):
+            f.close()
+        if diskfull.is_disk_full(e):
+            diskfull.abandon(tmp if world.is_root else None)
+            raise diskfull.as_disk_full(e, final) from e
+        if world.is_root:
+            tmp.unlink(missing_ok=True)
+        raise
+    cache.close()
+    f.close()                   # collective: every rank reaches it, also after an agreed failure
     if world.any(failure is not None):     # every rank asks (no short-circuit: it is a collective)
         if world.is_root:
             tmp.unlink(missing_ok=True)

@@ -6,6 +6,14 @@ A part is complete once the checkpoint that closes it is committed; a part left 
 deleted on resume and its samples are produced again from the checkpoint (bit for bit). The parts are
 self-describing (their units and offsets are attributes), so the number of ranks may change between runs.
 
+Layout of a part: each array (spins, energy, magnetization, ts_energy, ts_magnetization; units x width x
+rows [x site]) is an extendible chunked dataset `<name>` holding whole chunks only, followed by
+`<name>_tail` (attribute offset) holding the rows short of a whole chunk in exactly their size, so a part
+takes the bytes of its data (a partly filled chunk would be allocated whole: with one ~1 MiB chunk per unit
+and part, parts took ~20x their data). `segments`/`read_rows` read either layout, including older parts
+without tails. exchange_history (rank 0) is written once at close. A full disk while writing a part or
+the ensemble raises `hpc_rg.io.diskfull.DiskFullError` (one line, exit 2) and leaves no ensemble.h5.tmp.
+
 `assemble` writes `ensemble.h5` (format hpc_rg.ensemble/1) under a temporary name and renames it: /spins is
 a virtual dataset over the parts (no copy of the configurations); the small per-sample and per-measurement
 arrays are copied into it. Readers cannot tell it from a file written in one piece.
@@ -15,6 +23,7 @@ re-assembles over them.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -22,10 +31,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hpc_rg.io.ensemble import FORMAT
+from hpc_rg.io import diskfull
+from hpc_rg.io.ensemble import FORMAT, SPIN_FILL
 
 PART_RE = re.compile(r"p(\d{5})\.r(\d{4})\.h5$")
 BUFFER_BYTES = 64 << 20
+SCALAR_ROWS = 1024       # rows per chunk of the float64 per-sample and per-measurement arrays
 
 
 def part_path(folder: Path, part: int, rank: int) -> Path:
@@ -41,6 +52,118 @@ def list_parts(folder: Path) -> list[tuple[int, int, Path]]:
     return sorted(out)
 
 
+@contextlib.contextmanager
+def _disk_full_guard(path: Path, tmp: Path | None = None):
+    """A full disk while writing `path`: abandon the HDF5 file without closing it (closing retries the
+    failed write and can crash the interpreter, see hpc_rg.io.diskfull), remove `tmp` if given, and raise
+    the one-line DiskFullError (exit 2). Nothing is committed: the checkpoint state stays the last good one."""
+    try:
+        yield
+    except BaseException as e:
+        if not diskfull.is_disk_full(e):
+            raise
+        diskfull.abandon(tmp)
+        raise diskfull.as_disk_full(e, path) from e
+
+
+class _Column:
+    """One array (n_units, width, n, *site) of a part, appended along axis 2 (samples or measurements).
+
+    Disk is spent only on data: whole chunks go to the extendible chunked dataset `name`, and at close the
+    rows short of a whole chunk go to `name + "_tail"`, a dataset of exactly their size. (HDF5 allocates a
+    whole chunk for a partly filled one: with one ~1 MiB chunk per unit and part, parts took ~20x their data.)
+    A chunk is written once, whole, in one call; the rows that do not fill one wait in memory."""
+
+    def __init__(self, file: h5py.File, name: str, n_units: int, width: int, site: tuple[int, ...], dtype,
+                 per: int, compression: str | None = None, fill=None):
+        self.file, self.name = file, name
+        self.n_units, self.width, self.site = n_units, width, tuple(site)
+        self.dtype, self.per, self.compression, self.fill = np.dtype(dtype), int(per), compression, fill
+        self.dset = None
+        self.written = 0                  # rows in the chunked dataset (a multiple of per)
+        self.pending: list[np.ndarray] = []
+        self.n_pending = 0
+
+    def append(self, block: np.ndarray) -> None:
+        """Rows (n_units, width, k, *site), following the rows appended before."""
+        k = block.shape[2]
+        if k == 0:
+            return
+        if self.n_pending:                 # complete the waiting chunk first (copies < one chunk of rows)
+            need = self.per - self.n_pending
+            self.pending.append(np.array(block[:, :, :need]))
+            self.n_pending += min(need, k)
+            block = block[:, :, need:]
+            if self.n_pending < self.per:
+                return
+            self._write_chunks(np.concatenate(self.pending, axis=2))
+            self.pending, self.n_pending = [], 0
+        whole = block.shape[2] // self.per * self.per
+        if whole:
+            self._write_chunks(block[:, :, :whole])      # the bulk is written from the caller's array
+        if block.shape[2] > whole:
+            self.pending, self.n_pending = [np.array(block[:, :, whole:])], block.shape[2] - whole
+
+    def _write_chunks(self, data: np.ndarray) -> None:
+        if self.dset is None:
+            self.dset = self.file.create_dataset(
+                self.name, shape=(self.n_units, self.width, 0, *self.site),
+                maxshape=(self.n_units, self.width, None, *self.site), dtype=self.dtype,
+                chunks=(1, 1 if self.site else self.width, self.per, *self.site), compression=self.compression,
+                fillvalue=self.fill, fill_time="never")
+        a, n = self.written, data.shape[2]
+        self.dset.resize(a + n, axis=2)
+        for u in range(self.n_units):            # one contiguous hyperslab per unit
+            self.dset[u, :, a:a + n] = data[u]
+        self.written += n
+
+    def close(self) -> None:
+        """Write the rows short of a whole chunk, in a dataset of their exact size."""
+        if not self.n_pending:
+            return
+        data = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending, axis=2)
+        kw = dict(chunks=(1, 1 if self.site else self.width, data.shape[2], *self.site),
+                  compression=self.compression) if self.compression else {}
+        tail = self.file.create_dataset(self.name + "_tail", data=data, fillvalue=self.fill, **kw)
+        tail.attrs["offset"] = self.written
+        self.pending, self.n_pending = [], 0
+
+    @property
+    def rows(self) -> int:
+        return self.written + self.n_pending
+
+
+def segments(f: h5py.File, name: str, n: int) -> list[tuple[str, int, int]]:
+    """Where rows 0..n-1 of array `name` of an open part lie: [(dataset, first row, rows)]. Reads parts of
+    every layout: the chunked dataset alone (older parts: its rows beyond n are unused) or followed by its
+    exact-size tail."""
+    out, done = [], 0
+    if name in f:
+        m = min(int(f[name].shape[2]), n)
+        if m:
+            out.append((name, 0, m))
+        done = m
+    tail = name + "_tail"
+    if tail in f and done < n:
+        off = int(f[tail].attrs.get("offset", done))
+        k = min(int(f[tail].shape[2]), n - off)
+        if off != done or k <= 0:
+            raise RuntimeError(f"{f.filename}: /{tail} starts at row {off}, expected {done}")
+        out.append((tail, off, k))
+        done += k
+    if done < n:
+        raise RuntimeError(f"{f.filename}: /{name} holds {done} rows, the part records {n}")
+    return out
+
+
+def read_rows(f: h5py.File, name: str, n: int) -> np.ndarray:
+    """Rows 0..n-1 of array `name` of an open part, (n_units, width, n, *site), whatever its layout."""
+    parts = [f[d][:, :, 0:k] for d, _, k in segments(f, name, n)]
+    if not parts:
+        return np.empty((len(f.attrs["units"]), int(f.attrs["width"]), 0))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+
+
 class PartWriter:
     """Appends samples and time-series points of this rank's units to one part file."""
 
@@ -52,31 +175,27 @@ class PartWriter:
         self.width = width
         self.shape = tuple(lattice_shape)
         self.j0, self.k0 = j0, k0
-        self.n_j = 0                      # samples written (all units advance together)
-        self.n_k = 0
+        self.n_j = 0                      # samples delivered to the columns (all units advance together)
         n_u = len(self.units)
-        # a chunk cache large enough that chunks shared by two flushes are completed in memory
         self.file = h5py.File(self.path, "w", rdcc_nbytes=64 << 20, rdcc_nslots=100003)
         self.file.attrs["units"] = np.array(self.units, dtype=np.int64).reshape(n_u, 2)
         self.file.attrs["width"] = width
         self.file.attrs["j0"] = j0
         self.file.attrs["k0"] = k0
         comp = None if compression in (None, "none") else compression
-        self.spins = self.file.create_dataset(
-            "spins", shape=(n_u, width, 0, *self.shape), maxshape=(None, width, None, *self.shape), dtype=np.int8,
-            chunks=self._chunk(), compression=comp)
-        self.scalars = {name: self.file.create_dataset(name, shape=(n_u, width, 0), maxshape=(None, width, None),
-                                                       dtype=np.float64, chunks=(1, width, 1024))
+        self.spins = _Column(self.file, "spins", n_u, width, self.shape, np.int8, self._per(), comp, SPIN_FILL)
+        self.scalars = {name: _Column(self.file, name, n_u, width, (), np.float64, SCALAR_ROWS)
                         for name in ("energy", "magnetization", "ts_energy", "ts_magnetization")}
         self._buf: dict[int, list] = {}   # sample index -> per-unit (spins, e, m)
         self._buf_bytes = 0
-        self._ts: dict[int, list] = {}
+        self._ts: dict[int, dict[int, tuple]] = {u: {} for u in range(n_u)}   # unit -> k0 -> (e, m)
+        self.n_k = 0                      # measurements delivered to the columns
+        self._history: list[np.ndarray] = []
 
-    def _chunk(self) -> tuple[int, ...]:
+    def _per(self) -> int:
         """Several consecutive samples of one chain per chunk, up to ~1 MiB: fewer, larger writes, and a
         temperature's samples are still whole contiguous chunks."""
-        per = max(1, (1 << 20) // int(np.prod(self.shape)))
-        return (1, 1, per, *self.shape)
+        return max(1, (1 << 20) // int(np.prod(self.shape)))
 
     # samples ------------------------------------------------------------------------------------------
     def add_sample(self, unit, j: int, spins: np.ndarray, energy: np.ndarray, magnetization: np.ndarray) -> None:
@@ -89,39 +208,29 @@ class PartWriter:
 
     def add_timeseries(self, unit, k0: int, energy: np.ndarray, magnetization: np.ndarray) -> None:
         """Points k0 .. k0+n-1 (global indices) of unit `unit`; arrays (width, n)."""
-        self._ts.setdefault(self.index[unit], []).append((k0, energy, magnetization))
+        self._ts[self.index[unit]][int(k0)] = (np.asarray(energy), np.asarray(magnetization))
 
     def add_history(self, history: np.ndarray) -> None:
-        if history.size == 0:
-            return
-        if "exchange_history" not in self.file:
-            self.file.create_dataset("exchange_history", shape=(0, *history.shape[1:]),
-                                     maxshape=(None, *history.shape[1:]), dtype=np.int16,
-                                     chunks=(1024, *history.shape[1:]))
-        h = self.file["exchange_history"]
-        n = h.shape[0]
-        h.resize(n + len(history), axis=0)
-        h[n:] = history
+        """Exchange slot history (rows, ...): kept in memory, written once at close in its exact size."""
+        if history.size:
+            self._history.append(np.asarray(history, dtype=np.int16))
 
     def flush(self) -> None:
-        """Write every buffered sample that all units have delivered, in order."""
-        while self._buf:
-            j = self.j0 + self.n_j
-            row = self._buf.get(j)
+        """Hand every buffered sample that all units have delivered, in order, to the columns (which write
+        the whole chunks among them); likewise the time-series points every unit has delivered."""
+        with _disk_full_guard(self.path):
+            self._flush()
+
+    def _flush(self) -> None:
+        rows = []
+        while True:
+            row = self._buf.get(self.j0 + self.n_j + len(rows))
             if row is None or any(x is None for x in row):
                 break
-            del self._buf[j]
-            self._buf_bytes -= sum(x[0].nbytes for x in row)
-            # batch consecutive complete rows into one write per dataset
-            rows = [row]
-            while True:
-                nxt = self._buf.get(j + len(rows))
-                if nxt is None or any(x is None for x in nxt):
-                    break
-                rows.append(self._buf.pop(j + len(rows)))
-                self._buf_bytes -= sum(x[0].nbytes for x in rows[-1])
+            rows.append(self._buf.pop(self.j0 + self.n_j + len(rows)))
+            self._buf_bytes -= sum(x[0].nbytes for x in rows[-1])
+        if rows:
             n = len(rows)
-            a = self.n_j
             block = np.empty((len(self.units), self.width, n, *self.shape), dtype=np.int8)
             scal = np.empty((2, len(self.units), self.width, n))
             for i, r in enumerate(rows):
@@ -129,40 +238,54 @@ class PartWriter:
                     block[u, :, i] = sp
                     scal[0, u, :, i] = e
                     scal[1, u, :, i] = m
-            self.spins.resize(a + n, axis=2)
-            for u in range(len(self.units)):          # one contiguous hyperslab per unit
-                self.spins[u, :, a:a + n] = block[u]
-            for q, name in ((0, "energy"), (1, "magnetization")):
-                d = self.scalars[name]
-                d.resize(a + n, axis=2)
-                d[:, :, a:a + n] = scal[q]
+            self.spins.append(block)
+            self.scalars["energy"].append(scal[0])
+            self.scalars["magnetization"].append(scal[1])
             self.n_j += n
-        for u, pieces in self._ts.items():
-            pieces.sort(key=lambda x: x[0])
-            # consecutive pieces are merged so that each flush is one write per unit and dataset
-            runs = [[pieces[0]]]
-            for piece in pieces[1:]:
-                last = runs[-1][-1]
-                if piece[0] == last[0] + last[1].shape[1]:
-                    runs[-1].append(piece)
-                else:
-                    runs.append([piece])
-            for run in runs:
-                a = run[0][0] - self.k0
-                for q, name in ((1, "ts_energy"), (2, "ts_magnetization")):
-                    arr = np.concatenate([x[q] for x in run], axis=1)
-                    d = self.scalars[name]
-                    if d.shape[2] < a + arr.shape[1]:
-                        d.resize(a + arr.shape[1], axis=2)
-                    d[u, :, a:a + arr.shape[1]] = arr
-                self.n_k = max(self.n_k, a + arr.shape[1])
-        self._ts = {}
+        self._flush_timeseries()
+
+    def _flush_timeseries(self) -> None:
+        """Points k that every unit has delivered, from the next one on (units advance together)."""
+        k = self.k0 + self.n_k
+        pieces: list[list[tuple]] = []
+        while True:
+            got = [self._ts[u].get(k) for u in range(len(self.units))]
+            if any(g is None for g in got):
+                break
+            lengths = {g[0].shape[1] for g in got}
+            if len(lengths) != 1:          # units cut their points differently: merge what lines up
+                n = min(lengths)
+                for u, g in enumerate(got):
+                    if g[0].shape[1] > n:
+                        self._ts[u][k + n] = (g[0][:, n:], g[1][:, n:])
+                        got[u] = (g[0][:, :n], g[1][:, :n])
+            for u in range(len(self.units)):
+                del self._ts[u][k]
+            pieces.append(got)
+            k += got[0][0].shape[1]
+        if not pieces:
+            return
+        for q, name in ((0, "ts_energy"), (1, "ts_magnetization")):
+            block = np.stack([np.concatenate([p[u][q] for p in pieces], axis=1) for u in range(len(self.units))])
+            self.scalars[name].append(block)
+        self.n_k = k - self.k0
 
     def close(self) -> None:
         """Flush and close; the part is durable afterwards (fsync), ready for the checkpoint to commit it."""
-        self.flush()
+        with _disk_full_guard(self.path):
+            self._close()
+
+    def _close(self) -> None:
+        self._flush()
         if self._buf:
             raise RuntimeError(f"{self.path}: samples {sorted(self._buf)} incomplete at close")
+        if any(self._ts.values()):
+            raise RuntimeError(f"{self.path}: time-series points {sorted(set().union(*self._ts.values()))[:4]} "
+                               "not delivered by every unit at close")
+        for col in (self.spins, *self.scalars.values()):
+            col.close()
+        if self._history:
+            self.file.create_dataset("exchange_history", data=np.concatenate(self._history))
         self.file.attrs["n_samples"] = self.n_j
         self.file.attrs["n_measurements"] = self.n_k
         self.file.flush()
@@ -197,40 +320,57 @@ def assemble(out: Path, parts_folder: Path, n_parts: int, temperatures, n_chains
             width = int(f.attrs["width"])
             j0, k0 = int(f.attrs["j0"]), int(f.attrs["k0"])
             nj, nk = int(f.attrs["n_samples"]), int(f.attrs["n_measurements"])
-            src_shape = f["spins"].shape
+            spin_segments = [(name, a, n, f[name].shape) for name, a, n in segments(f, "spins", nj)]
+            scalars = {name: read_rows(f, name, n) for name, n in
+                       (("energy", nj), ("magnetization", nj), ("ts_energy", nk), ("ts_magnetization", nk))}
             if "exchange_history" in f:
                 history.append((part, f["exchange_history"][()]))
-            for i, (g, t) in enumerate(units):
-                c0 = int(g) * width
-                if nj:
-                    vs = h5py.VirtualSource(rel, "spins", shape=src_shape)
-                    layout[int(t), c0:c0 + width, j0:j0 + nj] = vs[i, :, 0:nj]
-                    covered[int(t), c0:c0 + width, j0:j0 + nj] = True
-                    scal["energy"][t, c0:c0 + width, j0:j0 + nj] = f["energy"][i, :, :nj]
-                    scal["magnetization"][t, c0:c0 + width, j0:j0 + nj] = f["magnetization"][i, :, :nj]
-                if nk:
-                    scal["ts_energy"][t, c0:c0 + width, k0:k0 + nk] = f["ts_energy"][i, :, :nk]
-                    scal["ts_magnetization"][t, c0:c0 + width, k0:k0 + nk] = f["ts_magnetization"][i, :, :nk]
+        for i, (g, t) in enumerate(units):
+            c0 = int(g) * width
+            for name, a, n, src_shape in spin_segments:
+                vs = h5py.VirtualSource(rel, name, shape=src_shape)
+                layout[int(t), c0:c0 + width, j0 + a:j0 + a + n] = vs[i, :, 0:n]
+            if nj:
+                covered[int(t), c0:c0 + width, j0:j0 + nj] = True
+                scal["energy"][t, c0:c0 + width, j0:j0 + nj] = scalars["energy"][i]
+                scal["magnetization"][t, c0:c0 + width, j0:j0 + nj] = scalars["magnetization"][i]
+            if nk:
+                scal["ts_energy"][t, c0:c0 + width, k0:k0 + nk] = scalars["ts_energy"][i]
+                scal["ts_magnetization"][t, c0:c0 + width, k0:k0 + nk] = scalars["ts_magnetization"][i]
     if not covered.all():
         missing = np.argwhere(~covered)[0]
         raise RuntimeError(f"{parts_folder}: no part holds sample {missing[2]} of temperature {missing[0]}, "
                            f"chain {missing[1]} (parts incomplete)")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["format"] = FORMAT
-        f.attrs["lattice_shape"] = np.array(shape, dtype=np.int64)
-        for k, v in attrs.items():
-            f.attrs[k] = v
-        f["temperatures"] = np.asarray(temperatures, dtype=np.float64)
-        f.create_virtual_dataset("spins", layout)
-        f["energy"] = scal["energy"]
-        f["magnetization"] = scal["magnetization"]
-        f["timeseries/energy"] = scal["ts_energy"]
-        f["timeseries/magnetization"] = scal["ts_magnetization"]
-        if exchange:
-            g = f.create_group("exchange")
-            for k, v in exchange.items():
-                g[k] = v
-            if history:
-                g["slot_history"] = np.concatenate([h for _, h in sorted(history, key=lambda x: x[0])])
+    with _disk_full_guard(final, tmp):
+        f = h5py.File(tmp, "w")
+        try:
+            f.attrs["format"] = FORMAT
+            f.attrs["lattice_shape"] = np.array(shape, dtype=np.int64)
+            for k, v in attrs.items():
+                f.attrs[k] = v
+            f["temperatures"] = np.asarray(temperatures, dtype=np.float64)
+            f.create_virtual_dataset("spins", layout, fillvalue=SPIN_FILL)   # never read: sources are checked
+            f["energy"] = scal["energy"]
+            f["magnetization"] = scal["magnetization"]
+            f["timeseries/energy"] = scal["ts_energy"]
+            f["timeseries/magnetization"] = scal["ts_magnetization"]
+            if exchange:
+                g = f.create_group("exchange")
+                for k, v in exchange.items():
+                    g[k] = v
+                if history:
+                    g["slot_history"] = np.concatenate([h for _, h in sorted(history, key=lambda x: x[0])])
+            f.flush()           # a full disk shows here, before close (which could not recover from it)
+        except BaseException as e:
+            if not diskfull.is_disk_full(e):
+                f.close()
+                tmp.unlink(missing_ok=True)
+            raise
+        f.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     os.replace(tmp, final)
     return final

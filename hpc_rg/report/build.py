@@ -9,6 +9,7 @@ table of our numbers beside the paper's (`hpc_rg.report.papers`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import os
@@ -30,36 +31,58 @@ def _ensemble_section(run: Path) -> list[str]:
     if not path.exists():
         return []
     from hpc_rg.io.ensemble import open_ensemble
-    from hpc_rg.reduce.stats import mean_error
     out = ["## Ensemble", ""]
-    with open_ensemble(path) as ens:
-        a = ens.attrs
-        out.append(f"{a.get('model')} on {'x'.join(map(str, ens.lattice_shape))}, algorithm {a.get('algorithm')} "
-                   f"(one update = one {a.get('update_unit', 'sweep')}), {ens.n_temperatures} temperatures x "
-                   f"{ens.n_chains} chains x {ens.n_samples} samples; thermalize {a.get('thermalize')}, thin "
-                   f"{a.get('thin')}.")
-        out.append("")
-        e_ts = ens.timeseries("energy") if ens.has("timeseries/energy") else ens.energy
-        m_ts = ens.timeseries("magnetization") if ens.has("timeseries/magnetization") else ens.magnetization
-        rows = []
-        for t, T in enumerate(ens.temperatures):
-            e, de, tau = mean_error(e_ts[t], axis_chains=True)
-            m, dm, taum = mean_error(np.abs(m_ts[t]), axis_chains=True)
-            rows.append([f"{T:.6g}", _fmt(e, de), _fmt(m, dm), f"{tau:.3g}", f"{taum:.3g}"])
-        out += _table(["T", "energy per site", "⟨∣m∣⟩", "τ_int(E)", "τ_int(∣m∣)"], rows)
-        out.append("")
-        out.append("Errors: Γ-method integrated autocorrelation time, chains combined.")
-        if ens.has("exchange/acceptance"):
-            acc = ens.file["exchange/acceptance"][()]
-            rt = int(ens.file["exchange/round_trips"][()].sum())
-            out += ["", "Replica exchange acceptance per neighbouring pair: "
-                    + ", ".join(f"{x:.2f}" for x in acc) + f"; {rt} round trips."]
+    with open_ensemble(path) as ens:          # refuses a damaged file or missing parts (exit 2)
+        with _damaged_is_refused(path):
+            out += _ensemble_lines(ens)
     stats = run / "simulate.json"
     if stats.exists():
-        s = json.loads(stats.read_text())
-        out += ["", f"Simulation: {s['wall_seconds']:.1f} s wall on {s['ranks']} rank(s), "
-                    f"{s['ns_per_site_update']:.2f} ns per site update (sampler time)."]
+        try:
+            s = json.loads(stats.read_text())
+            out += ["", f"Simulation: {s['wall_seconds']:.1f} s wall on {s['ranks']} rank(s), "
+                        f"{s['ns_per_site_update']:.2f} ns per site update (sampler time)."]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):    # timing only: say so, go on
+            out += ["", "Simulation timings: simulate.json is unreadable (written on a full disk?)."]
     return out + [""]
+
+
+@contextlib.contextmanager
+def _damaged_is_refused(path: Path):
+    """A read error inside an input file that opened: one line naming the file (exit 2), not a traceback."""
+    from hpc_rg.io.ensemble import FileError, hdf5_reason
+    try:
+        yield
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+        if isinstance(e, FileError):
+            raise
+        raise FileError(path, f"is damaged: {hdf5_reason(e)}; copy it again or re-create it") from None
+
+
+def _ensemble_lines(ens) -> list[str]:
+    from hpc_rg.reduce.stats import mean_error
+    out = []
+    a = ens.attrs
+    out.append(f"{a.get('model')} on {'x'.join(map(str, ens.lattice_shape))}, algorithm {a.get('algorithm')} "
+               f"(one update = one {a.get('update_unit', 'sweep')}), {ens.n_temperatures} temperatures x "
+               f"{ens.n_chains} chains x {ens.n_samples} samples; thermalize {a.get('thermalize')}, thin "
+               f"{a.get('thin')}.")
+    out.append("")
+    e_ts = ens.timeseries("energy") if ens.has("timeseries/energy") else ens.energy
+    m_ts = ens.timeseries("magnetization") if ens.has("timeseries/magnetization") else ens.magnetization
+    rows = []
+    for t, T in enumerate(ens.temperatures):
+        e, de, tau = mean_error(e_ts[t], axis_chains=True)
+        m, dm, taum = mean_error(np.abs(m_ts[t]), axis_chains=True)
+        rows.append([f"{T:.6g}", _fmt(e, de), _fmt(m, dm), f"{tau:.3g}", f"{taum:.3g}"])
+    out += _table(["T", "energy per site", "⟨∣m∣⟩", "τ_int(E)", "τ_int(∣m∣)"], rows)
+    out.append("")
+    out.append("Errors: Γ-method integrated autocorrelation time, chains combined.")
+    if ens.has("exchange/acceptance"):
+        acc = ens.file["exchange/acceptance"][()]
+        rt = int(ens.file["exchange/round_trips"][()].sum())
+        out += ["", "Replica exchange acceptance per neighbouring pair: "
+                + ", ".join(f"{x:.2f}" for x in acc) + f"; {rt} round trips."]
+    return out
 
 
 def _models_section(run: Path) -> list[str]:
@@ -89,9 +112,16 @@ def _results_section(run: Path) -> list[str]:
     path = run / "results.h5"
     if not path.exists():
         return []
-    from hpc_rg.reduce.results import read_results
+    from hpc_rg.io.ensemble import FileError, open_hdf5
+    from hpc_rg.reduce.results import FORMAT, read_results
+    with open_hdf5(path, f"a results file ({FORMAT})") as f:      # a folder, not HDF5, truncated: exit 2
+        fmt = f.attrs.get("format")
+    if (fmt.decode() if isinstance(fmt, bytes) else fmt) != FORMAT:
+        raise FileError(path, f"attribute format = {fmt!r}: expected {FORMAT!r} (not a results file)")
+    with _damaged_is_refused(path):
+        results = read_results(path)
     out = ["## Reductions", ""]
-    for name, d in read_results(path).items():
+    for name, d in results.items():
         out.append(f"### {name}")
         note = d["attrs"].get("method") or d["attrs"].get("note")
         if note:
@@ -125,6 +155,9 @@ def _paper_section(run: Path, paper: str) -> list[str]:
 
 def write_report(run: Path) -> Path:
     run = Path(run)
+    if not run.is_dir():
+        from hpc_rg.config import ConfigError
+        raise ConfigError(run, "", None, f"a run folder ({'is a file' if run.exists() else 'not found'})")
     from hpc_rg.config import loads
     job = run / "job.toml"
     cfg = loads(job.read_text(), job) if job.exists() else None

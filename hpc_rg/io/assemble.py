@@ -1,0 +1,111 @@
+"""`hpc-rg assemble RUN --copy`: turn a run's ensemble.h5 into a self-contained file.
+
+The simulate stage's serial writer makes /spins a virtual dataset over `parts/` (no copy of the
+configurations), so the file cannot leave its run folder alone. This writes a real file in its place: every
+dataset and attribute copied bit for bit (H5Ocopy for everything but virtual datasets, which are read
+through their sources and written as chunked, optionally compressed, real datasets with the same fill
+value). The sources are checked first (`Ensemble`), so a broken ensemble is refused, never copied.
+Atomic: written under a temporary name in the same folder, fsynced, then renamed over ensemble.h5; on any
+failure (a full disk included) the temporary file is removed and ensemble.h5 is left as it was.
+The parts are kept: extending the run (`simulate --resume` with more samples) re-assembles over them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hpc_rg.io import diskfull
+from hpc_rg.io.ensemble import FileError, chunk_rows, open_ensemble
+
+CHUNK_BYTES = 1 << 20       # as the collective writer: several samples of one chain per chunk, ~1 MiB
+BLOCK_BYTES = 64 << 20      # bytes read and written per step (memory bound)
+COMPRESSIONS = ("none", "lzf", "gzip")
+
+
+def ensemble_file(target: Path) -> Path:
+    """RUN (a run folder) or the ensemble file itself."""
+    target = Path(target)
+    if target.is_dir():
+        return target / "ensemble.h5"
+    return target
+
+
+def _real_copy(src: h5py.Dataset, dst_parent: h5py.Group, name: str, compression: str | None) -> None:
+    """A real chunked copy of a (virtual) dataset of shape (n_T, n_chains, n_samples, *site_shape)."""
+    shape = src.shape
+    site = int(np.prod(shape[3:])) if len(shape) > 3 else 1
+    per = chunk_rows(shape[2], site * src.dtype.itemsize, CHUNK_BYTES) if len(shape) >= 3 else None
+    chunks = (1, 1, per, *shape[3:]) if per and all(shape) else None
+    dst = dst_parent.create_dataset(name, shape=shape, dtype=src.dtype, chunks=chunks,
+                                    compression=compression if chunks else None, fillvalue=src.fillvalue)
+    for k, v in src.attrs.items():
+        dst.attrs[k] = v
+    if not all(shape):
+        return
+    if len(shape) < 3:
+        dst[()] = src[()]
+        return
+    step = max(per, BLOCK_BYTES // max(site * src.dtype.itemsize, 1) // per * per)
+    for t in range(shape[0]):
+        for c in range(shape[1]):
+            for a in range(0, shape[2], step):
+                dst[t, c, a:a + step] = src[t, c, a:a + step]
+
+
+def copy_ensemble(target: Path, compression: str | None = None) -> Path:
+    """Replace the ensemble.h5 of `target` (a run folder or the file) by a self-contained copy."""
+    path = ensemble_file(target)
+    if compression not in (None, *COMPRESSIONS):
+        raise FileError(path, f"compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
+    comp = None if compression in (None, "none") else compression
+    with open_ensemble(path):        # refuses a damaged file or missing/damaged sources (exit 2)
+        pass
+    tmp = path.with_name(path.name + ".copy.tmp")
+    try:
+        fout = h5py.File(tmp, "w")
+        try:
+            with h5py.File(path, "r") as fin:
+                for k, v in fin.attrs.items():
+                    fout.attrs[k] = v
+                _copy_members(fin, fout, comp)
+            fout.flush()         # a full disk shows here, before close (which could not recover from it)
+        except BaseException as e:
+            if not diskfull.is_disk_full(e):
+                fout.close()
+            raise
+        fout.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if diskfull.is_disk_full(e):
+            diskfull.abandon(tmp)
+            raise diskfull.as_disk_full(e, path) from e
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _copy_members(fin: h5py.Group, fout: h5py.Group, comp: str | None) -> None:
+    for name, obj in fin.items():
+        if isinstance(obj, h5py.Dataset) and obj.is_virtual:
+            _real_copy(obj, fout, name, comp)
+        elif isinstance(obj, h5py.Group) and _has_virtual(obj):
+            g = fout.create_group(name)
+            for k, v in obj.attrs.items():
+                g.attrs[k] = v
+            _copy_members(obj, g, comp)
+        else:
+            fin.copy(obj, fout, name)          # H5Ocopy: data, creation properties and attributes as they are
+
+
+def _has_virtual(group: h5py.Group) -> bool:
+    found = []
+    group.visititems(lambda _, o: found.append(1) if isinstance(o, h5py.Dataset) and o.is_virtual else None)
+    return bool(found)
