@@ -411,6 +411,11 @@ def _named_tables(sec: str, tables: Any, file: str, specs: dict[str, type], kind
 def load(path: str | Path) -> Config:
     """Read and validate a job file. Raises ConfigError (one line) on any problem."""
     path = Path(path)
+    return loads(read_job_text(path), path)
+
+
+def read_job_text(path: Path) -> str:
+    """A job file's text; a missing, unreadable or non-UTF-8 file is a one-line ConfigError."""
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
@@ -420,7 +425,7 @@ def load(path: str | Path) -> Config:
         raise ConfigError(path, "", None, "the job file exists (not found)") from None
     except OSError as e:
         raise ConfigError(path, "", None, f"a readable job file ({e.strerror})") from None
-    return loads(text, path)
+    return text
 
 
 def loads(text: str, path: str | Path = "job.toml") -> Config:

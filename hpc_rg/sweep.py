@@ -124,13 +124,7 @@ class Sweep:
 def load(path: str | Path) -> Config | Sweep:
     """A job file: a `Config` as `hpc_rg.config.load` gives, or a `Sweep` when it holds a [sweep] table."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(path, "", None, "the job file exists (not found)") from None
-    except OSError as e:
-        raise ConfigError(path, "", None, f"a readable job file ({e.strerror})") from None
-    return loads(text, path)
+    return loads(config.read_job_text(path), path)
 
 
 def loads(text: str, path: str | Path = "job.toml") -> Config | Sweep:
@@ -276,7 +270,8 @@ def _point(raw: dict, text: str, file: str, index: int, name: str, values: dict,
     job = point["job"]
     job["out"] = str(Path(base_out) / name)
     if isinstance(job.get("name"), str):          # a missing or wrong name is left to the validator
-        job["name"] = f"{job['name']}[{name}]"
+        # the point's name, within the job-name rule (config.NAME_RE): "sw.L-16_J-1.0" for folder L=16,J=1.0
+        job["name"] = f"{job['name']}." + name.replace("=", "-").replace(",", "_")
     seed_note = "the swept value"
     if "job.seed" not in values:
         seed = job.get("seed")
@@ -302,21 +297,13 @@ def _point_error(e: ConfigError, file: str, index: int, name: str, values: dict)
     return ConfigError(file, e.key, e.found, e.allowed, f"{hint}; {where}" if hint else where)
 
 
-class _Onlooker:
-    """A one-rank World that is not rank 0: `run_folder.prepare` checks with it and writes nothing."""
-    rank, size, is_root = 1, 1, False
-
-    def barrier(self) -> None:
-        pass
-
-
 def check_folders(points: typing.Iterable[Point], command: str, resume: bool, force: bool) -> None:
     """Refuse (RunFolderError, exit 2) before any point runs if a point's run folder would be refused when
     its turn came: e.g. `hpc-rg run SWEEP` again without --resume, after some points ran."""
     from hpc_rg.io import run_folder
     for p in points:
         if "simulate" in (p.cfg.stages if command == "run" else (command,)):
-            run_folder.prepare(p.cfg, "simulate", resume, force, _Onlooker())
+            run_folder.check(p.cfg, "simulate", resume, force)
 
 
 # --------------------------------------------------------------------------------------------------------

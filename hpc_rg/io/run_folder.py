@@ -71,6 +71,11 @@ def _on_root(world, fn):
             result = fn()
         except ConfigError as e:
             error = e
+        except OSError as e:                # a full disk while claiming: every rank exits 2 with its one line
+            from hpc_rg.io import diskfull
+            if not diskfull.is_disk_full(e):
+                raise
+            error = diskfull.as_disk_full(e)
     shared = world.bcast(None if error is None else (str(error), error.file))
     if shared is not None:
         raise error if world.is_root else RelayedError(*shared)
@@ -299,6 +304,14 @@ def _check(cfg: Config, stage: str, resume: bool, force: bool) -> list[Path]:
                                       "continue or extend it, or --force to start over")
     check_physics(cfg, stage, resume, force)
     return held
+
+
+def check(cfg: Config, stage: str, resume: bool, force: bool) -> None:
+    """What `prepare` would refuse (a RunFolderError, exit 2), without writing or locking anything: a sweep
+    checks every point's folder this way before its first point runs."""
+    check_out_usable(cfg.out)
+    if cfg.out.is_dir():
+        _check(cfg, stage, resume, force)
 
 
 def _write_job_toml(out: Path, text: str) -> None:

@@ -89,7 +89,7 @@ def test_each_point_is_a_job_file_of_its_own(tmp_path):
     """The point's text (its <out>/job.toml, the ensembles' job_toml) loads as the same point, no [sweep]."""
     from hpc_rg import config
     s = sweep.load(write(tmp_path, LJ + '"train.rbm.epochs" = [2]\n',
-                         base=BASE + '\n[train.rbm]\nkind = "rbm"\ntemperatures = [1.0]\n'
+                         base=BASE + '\n[train.rbm]\nkind = "rbm"\ntemperatures = [1.0]\nbatch_size = 4\n'
                                      'epochs = 1\n\n[analyze.observables]\n'))
     p = s.points[3]
     assert "[sweep]" not in p.cfg.text
@@ -116,8 +116,8 @@ def test_other_values_get_safe_distinct_names(value):
 
 
 def test_folder_names_are_safe_and_labels_disambiguate(tmp_path):
-    base = BASE + '\n[train.a]\nkind = "rbm"\ntemperatures = [1.0]\nepochs = 1\n' \
-                  '\n[train.b]\nkind = "rbm"\ntemperatures = [1.0]\nepochs = 1\n'
+    base = BASE + '\n[train.a]\nkind = "rbm"\ntemperatures = [1.0]\nepochs = 1\nbatch_size = 4\n' \
+                  '\n[train.b]\nkind = "rbm"\ntemperatures = [1.0]\nepochs = 1\nbatch_size = 4\n'
     s = sweep.load(write(tmp_path, '[sweep]\n"train.a.epochs" = [1, 2]\n"train.b.epochs" = [3]\n'
                                    '"simulate.temperatures" = [[1.0, 2.0], {start = 1.0, stop = 3.0, num = 5}]\n',
                          base=base))

@@ -44,7 +44,7 @@ def one_line_exit_2(proc: subprocess.CompletedProcess, *fragments: str) -> str:
     err = proc.stderr.strip()
     assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stdout}\n{err}"
     assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if not re.match(r"\d\d:\d\d:\d\d INFO ", line)]   # progress log
+    lines = [line for line in err.splitlines() if not re.match(r"(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d INFO ", line)]   # progress log
     assert len(lines) == 1 and lines[0].startswith("hpc-rg: error: "), err
     for f in fragments:
         assert f in lines[0], (f, lines[0])

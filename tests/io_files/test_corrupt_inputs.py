@@ -138,7 +138,7 @@ def test_train_on_an_ensemble_path_that_is_a_folder(tmp_path):
     job = tmp_path / "t.toml"
     job.write_text('[job]\nname = "t"\nseed = 1\nout = "t"\n\n[train.rbm]\nkind = "rbm"\nensemble = "ens.h5"\n'
                    'n_hidden = 4\nepochs = 1\nbatch_size = 8\n')
-    one_line_exit_2(cli("train", job, cwd=tmp_path), "ens.h5: is a folder")
+    one_line_exit_2(cli("train", job, cwd=tmp_path), "ens.h5", "is a folder")
     assert not list((tmp_path / "t").glob("models/*.pt"))
 
 
