@@ -82,12 +82,56 @@ class RBMTask(LatticeVectors):
     pass through the trained layers below, for greedy stacks)."""
 
     def __init__(self, rbm: RBM, source, train_idx, test_idx, device, units, cd_k=1, persistent=False, l1=0.0,
-                 lift=None, dtype=torch.float32):
+                 lift=None, dtype=torch.float32, average_last=0):
         super().__init__(source, train_idx, test_idx, device, units, dtype)
         self.rbm, self.trainable = rbm, rbm
         self.cd_k, self.persistent, self.l1 = cd_k, persistent, l1
         self.lift = lift
         self.chains: torch.Tensor | None = None   # this rank's rows of the persistent chains
+        # matrbm's weight averaging: over the last `average_last` epochs, the running mean of the parameters
+        # after every update becomes the layer's parameters at the end (Polyak averaging)
+        self.average_last = int(average_last)
+        self.avg: dict[str, torch.Tensor] | None = None   # sums of the parameters after each update
+        self.avg_n = 0                                     # updates summed
+        self.avg_on = False                                # inside the averaging window
+        self.avg_skip = False                              # the next call sees the window's starting weights
+
+    def _params(self):
+        return (("W", self.rbm.W), ("a", self.rbm.a), ("b", self.rbm.b))
+
+    def _accumulate(self):
+        """Add the current parameters (those after the last update) to the running sums."""
+        with torch.no_grad():
+            if self.avg is None:
+                self.avg = {k: p.detach().clone() for k, p in self._params()}
+            else:
+                for k, p in self._params():
+                    self.avg[k].add_(p.detach())
+        self.avg_n += 1
+
+    def end_epoch(self, done: int, total: int) -> None:
+        """Called by the trainer after each epoch's updates (`done` epochs of `total` completed): opens the
+        averaging window `average_last` epochs before the end and, after the last epoch, replaces the
+        parameters by their average over every update inside the window."""
+        if not self.average_last:
+            return
+        if done == total - self.average_last:
+            self.avg_on, self.avg_skip, self.avg, self.avg_n = True, True, None, 0
+        if done == total and self.avg_on:
+            self._accumulate()
+            with torch.no_grad():
+                for k, p in self._params():
+                    p.copy_(self.avg[k] / self.avg_n)
+            self.avg_on, self.avg, self.avg_n = False, None, 0
+
+    def _average_step(self):
+        """Before an update inside the window: sum the parameters the previous update left."""
+        if not self.avg_on:
+            return
+        if self.avg_skip:       # the weights the window starts from are not an update's result
+            self.avg_skip = False
+        else:
+            self._accumulate()
 
     def _visible(self, x, noise):
         return self.lift(x, noise) if self.lift is not None else x
@@ -104,6 +148,7 @@ class RBMTask(LatticeVectors):
 
     def loss(self, x, y, noise):
         """The CD update as the gradient of a surrogate (for autograd; the trainer uses `gradients`)."""
+        self._average_step()
         grads, metrics = self._statistics(x, noise)
         return self.rbm.surrogate(grads) + self.l1_term(), metrics
 
@@ -111,6 +156,7 @@ class RBMTask(LatticeVectors):
         """Write the CD descent direction (plus the L1 subgradient l1 sign(W)) into the parameters' .grad
         directly: the same update as `loss(...).backward()` without the surrogate's three extra passes over W
         and the autograd graph (the L1 term's backward is sign(W), as here)."""
+        self._average_step()
         grads, metrics = self._statistics(x, noise, scale=-1.0)
         rbm = self.rbm
         if self.l1:
@@ -131,13 +177,28 @@ class RBMTask(LatticeVectors):
                 "pseudo_log_likelihood": self.rbm.pseudo_log_likelihood(v, sites).sum()}
 
     def state(self):
-        return {"chains": None if self.chains is None else self.chains.cpu().numpy()}
+        # every entry is gathered over ranks and concatenated along axis 0 by the stage, then split evenly by
+        # `load_state`: the averaging sums (the same on every rank) travel as one copy per rank
+        out = {"chains": None if self.chains is None else self.chains.cpu().numpy()}
+        if self.average_last:
+            out["avg_flags"] = np.array([self.avg_n, int(self.avg_on), int(self.avg_skip)], dtype=np.int64)
+            for k, v in (self.avg or {}).items():
+                out[f"avg_{k}"] = v.cpu().numpy()
+        return out
 
     def load_state(self, extra, world):
+        def local(x):
+            n = len(x) // world.size
+            return x[world.rank * n:(world.rank + 1) * n]
         chains = extra.get("chains")
         if chains is not None:
-            local = len(chains) // world.size
-            self.chains = torch.from_numpy(chains[world.rank * local:(world.rank + 1) * local]).to(self.device)
+            self.chains = torch.from_numpy(local(chains)).to(self.device)
+        flags = extra.get("avg_flags")
+        if self.average_last and flags is not None:
+            self.avg_n, on, skip = (int(x) for x in local(flags))
+            self.avg_on, self.avg_skip = bool(on), bool(skip)
+            self.avg = ({k: torch.from_numpy(local(extra[f"avg_{k}"])).to(self.device) for k in ("W", "a", "b")}
+                        if f"avg_W" in extra and extra["avg_W"] is not None else None)
 
 
 class AutoencoderTask(LatticeVectors):

@@ -75,10 +75,17 @@ class DBNSpec(_Common):
     l1: float = spec(2e-4, min=0, doc="L1 penalty on weights")
     ais_runs: int = spec(0, min=0, doc="AIS runs for each layer's log Z at the end (0: off)")
     ais_betas: int = spec(1000, min=2, doc="intermediate distributions of AIS")
+    init_scale: float = spec(0.01, gt=0, doc="standard deviation of the initial weights (matrbm: 0.1)")
+    average_last: int = spec(0, min=0, doc="epochs at the end of each layer over which the weights are "
+                             "averaged after every update, the average becoming the layer's weights (matrbm's "
+                             "avglast = 5; 0: off)")
 
     def validate(self):
         if len(self.layers) < 2:
             return "layers", list(self.layers), "at least two layer sizes (visible, hidden)"
+        if self.average_last >= self.epochs:
+            return "average_last", self.average_last, f"at most epochs - 1 = {self.epochs - 1} (the window opens " \
+                "at the end of an epoch)"
         return super().validate()
 
 

@@ -130,14 +130,15 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
         return model, [ob.RBMTask(model, source, train_idx, test_idx, device, spec.units, spec.cd_k,
                                   spec.persistent, spec.l1)]
     if kind == "dbn":
-        model = build(kind, {"layers": list(spec.layers), "units": spec.units}).to(device)
+        model = build(kind, {"layers": list(spec.layers), "units": spec.units,
+                             "init_scale": spec.init_scale}).to(device)
         tasks = []
         for layer in range(model.n_layers):
             def lift(x, noise, layer=layer):
                 with torch.no_grad():
                     return model.up(x, layer, sample=spec.propagate == "sample", noise=noise)[-1] if layer else x
             tasks.append(ob.RBMTask(model.rbms[layer], source, train_idx, test_idx, device, spec.units, spec.cd_k,
-                                    spec.persistent, spec.l1, lift=lift))
+                                    spec.persistent, spec.l1, lift=lift, average_last=spec.average_last))
         return model, tasks
     if kind == "autoencoder":
         model = build(kind, {"layers": list(spec.layers)}).to(device)
