@@ -201,21 +201,90 @@ class RBMTask(LatticeVectors):
                         if f"avg_W" in extra and extra["avg_W"] is not None else None)
 
 
+class _ParameterSet(nn.Module):
+    """A module holding given parameters (what the optimiser and DDP of one phase see)."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.params = nn.ParameterList(params)
+
+
 class AutoencoderTask(LatticeVectors):
-    def __init__(self, model, source, train_idx, test_idx, device, l1=5e-4, dtype=torch.float32):
+    """Reconstruction loss (MSE, or its square root as yadlt's "mean_squared") plus l1 · Σ|θ| over the
+    tensors `model.penalised(placement, target)`; the monitor is the MSE whatever the loss."""
+
+    def __init__(self, model, source, train_idx, test_idx, device, l1=5e-4, dtype=torch.float32,
+                 l1_placement="all", l1_target="weights", loss="mse"):
         super().__init__(source, train_idx, test_idx, device, "spin", dtype)
-        self.model = self.trainable = model
-        self.l1 = l1
+        self.model = model
+        self.trainable = _ParameterSet(model.fine_tuned_parameters())
+        self.l1, self.l1_placement, self.l1_target, self.loss_kind = l1, l1_placement, l1_target, loss
+
+    def l1_term(self) -> torch.Tensor:
+        if not self.l1 or self.l1_placement == "none":
+            return torch.zeros((), device=self.device)
+        return self.l1 * sum(p.abs().sum() for p in self.model.penalised(self.l1_placement, self.l1_target))
 
     def loss(self, x, y, noise):
+        if getattr(self.model, "pretraining", "none") != "none":
+            self.model.adopt_pretraining()      # once, at the first fine-tuning step
         mse = F.mse_loss(self.model(x), x)
-        return mse + self.l1_term(), {"mse": mse.item()}
+        rec = torch.sqrt(mse) if self.loss_kind == "rmse" else mse
+        return rec + self.l1_term(), {"mse": mse.item()}
 
     def eval_keys(self):
         return ["mse"]
 
     def eval_sums(self, x, y, noise):
         return {"mse": ((self.model(x) - x) ** 2).mean(-1).sum()}
+
+
+class GaussianRBMTask(LatticeVectors):
+    """CD-k on a Gaussian–Bernoulli RBM over ±1 spins taken as real values (the autoencoder's pretraining)."""
+
+    def __init__(self, rbm, source, train_idx, test_idx, device, cd_k=1, dtype=torch.float32):
+        super().__init__(source, train_idx, test_idx, device, "spin", dtype)
+        self.rbm = self.trainable = rbm
+        self.cd_k = cd_k
+
+    def loss(self, x, y, noise):
+        vk, recon = self.rbm.negative_sample(x, self.cd_k, noise)
+        return self.rbm.cd_loss(x, vk), {"reconstruction": recon.item()}
+
+    def eval_keys(self):
+        return ["reconstruction", "free_energy"]
+
+    def eval_sums(self, x, y, noise):
+        return {"reconstruction": self.rbm.reconstruction_error(x, noise(self.rbm.n_hidden)).sum(),
+                "free_energy": self.rbm.free_energy(x).sum()}
+
+
+def autoencoder_tasks(model, spec, source, train_idx, test_idx, device) -> list:
+    """The phases of an autoencoder: greedy RBM pretraining of each layer (when `spec.pretraining` is "rbm";
+    Gaussian visibles first, then {0,1} RBMs on the conditional means below; SGD with the spec's momentum at
+    `pretrain_lr` for `pretrain_epochs`: `task.options` overrides the trainer options), then the fine-tuning
+    of the reconstruction loss with the spec's optimiser."""
+    tasks = []
+    if getattr(spec, "pretraining", "none") == "rbm":
+        phase = {"epochs": spec.pretrain_epochs, "lr": spec.pretrain_lr, "optimizer": "sgd",
+                 "lr_schedule": "constant"}
+        first = GaussianRBMTask(model.pretrain[0], source, train_idx, test_idx, device, spec.pretrain_cd_k)
+        first.options = phase
+        tasks.append(first)
+        for layer in range(1, len(model.pretrain)):
+            def lift(x, noise, layer=layer):
+                with torch.no_grad():
+                    for rbm in model.pretrain[:layer]:
+                        x = rbm.p_h_given_v(x)
+                    return x
+            t = RBMTask(model.pretrain[layer], source, train_idx, test_idx, device, "spin", spec.pretrain_cd_k,
+                        lift=lift)
+            t.options = phase
+            tasks.append(t)
+    tasks.append(AutoencoderTask(model, source, train_idx, test_idx, device, spec.l1,
+                                 l1_placement=getattr(spec, "l1_placement", "all"),
+                                 l1_target=getattr(spec, "l1_target", "weights"), loss=getattr(spec, "loss", "mse")))
+    return tasks
 
 
 class PatchTask(Task):

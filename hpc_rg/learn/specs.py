@@ -95,6 +95,23 @@ class AutoencoderSpec(_Common):
                                    "mirrors them")
     epochs: int = spec(400, min=1, doc="passes over the training set")
     l1: float = spec(5e-4, min=0, doc="L1 penalty on weights")
+    l1_placement: Literal["all", "encoder", "none"] = spec("all", doc="which layers the L1 term covers "
+                                                           "(yadlt, the library seed 003 likely used: encoder)")
+    l1_target: Literal["weights", "weights+biases"] = spec("weights", doc="L1 over the weights only, or weights "
+                                                           "and biases (yadlt)")
+    loss: Literal["mse", "rmse"] = spec("mse", doc="reconstruction loss: mean squared error, or its square root "
+                                        "(yadlt's 'mean_squared')")
+    init: Literal["default", "truncated_normal"] = spec("default", doc="weight initialisation: torch's Linear "
+                                                        "default, or a normal of sd init_scale cut at 2 sd "
+                                                        "(biases 0; yadlt)")
+    init_scale: float = spec(0.1, gt=0, doc="sd of the truncated-normal initialisation")
+    tied: bool = spec(False, doc="decoder weights = encoder weights transposed (yadlt's default)")
+    pretraining: Literal["none", "rbm"] = spec("none", doc="greedy RBM pretraining (Gaussian visibles first, "
+                                               "{0,1} RBMs above) before the fine-tuning")
+    pretrain_epochs: int = spec(10, min=1, doc="epochs per pretrained layer")
+    pretrain_lr: float = spec(1e-2, gt=0, doc="SGD learning rate of the pretraining (with `momentum`)")
+    pretrain_cd_k: int = spec(1, min=1, doc="Gibbs steps of the pretraining's contrastive divergence")
+    learn_sigma: bool = spec(False, doc="learn the Gaussian visible units' sd (else fixed at 1)")
 
     def validate(self):
         if len(self.layers) < 2:

@@ -141,8 +141,10 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
                                     spec.persistent, spec.l1, lift=lift, average_last=spec.average_last))
         return model, tasks
     if kind == "autoencoder":
-        model = build(kind, {"layers": list(spec.layers)}).to(device)
-        return model, [ob.AutoencoderTask(model, source, train_idx, test_idx, device, spec.l1)]
+        model = build(kind, {"layers": list(spec.layers), "tied": spec.tied, "init": spec.init,
+                             "init_scale": spec.init_scale, "pretraining": spec.pretraining,
+                             "learn_sigma": spec.learn_sigma}).to(device)
+        return model, ob.autoencoder_tasks(model, spec, source, train_idx, test_idx, device)
     if kind == "thermometer":
         model = build(kind, {"temperatures": list(source.temperatures), "channels": spec.channels,
                              "hidden": spec.hidden}).to(device)
@@ -261,6 +263,9 @@ def _train_single(cfg, world, index, name, spec, kind, data, info, device, resum
         label = f"train.{name}" + (f" layer {phase + 1}/{len(tasks)}" if kind == "dbn" else "")
         tag = {"layer": phase + 1} if kind == "dbn" else {}
         opts = _options(spec, cfg.job.seed, index, 0, phase, label, tag)
+        if getattr(task, "options", None):   # a phase with its own settings (autoencoder pretraining)
+            import dataclasses
+            opts = dataclasses.replace(opts, **task.options)
         state = fit(task, world, opts, state, checkpoint_all, distributed=world.size > 1)
         history = state.history
     if world.is_root:
