@@ -126,7 +126,7 @@ def run_reconstructions(spec, ctx: Context) -> Result:
         if names:
             res.put("baseline_mse", bmse, bmse_e)
             res.put("baseline_mismatch", bmis, bmis_e)
-            res.attrs["baselines"] = np.array(names)
+            res.attrs["baselines"] = ",".join(names)     # the columns of baseline_mse, in order
             res.attrs["baseline_method"] = ("magnetization: every site = m; pca<k>: scikit-learn PCA fitted to the "
                                             "other half of the chains (even/odd), at most pca_fit_samples each")
         res.put("mse", mse, mse_e)
