@@ -12,9 +12,12 @@ w_i = |r_i| / Σ_j |r_j| (lengths in lattice spacings):
                       {|r_i| >= max|r| / 2} that holds the maximum: the size of the one block a unit sees,
                       blind to the diffuse background that dominates R_g; b² for a b×b block of equal weights
   autocorrelation     half-width: the lag d (lattice spacings, linear interpolation between integer lags)
-  half-width          where the field's periodic autocorrelation C(d) = Σ_i r_i r_{i+d} / Σ_i r_i², averaged
-                      over the axis directions, first falls to 1/2; b/2 for a b×b block of equal weights,
-                      ~1/2 for uncorrelated noise, L/2 (the largest lag, a cap) when it never falls to 1/2.
+  half-width          where the periodic autocorrelation of the field's fluctuation δr = r − mean(r),
+                      C(d) = Σ_i δr_i δr_{i+d} / Σ_i δr_i², averaged over the axis directions, first falls to
+                      1/2; b(1 − b²/N)/2 for a b×b block of equal weights on N sites (b/2 on a large lattice),
+                      ~1/2 for uncorrelated noise, L/2 (the largest lag, a cap) when it never falls to 1/2, 0
+                      for a constant field. The mean is removed so that a uniform offset (which shuffling the
+                      sites keeps) does not read as a large smooth structure.
 "Receptive fields grow with depth" becomes R_g (and the window needed) growing with the layer; R_g of |r|
 measures how spread a field's weight is (several small patches far apart give a large R_g), the blob
 area and the autocorrelation half-width measure the size of the block a unit responds to.
@@ -106,6 +109,7 @@ def autocorrelation_half_width(fields: np.ndarray) -> np.ndarray:
     """Half-width (n,) of each field's periodic autocorrelation along the axes (see the module docstring)."""
     r = np.asarray(fields, dtype=np.float64)
     axes = tuple(range(1, r.ndim))
+    r = r - r.mean(axis=axes, keepdims=True)
     fr = np.fft.rfftn(r, axes=axes)
     c = np.fft.irfftn(fr * np.conj(fr), s=r.shape[1:], axes=axes)
     c0 = c.reshape(len(r), -1)[:, 0]
@@ -116,7 +120,7 @@ def autocorrelation_half_width(fields: np.ndarray) -> np.ndarray:
     out = np.full(len(r), float(lmax))
     for k, p in enumerate(prof):
         below = np.nonzero(p <= 0.5)[0]
-        if c0[k] <= 0:
+        if c0[k] <= 1e-24 * max(1.0, float(np.abs(fields[k]).max()) ** 2):   # constant field: no structure
             out[k] = 0.0
         elif len(below):
             d = int(below[0])

@@ -118,7 +118,7 @@ BLOB_MEANING = {
                   "the size of the one block a unit sees (Fig. 3D's visual block size), blind to the diffuse "
                   "background"),
     "half_width": ("receptive-field autocorrelation half-width by layer (lattice spacings)",
-                   "the length over which a field is smooth (a b x b block: b/2; noise: 1/2), whatever the "
+                   "the length over which a field's fluctuation is smooth (a b x b block: ~b/2; noise: 1/2), whatever the "
                    "number of blobs"),
 }
 

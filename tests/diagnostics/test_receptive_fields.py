@@ -108,33 +108,41 @@ def test_peak_blob_area_of_planted_blocks_is_exact():
 
 
 def test_autocorrelation_half_width_of_planted_blocks_is_exact():
-    """A b×b block of equal weights has C(d) = (b − d)/b along each axis: half-width b/2 exactly; a
-    b_x × b_y box averages the two axes; a uniform field never decorrelates (capped at L/2)."""
+    """A b_x × b_y box of equal weights covering the fraction f of N sites has fluctuation autocorrelation
+    C(d) = ((1 − d/b) − f)/(1 − f) along an axis of side b: averaged over the axes it falls to 1/2 at
+    d = (1 − f)/(1/b_x + 1/b_y), i.e. b(1 − b²/N)/2 for a square; a constant offset changes nothing (the
+    mean is removed); a constant field has no structure (0)."""
     for b in (1, 2, 4, 6):
         f = np.zeros((1, 24, 24))
         f[0, 3:3 + b, 10:10 + b] = 2.5
-        assert rf.autocorrelation_half_width(f)[0] == pytest.approx(b / 2, abs=1e-12)
+        want = b * (1 - b * b / 576) / 2
+        assert rf.autocorrelation_half_width(f)[0] == pytest.approx(want, abs=1e-12)
+        assert rf.autocorrelation_half_width(f + 7.0)[0] == pytest.approx(want, abs=1e-12)
     f = np.zeros((1, 24, 24))
-    f[0, 0:4, 0:8] = 1.0                                # C_x(d) = 1 − d/4, C_y(d) = 1 − d/8: mean 1 − 3d/16
-    assert rf.autocorrelation_half_width(f)[0] == pytest.approx(8 / 3, abs=1e-12)
-    assert rf.autocorrelation_half_width(np.ones((1, 12, 12)))[0] == 6.0
-    # white noise: C(1) ~ ±1/sqrt(N), so the half-width is ~1/2
+    f[0, 0:4, 0:8] = 1.0
+    assert rf.autocorrelation_half_width(f)[0] == pytest.approx((1 - 32 / 576) / (1 / 4 + 1 / 8), abs=1e-12)
+    assert rf.autocorrelation_half_width(np.ones((1, 12, 12)))[0] == 0.0
+    # white noise: C(1) ~ ±1/sqrt(N), so the half-width is ~1/2, with or without an offset
     noise = np.random.default_rng(0).standard_normal((200, 32, 32))
     assert rf.autocorrelation_half_width(noise).mean() == pytest.approx(0.5, abs=0.02)
+    assert rf.autocorrelation_half_width(noise + 3.0).mean() == pytest.approx(0.5, abs=0.02)
+    # a plane wave along one axis: C = (cos(2πd/L) + 1)/2 averaged with the flat axis, 1/2 at d = L/4
+    wave = np.cos(2 * np.pi * np.arange(32) / 32)[None, :, None] * np.ones((1, 32, 32))
+    assert rf.autocorrelation_half_width(wave)[0] == pytest.approx(8.0, abs=1e-12)
 
 
 def test_blob_measures_grow_with_layer_where_radius_does_not(tmp_path, registered):
-    """The block-indicator stack: blob area b² = 4 → 16 and half-width 1 → 2 per layer, and the shuffled-
-    site null of both is the single-site value (area 1, half-width ~1/2) beside them in the result."""
+    """The block-indicator stack: blob area b² = 4 → 16 and half-width b(1 − b²/N)/2 per layer, and the
+    shuffled-site null of both is the single-site value (area 1, half-width ~1/2) beside them in the result."""
     save(tmp_path, "dbn", "dbn", _dbn(), (16, 16))
     res = registered["receptive_fields"](spec_of("receptive_fields", model="dbn"), context(tmp_path))
     assert res.values["blob_area_layer1"][0] == pytest.approx(np.full(64, 4.0))
     assert res.values["blob_area_layer2"][0] == pytest.approx(np.full(16, 16.0))
-    assert res.values["half_width_layer1"][0] == pytest.approx(np.full(64, 1.0))
-    assert res.values["half_width_layer2"][0] == pytest.approx(np.full(16, 2.0))
+    assert res.values["half_width_layer1"][0] == pytest.approx(np.full(64, 2 * (1 - 4 / 256) / 2))
+    assert res.values["half_width_layer2"][0] == pytest.approx(np.full(16, 4 * (1 - 16 / 256) / 2))
     v, e = res.values["blob_area_mean"]
     assert list(v) == [4.0, 16.0] and list(e) == [0.0, 0.0]
-    assert list(res.values["half_width_median"][0]) == [1.0, 2.0]
+    assert list(res.values["half_width_median"][0]) == pytest.approx([0.984375, 1.875])
     sv, _ = res.values["shuffled_blob_area_mean"]
     assert np.all(sv < v)
     sh, _ = res.values["shuffled_half_width_mean"]
