@@ -5,7 +5,9 @@
 Reads only results.h5 / ensemble.h5 of each run (the analyze stage's output) and writes into DIR (default:
 <first run>/analysis/):
   fig3BC_receptive_fields_layer<l>.png   receptive fields r^(l) = W^(1)...W^(l) of the stored units per layer
-  fig3D_locality.png                     radius of gyration and window weight fraction per layer (± errors)
+  fig3D_locality.png                     radius of gyration (spread of |r|), window weight fraction, peak
+                                         blob area (the block a unit sees) and autocorrelation half-width
+                                         (smoothness length) per layer (± errors over units; shuffled null)
                                          against the non-local (uniform) values
   fig3E_reconstructions.png              samples and their reconstructions from each depth
   fig2C_decimation_flow.png              couplings K^(n) measured through the decimation network vs the
@@ -56,7 +58,21 @@ def receptive_figures(rf: dict, out: Path) -> list[Path]:
     uni = np.asarray(rf["uniform_window_fraction"]).reshape(-1)
     ur = float(np.asarray(rf["uniform_radius"]).reshape(-1)[0])
     wins = np.asarray(rf["axes"]["window"]).astype(int)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
+    blob = [q for q in ("blob_area", "half_width") if f"{q}_mean" in rf]
+    fig, axes = plt.subplots(1, 2 + len(blob), figsize=(4 * (2 + len(blob)), 3.2))
+    a, b = axes[0], axes[1]
+    for ax, q in zip(axes[2:], blob):
+        # the block size a unit sees (peak blob) and its smoothness length (autocorrelation), with the null
+        ax.errorbar(layers, np.asarray(rf[f"{q}_mean"]), np.asarray(rf[f"{q}_mean_err"]), marker="o", capsize=3,
+                    label="ours")
+        ax.errorbar(layers, np.asarray(rf[f"shuffled_{q}_mean"]), np.asarray(rf[f"shuffled_{q}_mean_err"]),
+                    marker="x", ls="--", color="grey", capsize=3, label="shuffled sites")
+        ax.set_xlabel("layer")
+        ax.set_ylabel({"blob_area": "peak blob area (sites, |r| ≥ max/2)",
+                       "half_width": "autocorrelation half-width"}[q])
+        ax.set_title("Fig. 3D: " + {"blob_area": "block a unit sees", "half_width": "smoothness length"}[q],
+                     fontsize=9)
+        ax.legend(fontsize=8)
     a.errorbar(layers, rad, rade, marker="o", capsize=3, label="ours")
     a.axhline(ur, color="k", ls="--", label="uniform (no locality)")
     a.set_xlabel("layer"); a.set_ylabel("radius of gyration of |r|"); a.legend(fontsize=8)
@@ -101,7 +117,21 @@ def decimation_figure(dn: dict, out: Path) -> list[Path]:
     K, Ke, Kx = (np.asarray(dn[q]) for q in ("K_network", "K_network_err", "K_exact"))
     T = np.asarray(dn["axes"]["temperatures"])
     layer = np.asarray(dn["axes"]["layer"])
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
+    blob = [q for q in ("blob_area", "half_width") if f"{q}_mean" in rf]
+    fig, axes = plt.subplots(1, 2 + len(blob), figsize=(4 * (2 + len(blob)), 3.2))
+    a, b = axes[0], axes[1]
+    for ax, q in zip(axes[2:], blob):
+        # the block size a unit sees (peak blob) and its smoothness length (autocorrelation), with the null
+        ax.errorbar(layers, np.asarray(rf[f"{q}_mean"]), np.asarray(rf[f"{q}_mean_err"]), marker="o", capsize=3,
+                    label="ours")
+        ax.errorbar(layers, np.asarray(rf[f"shuffled_{q}_mean"]), np.asarray(rf[f"shuffled_{q}_mean_err"]),
+                    marker="x", ls="--", color="grey", capsize=3, label="shuffled sites")
+        ax.set_xlabel("layer")
+        ax.set_ylabel({"blob_area": "peak blob area (sites, |r| ≥ max/2)",
+                       "half_width": "autocorrelation half-width"}[q])
+        ax.set_title("Fig. 3D: " + {"blob_area": "block a unit sees", "half_width": "smoothness length"}[q],
+                     fontsize=9)
+        ax.legend(fontsize=8)
     for i, t in enumerate(T):
         a.errorbar(layer, K[i], Ke[i], marker="o", ls="none", capsize=3, label=f"network, K⁰ = {1 / t:.3g}")
         a.plot(layer, Kx[i], "k-", lw=0.8)

@@ -9,7 +9,11 @@ results.h5, and writes into DIR (default: <run>/analysis/):
   fig2_reconstructions.png               Fig. 2: two configurations and their reconstructions by each net
   fig3_receptive_fields_<net>_layer<l>.png  Fig. 3: receptive fields r^(l) = W^(1)...W^(l) of each net/layer
   seed003_table.md                       our numbers beside the paper's claims (hpc_rg.report.papers_seed003)
-Prints the table to stdout.
+  seed003_bracket.md                     (runs with more than two nets, e.g. seed003_bracket) one line per net:
+                                         its settings, reconstruction MSE and wrong-sign fraction against the
+                                         magnetization-only output and PCA-25, receptive-field window fraction
+                                         per layer against the shuffled-site null
+Prints the table to stdout. Fig. 1 draws `large`, `small`, `*_ours` and, in a bracket, each net's best point.
 """
 from __future__ import annotations
 
@@ -21,6 +25,37 @@ import numpy as np
 from common import finish, results, start
 
 LABEL = {"large": "LargeNet", "small": "SmallNet"}
+
+
+def bracket_table(evals: dict, base: dict, out: Path) -> list[Path]:
+    """seed003_bracket.md: every net's settings and numbers beside the baselines (read from the run's files)."""
+    import math
+    from hpc_rg.report.papers_seed003 import settings
+    lazy = 1 - base["m2"] if "m2" in base else float("nan")
+    pca = base.get("pca25", (float("nan"), float("nan")))
+    lines = [f"Baselines: magnetization-only output MSE 1 − ⟨m²⟩ = {lazy:.4f}; PCA-25 (fitted to the other half of "
+             f"the chains) {pca[0]:.4f} ± {pca[1]:.4f}; lazy zero output 1.",
+             "Window fraction: weight of |r^(l)| in the best b×b window, ours / same weights on shuffled sites "
+             "(σ above the null).", "",
+             "| net | settings | epochs | test MSE first → last | MSE (all samples) | wrong sign | vs m-only | "
+             "vs PCA-25 | window fraction per layer |", "|" + "---|" * 9]
+    for name, ev in sorted(evals.items(), key=lambda kv: kv[1]["mse"][0]):
+        m, me = ev["mse"]
+        h = [r.get("test_mse") for r in ev["history"] if r.get("test_mse") is not None]
+        z_m = (lazy - m) / me if me > 0 else math.inf
+        z_p = (pca[0] - m) / math.hypot(me, pca[1]) if me > 0 else math.inf
+        wf = []
+        for lay in ev["layers"]:
+            (a, ae), (n, ne) = lay["window_fraction"], lay["shuffled"]
+            wf.append(f"{a / n:.2f}x ({(a - n) / math.hypot(ae, ne):.0f}σ)")
+        lines.append(f"| {name} | {settings(ev['config'])} | {ev['config'].get('epochs')} | "
+                     f"{h[0]:.3f} → {h[-1]:.3f} | {m:.4f} ± {me:.4f} | {ev['mismatch'][0]:.4f} | "
+                     f"{'better' if z_m > 4 else 'worse' if z_m < -4 else 'same'} ({z_m:+.0f}σ) | "
+                     f"{'better' if z_p > 4 else 'worse' if z_p < -4 else 'same'} ({z_p:+.0f}σ) | {'; '.join(wf)} |")
+    p = out / "seed003_bracket.md"
+    p.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return [p]
 
 
 def loss_figure(evals: dict, base: dict, out: Path) -> list[Path]:
@@ -118,8 +153,20 @@ def main(argv=None) -> int:
     names = sorted(autoencoders(run), key=lambda n: (n != "small", n))
     obs = results(run).get("observables", {})
     base = {k: float(np.asarray(obs[k]).reshape(-1)[0]) for k in ("m2", "abs_m") if k in obs}
+    from hpc_rg.report.papers_seed003 import baselines
+    base.update(baselines(results(run)))
     evals = {n: evaluate(run, n) for n in names}
-    made = loss_figure(evals, base, out) + reconstruction_figure(run, names, out)
+    made = []
+    if len(names) > 2:      # a bracket: the table, and figures of the reference nets and each net's best point
+        made += bracket_table(evals, base, out)
+        best = {}
+        for n, ev in evals.items():
+            net = n.split("_")[0]
+            if net not in best or ev["mse"][0] < evals[best[net]]["mse"][0]:
+                best[net] = n
+        names = sorted({n for n in names if n.endswith("_ours") or n in LABEL} | set(best.values()))
+        evals = {n: evals[n] for n in names}
+    made += loss_figure(evals, base, out) + reconstruction_figure(run, names, out)
     for n in names:
         made += receptive_figures(run, n, out)
     return finish("seed003", runs, out, made, with_run=False)

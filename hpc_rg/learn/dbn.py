@@ -14,11 +14,13 @@ from hpc_rg.learn.rbm import RBM, Noise
 
 
 class DBN(nn.Module):
-    def __init__(self, layers: list[int] | tuple[int, ...], units: str = "binary"):
+    def __init__(self, layers: list[int] | tuple[int, ...], units: str = "binary", init_scale: float = 0.01):
+        """`init_scale`: standard deviation of the initial weights (matrbm, the code seed 001 cites: 0.1)."""
         super().__init__()
         self.sizes = tuple(int(n) for n in layers)
         self.units = units
-        self.rbms = nn.ModuleList(RBM(n_v, n_h, units) for n_v, n_h in zip(self.sizes[:-1], self.sizes[1:]))
+        self.rbms = nn.ModuleList(RBM(n_v, n_h, units, init_scale)
+                                  for n_v, n_h in zip(self.sizes[:-1], self.sizes[1:]))
 
     def args(self) -> dict:
         return {"layers": list(self.sizes), "units": self.units}

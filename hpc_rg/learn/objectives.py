@@ -82,12 +82,56 @@ class RBMTask(LatticeVectors):
     pass through the trained layers below, for greedy stacks)."""
 
     def __init__(self, rbm: RBM, source, train_idx, test_idx, device, units, cd_k=1, persistent=False, l1=0.0,
-                 lift=None, dtype=torch.float32):
+                 lift=None, dtype=torch.float32, average_last=0):
         super().__init__(source, train_idx, test_idx, device, units, dtype)
         self.rbm, self.trainable = rbm, rbm
         self.cd_k, self.persistent, self.l1 = cd_k, persistent, l1
         self.lift = lift
         self.chains: torch.Tensor | None = None   # this rank's rows of the persistent chains
+        # matrbm's weight averaging: over the last `average_last` epochs, the running mean of the parameters
+        # after every update becomes the layer's parameters at the end (Polyak averaging)
+        self.average_last = int(average_last)
+        self.avg: dict[str, torch.Tensor] | None = None   # sums of the parameters after each update
+        self.avg_n = 0                                     # updates summed
+        self.avg_on = False                                # inside the averaging window
+        self.avg_skip = False                              # the next call sees the window's starting weights
+
+    def _params(self):
+        return (("W", self.rbm.W), ("a", self.rbm.a), ("b", self.rbm.b))
+
+    def _accumulate(self):
+        """Add the current parameters (those after the last update) to the running sums."""
+        with torch.no_grad():
+            if self.avg is None:
+                self.avg = {k: p.detach().clone() for k, p in self._params()}
+            else:
+                for k, p in self._params():
+                    self.avg[k].add_(p.detach())
+        self.avg_n += 1
+
+    def end_epoch(self, done: int, total: int) -> None:
+        """Called by the trainer after each epoch's updates (`done` epochs of `total` completed): opens the
+        averaging window `average_last` epochs before the end and, after the last epoch, replaces the
+        parameters by their average over every update inside the window."""
+        if not self.average_last:
+            return
+        if done == total - self.average_last:
+            self.avg_on, self.avg_skip, self.avg, self.avg_n = True, True, None, 0
+        if done == total and self.avg_on:
+            self._accumulate()
+            with torch.no_grad():
+                for k, p in self._params():
+                    p.copy_(self.avg[k] / self.avg_n)
+            self.avg_on, self.avg, self.avg_n = False, None, 0
+
+    def _average_step(self):
+        """Before an update inside the window: sum the parameters the previous update left."""
+        if not self.avg_on:
+            return
+        if self.avg_skip:       # the weights the window starts from are not an update's result
+            self.avg_skip = False
+        else:
+            self._accumulate()
 
     def _visible(self, x, noise):
         return self.lift(x, noise) if self.lift is not None else x
@@ -104,6 +148,7 @@ class RBMTask(LatticeVectors):
 
     def loss(self, x, y, noise):
         """The CD update as the gradient of a surrogate (for autograd; the trainer uses `gradients`)."""
+        self._average_step()
         grads, metrics = self._statistics(x, noise)
         return self.rbm.surrogate(grads) + self.l1_term(), metrics
 
@@ -111,6 +156,7 @@ class RBMTask(LatticeVectors):
         """Write the CD descent direction (plus the L1 subgradient l1 sign(W)) into the parameters' .grad
         directly: the same update as `loss(...).backward()` without the surrogate's three extra passes over W
         and the autograd graph (the L1 term's backward is sign(W), as here)."""
+        self._average_step()
         grads, metrics = self._statistics(x, noise, scale=-1.0)
         rbm = self.rbm
         if self.l1:
@@ -131,30 +177,114 @@ class RBMTask(LatticeVectors):
                 "pseudo_log_likelihood": self.rbm.pseudo_log_likelihood(v, sites).sum()}
 
     def state(self):
-        return {"chains": None if self.chains is None else self.chains.cpu().numpy()}
+        # every entry is gathered over ranks and concatenated along axis 0 by the stage, then split evenly by
+        # `load_state`: the averaging sums (the same on every rank) travel as one copy per rank
+        out = {"chains": None if self.chains is None else self.chains.cpu().numpy()}
+        if self.average_last:
+            out["avg_flags"] = np.array([self.avg_n, int(self.avg_on), int(self.avg_skip)], dtype=np.int64)
+            for k, v in (self.avg or {}).items():
+                out[f"avg_{k}"] = v.cpu().numpy()
+        return out
 
     def load_state(self, extra, world):
+        def local(x):
+            n = len(x) // world.size
+            return x[world.rank * n:(world.rank + 1) * n]
         chains = extra.get("chains")
         if chains is not None:
-            local = len(chains) // world.size
-            self.chains = torch.from_numpy(chains[world.rank * local:(world.rank + 1) * local]).to(self.device)
+            self.chains = torch.from_numpy(local(chains)).to(self.device)
+        flags = extra.get("avg_flags")
+        if self.average_last and flags is not None:
+            self.avg_n, on, skip = (int(x) for x in local(flags))
+            self.avg_on, self.avg_skip = bool(on), bool(skip)
+            self.avg = ({k: torch.from_numpy(local(extra[f"avg_{k}"])).to(self.device) for k in ("W", "a", "b")}
+                        if f"avg_W" in extra and extra["avg_W"] is not None else None)
+
+
+class _ParameterSet(nn.Module):
+    """A module holding given parameters (what the optimiser and DDP of one phase see)."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.params = nn.ParameterList(params)
 
 
 class AutoencoderTask(LatticeVectors):
-    def __init__(self, model, source, train_idx, test_idx, device, l1=5e-4, dtype=torch.float32):
+    """Reconstruction loss (MSE, or its square root as yadlt's "mean_squared") plus l1 · Σ|θ| over the
+    tensors `model.penalised(placement, target)`; the monitor is the MSE whatever the loss."""
+
+    def __init__(self, model, source, train_idx, test_idx, device, l1=5e-4, dtype=torch.float32,
+                 l1_placement="all", l1_target="weights", loss="mse"):
         super().__init__(source, train_idx, test_idx, device, "spin", dtype)
-        self.model = self.trainable = model
-        self.l1 = l1
+        self.model = model
+        self.trainable = _ParameterSet(model.fine_tuned_parameters())
+        self.l1, self.l1_placement, self.l1_target, self.loss_kind = l1, l1_placement, l1_target, loss
+
+    def l1_term(self) -> torch.Tensor:
+        if not self.l1 or self.l1_placement == "none":
+            return torch.zeros((), device=self.device)
+        return self.l1 * sum(p.abs().sum() for p in self.model.penalised(self.l1_placement, self.l1_target))
 
     def loss(self, x, y, noise):
+        if getattr(self.model, "pretraining", "none") != "none":
+            self.model.adopt_pretraining()      # once, at the first fine-tuning step
         mse = F.mse_loss(self.model(x), x)
-        return mse + self.l1_term(), {"mse": mse.item()}
+        rec = torch.sqrt(mse) if self.loss_kind == "rmse" else mse
+        return rec + self.l1_term(), {"mse": mse.item()}
 
     def eval_keys(self):
         return ["mse"]
 
     def eval_sums(self, x, y, noise):
         return {"mse": ((self.model(x) - x) ** 2).mean(-1).sum()}
+
+
+class GaussianRBMTask(LatticeVectors):
+    """CD-k on a Gaussian–Bernoulli RBM over ±1 spins taken as real values (the autoencoder's pretraining)."""
+
+    def __init__(self, rbm, source, train_idx, test_idx, device, cd_k=1, dtype=torch.float32):
+        super().__init__(source, train_idx, test_idx, device, "spin", dtype)
+        self.rbm = self.trainable = rbm
+        self.cd_k = cd_k
+
+    def loss(self, x, y, noise):
+        vk, recon = self.rbm.negative_sample(x, self.cd_k, noise)
+        return self.rbm.cd_loss(x, vk), {"reconstruction": recon.item()}
+
+    def eval_keys(self):
+        return ["reconstruction", "free_energy"]
+
+    def eval_sums(self, x, y, noise):
+        return {"reconstruction": self.rbm.reconstruction_error(x, noise(self.rbm.n_hidden)).sum(),
+                "free_energy": self.rbm.free_energy(x).sum()}
+
+
+def autoencoder_tasks(model, spec, source, train_idx, test_idx, device) -> list:
+    """The phases of an autoencoder: greedy RBM pretraining of each layer (when `spec.pretraining` is "rbm";
+    Gaussian visibles first, then {0,1} RBMs on the conditional means below; SGD with the spec's momentum at
+    `pretrain_lr` for `pretrain_epochs`: `task.options` overrides the trainer options), then the fine-tuning
+    of the reconstruction loss with the spec's optimiser."""
+    tasks = []
+    if getattr(spec, "pretraining", "none") == "rbm":
+        phase = {"epochs": spec.pretrain_epochs, "lr": spec.pretrain_lr, "optimizer": "sgd",
+                 "lr_schedule": "constant"}
+        first = GaussianRBMTask(model.pretrain[0], source, train_idx, test_idx, device, spec.pretrain_cd_k)
+        first.options = phase
+        tasks.append(first)
+        for layer in range(1, len(model.pretrain)):
+            def lift(x, noise, layer=layer):
+                with torch.no_grad():
+                    for rbm in model.pretrain[:layer]:
+                        x = rbm.p_h_given_v(x)
+                    return x
+            t = RBMTask(model.pretrain[layer], source, train_idx, test_idx, device, "spin", spec.pretrain_cd_k,
+                        lift=lift)
+            t.options = phase
+            tasks.append(t)
+    tasks.append(AutoencoderTask(model, source, train_idx, test_idx, device, spec.l1,
+                                 l1_placement=getattr(spec, "l1_placement", "all"),
+                                 l1_target=getattr(spec, "l1_target", "weights"), loss=getattr(spec, "loss", "mse")))
+    return tasks
 
 
 class PatchTask(Task):

@@ -75,10 +75,17 @@ class DBNSpec(_Common):
     l1: float = spec(2e-4, min=0, doc="L1 penalty on weights")
     ais_runs: int = spec(0, min=0, doc="AIS runs for each layer's log Z at the end (0: off)")
     ais_betas: int = spec(1000, min=2, doc="intermediate distributions of AIS")
+    init_scale: float = spec(0.01, gt=0, doc="standard deviation of the initial weights (matrbm: 0.1)")
+    average_last: int = spec(0, min=0, doc="epochs at the end of each layer over which the weights are "
+                             "averaged after every update, the average becoming the layer's weights (matrbm's "
+                             "avglast = 5; 0: off)")
 
     def validate(self):
         if len(self.layers) < 2:
             return "layers", list(self.layers), "at least two layer sizes (visible, hidden)"
+        if self.average_last >= self.epochs:
+            return "average_last", self.average_last, f"at most epochs - 1 = {self.epochs - 1} (the window opens " \
+                "at the end of an epoch)"
         return super().validate()
 
 
@@ -88,6 +95,23 @@ class AutoencoderSpec(_Common):
                                    "mirrors them")
     epochs: int = spec(400, min=1, doc="passes over the training set")
     l1: float = spec(5e-4, min=0, doc="L1 penalty on weights")
+    l1_placement: Literal["all", "encoder", "none"] = spec("all", doc="which layers the L1 term covers "
+                                                           "(yadlt, the library seed 003 likely used: encoder)")
+    l1_target: Literal["weights", "weights+biases"] = spec("weights", doc="L1 over the weights only, or weights "
+                                                           "and biases (yadlt)")
+    loss: Literal["mse", "rmse"] = spec("mse", doc="reconstruction loss: mean squared error, or its square root "
+                                        "(yadlt's 'mean_squared')")
+    init: Literal["default", "truncated_normal"] = spec("default", doc="weight initialisation: torch's Linear "
+                                                        "default, or a normal of sd init_scale cut at 2 sd "
+                                                        "(biases 0; yadlt)")
+    init_scale: float = spec(0.1, gt=0, doc="sd of the truncated-normal initialisation")
+    tied: bool = spec(False, doc="decoder weights = encoder weights transposed (yadlt's default)")
+    pretraining: Literal["none", "rbm"] = spec("none", doc="greedy RBM pretraining (Gaussian visibles first, "
+                                               "{0,1} RBMs above) before the fine-tuning")
+    pretrain_epochs: int = spec(10, min=1, doc="epochs per pretrained layer")
+    pretrain_lr: float = spec(1e-2, gt=0, doc="SGD learning rate of the pretraining (with `momentum`)")
+    pretrain_cd_k: int = spec(1, min=1, doc="Gibbs steps of the pretraining's contrastive divergence")
+    learn_sigma: bool = spec(False, doc="learn the Gaussian visible units' sd (else fixed at 1)")
 
     def validate(self):
         if len(self.layers) < 2:

@@ -132,18 +132,21 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
         return model, [ob.RBMTask(model, source, train_idx, test_idx, device, spec.units, spec.cd_k,
                                   spec.persistent, spec.l1)]
     if kind == "dbn":
-        model = build(kind, {"layers": list(spec.layers), "units": spec.units}).to(device)
+        model = build(kind, {"layers": list(spec.layers), "units": spec.units,
+                             "init_scale": spec.init_scale}).to(device)
         tasks = []
         for layer in range(model.n_layers):
             def lift(x, noise, layer=layer):
                 with torch.no_grad():
                     return model.up(x, layer, sample=spec.propagate == "sample", noise=noise)[-1] if layer else x
             tasks.append(ob.RBMTask(model.rbms[layer], source, train_idx, test_idx, device, spec.units, spec.cd_k,
-                                    spec.persistent, spec.l1, lift=lift))
+                                    spec.persistent, spec.l1, lift=lift, average_last=spec.average_last))
         return model, tasks
     if kind == "autoencoder":
-        model = build(kind, {"layers": list(spec.layers)}).to(device)
-        return model, [ob.AutoencoderTask(model, source, train_idx, test_idx, device, spec.l1)]
+        model = build(kind, {"layers": list(spec.layers), "tied": spec.tied, "init": spec.init,
+                             "init_scale": spec.init_scale, "pretraining": spec.pretraining,
+                             "learn_sigma": spec.learn_sigma}).to(device)
+        return model, ob.autoencoder_tasks(model, spec, source, train_idx, test_idx, device)
     if kind == "thermometer":
         model = build(kind, {"temperatures": list(source.temperatures), "channels": spec.channels,
                              "hidden": spec.hidden}).to(device)
@@ -262,6 +265,9 @@ def _train_single(cfg, world, index, name, spec, kind, data, info, device, resum
         label = f"train.{name}" + (f" layer {phase + 1}/{len(tasks)}" if kind == "dbn" else "")
         tag = {"layer": phase + 1} if kind == "dbn" else {}
         opts = _options(spec, cfg.job.seed, index, 0, phase, label, tag)
+        if getattr(task, "options", None):   # a phase with its own settings (autoencoder pretraining)
+            import dataclasses
+            opts = dataclasses.replace(opts, **task.options)
         state = fit(task, world, opts, state, checkpoint_all, distributed=world.size > 1)
         history = state.history
     if world.is_root:

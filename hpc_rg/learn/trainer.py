@@ -251,6 +251,8 @@ def fit(task, world: World, opts: Options, state: State | None = None,
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
         task.prefetch(None)
+        if hasattr(task, "end_epoch"):   # e.g. weight averaging over the last epochs (RBMTask)
+            task.end_epoch(epoch + 1, opts.epochs)
         task.trainable.eval()
         train_metrics = {f"train_{k}": v / n_steps for k, v in sums.items()}
         if distributed:  # average the ranks' shares of the training metrics

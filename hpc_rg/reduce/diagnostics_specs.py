@@ -44,6 +44,10 @@ class ReconstructionsSpec:
     n_blocks: int = spec(16, min=2, doc="jackknife blocks (chain stretches)")
     batch: int = spec(256, min=1, doc="configurations per streamed batch")
     max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+    pca: tuple[int, ...] = spec((), min=1, doc="baselines: PCA with these numbers of components (fitted to the "
+                                "other half of the chains), beside the magnetization-only output (default for "
+                                "an autoencoder: 25)")
+    pca_fit_samples: int = spec(10000, min=2, doc="configurations each PCA half is fitted to (at most)")
 
 
 @dataclass(frozen=True)

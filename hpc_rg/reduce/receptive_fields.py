@@ -8,7 +8,19 @@ w_i = |r_i| / Σ_j |r_j| (lengths in lattice spacings):
                       R_g² = 2 (b² − 1)/12, a uniform field sqrt(Σ_axes (L² − 1)/12)
   window fraction     the largest Σ w over any (periodic) b×b window; 1 for a field inside one window,
                       b²/N for a uniform field.
-"Receptive fields grow with depth" becomes R_g (and the window needed) growing with the layer.
+  peak blob area      the number of sites of the connected (nearest-neighbour, periodic) component of
+                      {|r_i| >= max|r| / 2} that holds the maximum: the size of the one block a unit sees,
+                      blind to the diffuse background that dominates R_g; b² for a b×b block of equal weights
+  autocorrelation     half-width: the lag d (lattice spacings, linear interpolation between integer lags)
+  half-width          where the periodic autocorrelation of the field's fluctuation δr = r − mean(r),
+                      C(d) = Σ_i δr_i δr_{i+d} / Σ_i δr_i², averaged over the axis directions, first falls to
+                      1/2; b(1 − b²/N)/2 for a b×b block of equal weights on N sites (b/2 on a large lattice),
+                      ~1/2 for uncorrelated noise, L/2 (the largest lag, a cap) when it never falls to 1/2, 0
+                      for a constant field. The mean is removed so that a uniform offset (which shuffling the
+                      sites keeps) does not read as a large smooth structure.
+"Receptive fields grow with depth" becomes R_g (and the window needed) growing with the layer; R_g of |r|
+measures how spread a field's weight is (several small patches far apart give a large R_g), the blob
+area and the autocorrelation half-width measure the size of the block a unit responds to.
 """
 from __future__ import annotations
 
@@ -62,6 +74,67 @@ def window_fraction(fields: np.ndarray, b: int) -> np.ndarray:
     return box.reshape(w.shape[0], -1).max(axis=1)
 
 
+def _find(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def peak_blob_area(fields: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """Sites (n,) in the connected component of {|r| >= level·max|r|} that holds the maximum of |r|; nearest-
+    neighbour connectivity on the periodic lattice (labels of scipy.ndimage joined across the boundaries)."""
+    from scipy import ndimage
+    a = np.abs(np.asarray(fields, dtype=np.float64))
+    out = np.zeros(a.shape[0], dtype=np.int64)
+    for k, f in enumerate(a):
+        top = f.max()
+        if top <= 0:
+            continue
+        lab, n = ndimage.label(f >= level * top)
+        parent = np.arange(n + 1)
+        for ax in range(f.ndim):      # periodic boundaries: a component touching both faces is one blob
+            lo, hi = np.take(lab, 0, axis=ax).ravel(), np.take(lab, -1, axis=ax).ravel()
+            for u, v in zip(lo[(lo > 0) & (hi > 0)], hi[(lo > 0) & (hi > 0)]):
+                ru, rv = _find(parent, int(u)), _find(parent, int(v))
+                if ru != rv:
+                    parent[max(ru, rv)] = min(ru, rv)
+        roots = np.array([_find(parent, i) for i in range(n + 1)])
+        peak = roots[lab.flat[int(np.argmax(f))]]
+        out[k] = int(np.count_nonzero(roots[lab] == peak))
+    return out
+
+
+def autocorrelation_half_width(fields: np.ndarray) -> np.ndarray:
+    """Half-width (n,) of each field's periodic autocorrelation along the axes (see the module docstring)."""
+    r = np.asarray(fields, dtype=np.float64)
+    axes = tuple(range(1, r.ndim))
+    r = r - r.mean(axis=axes, keepdims=True)
+    fr = np.fft.rfftn(r, axes=axes)
+    c = np.fft.irfftn(fr * np.conj(fr), s=r.shape[1:], axes=axes)
+    c0 = c.reshape(len(r), -1)[:, 0]
+    c = c / np.where(c0 > 0, c0, 1.0).reshape((-1,) + (1,) * len(axes))
+    # C along each axis direction (C(d) = C(-d)), averaged over the axes, lags 0..min(L)/2
+    lmax = min(r.shape[1:]) // 2
+    prof = np.mean([_axis_line(c, ax, lmax) for ax in axes], axis=0)
+    out = np.full(len(r), float(lmax))
+    for k, p in enumerate(prof):
+        below = np.nonzero(p <= 0.5)[0]
+        if c0[k] <= 1e-24 * max(1.0, float(np.abs(fields[k]).max()) ** 2):   # constant field: no structure
+            out[k] = 0.0
+        elif len(below):
+            d = int(below[0])
+            out[k] = d - 1 + (p[d - 1] - 0.5) / (p[d - 1] - p[d])
+    return out
+
+
+def _axis_line(c: np.ndarray, ax: int, lmax: int) -> np.ndarray:
+    """c[:, 0, ..., d, ..., 0] for d = 0..lmax along array axis `ax` (n, lmax + 1)."""
+    idx = [slice(None)] + [0] * (c.ndim - 1)
+    idx[ax] = slice(0, lmax + 1)
+    return c[tuple(idx)]
+
+
 def uniform_radius(shape) -> float:
     """R_g of a field of equal weights everywhere (the fully delocalised reference): Σ_axes (L² − 1)/12."""
     return float(np.sqrt(sum((L * L - 1) / 12 for L in shape)))
@@ -82,14 +155,22 @@ def layer_fields(model, kind: str, layer: int):
 
 
 def locality_summary(fields: np.ndarray, b: int) -> dict:
-    """Per-unit R_g and window fraction, with mean ± standard error over units and the median."""
-    rg = radius_of_gyration(fields)
-    wf = window_fraction(fields, b)
-    n = len(rg)
+    """Per-unit R_g, window fraction, peak blob area and autocorrelation half-width, each with its mean ±
+    standard error over units (`<q>_mean`) and its median (`<q>_median`)."""
+    per_unit = {"radius": radius_of_gyration(fields), "window_fraction": window_fraction(fields, b),
+                "blob_area": peak_blob_area(fields).astype(np.float64),
+                "half_width": autocorrelation_half_width(fields)}
+    n = len(fields)
     se = (lambda x: float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0)
-    return {"radius": rg, "window_fraction": wf, "radius_mean": (float(rg.mean()), se(rg)),
-            "window_fraction_mean": (float(wf.mean()), se(wf)), "radius_median": float(np.median(rg)),
-            "window_fraction_median": float(np.median(wf))}
+    out = dict(per_unit)
+    for q, x in per_unit.items():
+        out[f"{q}_mean"] = (float(x.mean()), se(x))
+        out[f"{q}_median"] = float(np.median(x))
+    return out
+
+
+# per-unit measures stored per layer (`<q>_layer<l>`), with mean ± error, median and the shuffled-site null
+MEASURES = ("radius", "window_fraction", "blob_area", "half_width")
 
 
 @reduction("receptive_fields")
@@ -111,9 +192,12 @@ def run_receptive_fields(spec, ctx: Context) -> Result:
                           f"layers 1..{n_layers}")
     res = Result(attrs={"kind": kind, "model_name": spec.model, "sizes": np.array(sizes),
                         "method": "r^(l) = W^(1)...W^(l); weight mass |r|/Σ|r|; periodic centre and windows; "
-                                  "errors: standard error over the layer's units"})
-    wins, rm, re_, wm, we, med_r, med_w, uf = [], [], [], [], [], [], [], []
-    srm, sre, swm, swe = [], [], [], []
+                                  "peak blob: connected |r| >= max/2 around the maximum (sites); half-width: "
+                                  "lag where the periodic autocorrelation of r falls to 1/2; "
+                                  "errors: standard error over the layer's units; null: the same weights on "
+                                  "shuffled sites"})
+    wins, uf = [], []
+    stats = {}    # "<q>_mean" / "shuffled_<q>_mean" -> ([values], [errors]); "<q>_median" -> [values]
     from hpc_rg.parallel import seed_sequence
     for i, l in enumerate(layers):
         r = layer_fields(model, kind, l)
@@ -121,26 +205,25 @@ def run_receptive_fields(spec, ctx: Context) -> Result:
         b = int(spec.window[i] if i < len(spec.window) else block_side(sizes[0], sizes[l], len(shape)))
         s = locality_summary(fields, b)
         res.put(f"fields_layer{l}", fields[:spec.show])
-        res.put(f"radius_layer{l}", s["radius"])
-        res.put(f"window_fraction_layer{l}", s["window_fraction"])
+        for q in MEASURES:
+            res.put(f"{q}_layer{l}", s[q])
         wins.append(b)
-        rm.append(s["radius_mean"][0]); re_.append(s["radius_mean"][1])
-        wm.append(s["window_fraction_mean"][0]); we.append(s["window_fraction_mean"][1])
-        med_r.append(s["radius_median"]); med_w.append(s["window_fraction_median"])
         uf.append(b ** len(shape) / sizes[0])
         # Null model: the same weights on randomly permuted sites. The best b×b window of a random field
         # holds more than b²/N by chance, so "local" means "more local than the shuffled fields".
         perm = np.random.default_rng(seed_sequence(ctx.seed, l, purpose="analysis")).permutation(sizes[0])
         null = locality_summary(fields.reshape(len(fields), -1)[:, perm].reshape(fields.shape), b)
-        srm.append(null["radius_mean"][0]); sre.append(null["radius_mean"][1])
-        swm.append(null["window_fraction_mean"][0]); swe.append(null["window_fraction_mean"][1])
-    res.put("radius_mean", rm, re_)
-    res.put("window_fraction_mean", wm, we)
-    res.put("radius_median", med_r)
-    res.put("window_fraction_median", med_w)
+        for q in MEASURES:
+            for key, src in ((f"{q}_mean", s), (f"shuffled_{q}_mean", null)):
+                v, e = stats.setdefault(key, ([], []))
+                v.append(src[f"{q}_mean"][0]); e.append(src[f"{q}_mean"][1])
+            stats.setdefault(f"{q}_median", ([], None))[0].append(s[f"{q}_median"])
+    for key, (v, e) in stats.items():
+        if e is None:
+            res.put(key, v)
+        else:
+            res.put(key, v, e)
     res.put("uniform_window_fraction", uf)
-    res.put("shuffled_radius_mean", srm, sre)
-    res.put("shuffled_window_fraction_mean", swm, swe)
     res.put("uniform_radius", uniform_radius(shape))
     res.axes["layer"] = np.array(layers)
     res.axes["window"] = np.array(wins)

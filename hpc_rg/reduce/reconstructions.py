@@ -6,6 +6,14 @@ an RBM has d = 1; an autoencoder reconstructs through its full depth only (its d
 that path alone). In spin units (±1) per site: mse = ⟨(s − ŝ)²⟩ (0 perfect, 1 for ŝ ≡ 0, i.e. no
 information) and mismatch = fraction of sites with sign(ŝ) ≠ s. Errors: block jackknife over chain
 stretches (deterministic, so identical on any number of ranks).
+
+Baselines (`pca` components listed, or always for an autoencoder): what a reconstruction must beat to show
+more than trivial structure, on the same configurations and with the same errors:
+  magnetization   every site = the configuration's magnetization m: MSE = 1 − m² (the best output that
+                  knows m only; seed 003's SmallNet sits there)
+  pca<k>          the projection on the top-k principal components (scikit-learn PCA), fitted on the other
+                  half of the chains (even chains reconstruct with the fit to odd chains and vice versa: no
+                  configuration is reconstructed by a fit that saw it; one chain: in-sample fit)
 """
 from __future__ import annotations
 
@@ -24,6 +32,37 @@ def depths(model, kind: str) -> list[int]:
     if kind == "autoencoder":
         return [len(model.sizes) - 1]
     return list(range(1, model.n_layers + 1))
+
+
+def magnetization_only(spins: np.ndarray) -> np.ndarray:
+    """Reconstructions (k, N) of ±1 configurations (k, N) by their own magnetization at every site."""
+    s = np.asarray(spins, dtype=np.float64)
+    return np.repeat(s.mean(axis=1, keepdims=True), s.shape[1], axis=1)
+
+
+def fit_pca(spins: np.ndarray, k: int):
+    """scikit-learn PCA with k components fitted to ±1 configurations (rows); deterministic (full SVD)."""
+    from sklearn.decomposition import PCA
+    return PCA(n_components=k, svd_solver="full").fit(np.asarray(spins, dtype=np.float64))
+
+
+def pca_reconstruct(pca, spins: np.ndarray) -> np.ndarray:
+    return pca.inverse_transform(pca.transform(np.asarray(spins, dtype=np.float64)))
+
+
+def pca_folds(ens, t: int, k: int, max_fit: int) -> list:
+    """PCA-k fitted to the even chains' and to the odd chains' configurations at temperature index t (at most
+    `max_fit` each, the first samples of every chain); one fit to all when there is a single chain."""
+    groups = [list(range(0, ens.n_chains, 2)), list(range(1, ens.n_chains, 2))] if ens.n_chains > 1 \
+        else [[0]]
+    fits = []
+    for chains in groups:
+        per = max(1, max_fit // len(chains))
+        n_sites = int(np.prod(ens.lattice_shape))
+        x = np.concatenate([np.asarray(ens.spins[t, c, :min(per, ens.n_samples)]).reshape(-1, n_sites)
+                            for c in chains])
+        fits.append(fit_pca(x, min(k, *x.shape)))
+    return fits
 
 
 def reconstruct(model, kind: str, spins: np.ndarray, depth: int) -> np.ndarray:
@@ -51,23 +90,45 @@ def run_reconstructions(spec, ctx: Context) -> Result:
         shape = tuple(ens.lattice_shape)
         ts = dc.t_indices(ens, spec.temperatures)
 
-        def fn(x, where):
+        pcs = sorted(set(int(k) for k in spec.pca)) or ([25] if kind == "autoencoder" else [])
+        names = (["magnetization"] + [f"pca{k}" for k in pcs]) if (pcs or kind == "autoencoder") else []
+
+        def fn(x, where, folds=None):
             s = x.reshape(x.shape[0], -1).astype(np.float64)
             cols = []
-            for d in ds:
-                r = reconstruct(model, kind, s, d)
+            recs = [reconstruct(model, kind, s, d) for d in ds]
+            if names:
+                recs.append(magnetization_only(s))
+                fold = [] if folds is None else (folds[1 - where[1] % 2] if len(folds) > 1 else folds[0])
+                recs += [pca_reconstruct(p, s) for p in fold]
+            for r in recs:
                 cols += [((s - r) ** 2).mean(axis=1), (np.sign(r) != s).mean(axis=1)]
             return np.stack(cols, axis=1)
 
         mse, mse_e, mis, mis_e = [], [], [], []
+        bmse, bmse_e, bmis, bmis_e = [], [], [], []
         for t in ts:
-            bm, _ = block_means(ens, t, fn, ctx.world, spec.n_blocks, spec.batch, spec.max_samples)
+            # every rank fits the same PCA (same data, full SVD), so no broadcast is needed
+            fits = [pca_folds(ens, t, k, spec.pca_fit_samples) for k in pcs]
+            folds = [[f[i] for f in fits] for i in range(len(fits[0]))] if fits else None
+            bm, _ = block_means(ens, t, lambda x, w: fn(x, w, folds), ctx.world, spec.n_blocks, spec.batch,
+                                spec.max_samples)
             v, e = jackknife_blocks(lambda m: m, bm)
-            mse.append(v[0::2]); mse_e.append(e[0::2])
-            mis.append(v[1::2]); mis_e.append(e[1::2])
+            nd = len(ds)
+            mse.append(v[0:2 * nd:2]); mse_e.append(e[0:2 * nd:2])
+            mis.append(v[1:2 * nd:2]); mis_e.append(e[1:2 * nd:2])
+            if names:
+                bmse.append(v[2 * nd::2]); bmse_e.append(e[2 * nd::2])
+                bmis.append(v[2 * nd + 1::2]); bmis_e.append(e[2 * nd + 1::2])
             x = np.asarray(ens.spins[t, 0, :min(spec.show, ens.n_samples)]).reshape(-1, int(np.prod(shape)))
             rows = [x.astype(np.float64)] + [reconstruct(model, kind, x, d) for d in ds]
             res.put(f"examples_T{len(mse) - 1}", np.stack(rows, axis=1).reshape((len(x), len(rows)) + shape))
+        if names:
+            res.put("baseline_mse", bmse, bmse_e)
+            res.put("baseline_mismatch", bmis, bmis_e)
+            res.attrs["baselines"] = ",".join(names)     # the columns of baseline_mse, in order
+            res.attrs["baseline_method"] = ("magnetization: every site = m; pca<k>: scikit-learn PCA fitted to the "
+                                            "other half of the chains (even/odd), at most pca_fit_samples each")
         res.put("mse", mse, mse_e)
         res.put("mismatch", mis, mis_e)
         res.axes["temperatures"] = ens.temperatures[ts]

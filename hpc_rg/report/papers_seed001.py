@@ -6,7 +6,10 @@ to the baseline that would contradict it:
              the samples themselves are checked against Kaufman's exact energy of the same finite torus.
   Fig. 3 B-D receptive fields r^(l) = W^(1)...W^(l) are local blocks whose size grows with the layer: our
              b x b window weight fraction (b = blocking factor of the layer) against the value b^2/N of a
-             field spread uniformly (no locality), and the radius of gyration per layer.
+             field spread uniformly (no locality), and three size measures per layer: the radius of gyration
+             of |r| (spread of the weight, dominated by the diffuse background), the peak blob area (the
+             block a unit sees) and the autocorrelation half-width (the smoothness length), each against
+             the same weights on shuffled sites.
   Fig. 3 E   reconstructions "qualitatively reproduce the macroscopic features": our spin mismatch of the
              reconstruction from the top layer against 1/2 (no information kept).
   Fig. 2     1D decimation network: tanh J^(n+1) = tanh^2 J^(n) (exact); our couplings measured from each
@@ -105,6 +108,39 @@ def _receptive_rows(res: dict) -> list[dict]:
                      "over the lattice (radius near the null); the radius of |r| measures spread, not the block "
                      "size a unit sees")
                     + "; the radius is bounded by the uniform value on a torus"))
+    out += _blob_rows(rf, layers)
+    return out
+
+
+# What each size measure sees (the rows say it, so a reader does not take one for another):
+BLOB_MEANING = {
+    "blob_area": ("receptive-field peak blob area by layer (sites with |r| >= max/2 connected to the maximum)",
+                  "the size of the one block a unit sees (Fig. 3D's visual block size), blind to the diffuse "
+                  "background"),
+    "half_width": ("receptive-field autocorrelation half-width by layer (lattice spacings)",
+                   "the length over which a field's fluctuation is smooth (a b x b block: ~b/2; noise: 1/2), whatever the "
+                   "number of blobs"),
+}
+
+
+def _blob_rows(rf: dict, layers) -> list[dict]:
+    """Peak blob area and autocorrelation half-width per layer against the shuffled-site null (absent in
+    results written before these measures existed)."""
+    out = []
+    for q, (label, meaning) in BLOB_MEANING.items():
+        if f"{q}_mean" not in rf:
+            continue
+        v, e = _val(rf, f"{q}_mean")
+        nv, ne = _val(rf, f"shuffled_{q}_mean")
+        med = np.asarray(rf.get(f"{q}_median", v), dtype=float).reshape(-1)
+        grows = bool(np.all(np.diff(v) > 2 * np.hypot(e[1:], e[:-1])))
+        above = bool(np.all(v - nv > 4 * np.hypot(e, ne)))
+        out.append(_row(label, "; ".join(f"{_fmt(a, b)} (median {m:.4g})" for a, b, m in zip(v, e, med)),
+                        "grows with layer (Fig. 3D); the same weights on shuffled sites: "
+                        + "; ".join(_fmt(a, b) for a, b in zip(nv, ne)), "",
+                        ("grows with the layer" if grows else "does NOT grow with the layer")
+                        + (", every layer above the shuffled null (> 4σ)" if above else
+                           ", NOT above the shuffled null in every layer") + f"; measures {meaning}"))
     return out
 
 

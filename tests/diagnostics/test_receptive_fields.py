@@ -85,3 +85,65 @@ def test_locality_is_judged_against_shuffled_sites(tmp_path, registered):
     wf, we = noisy.values["window_fraction_mean"]
     sw, se = noisy.values["shuffled_window_fraction_mean"]
     assert np.all(np.abs(wf - sw) < 4 * np.hypot(we, se))
+
+
+# ---------------------------------------------------------------- blob size: peak blob and autocorrelation
+def test_peak_blob_area_of_planted_blocks_is_exact():
+    """A b×b block at the maximum, a weaker separate block and a diffuse background below half the maximum:
+    the blob is the b² sites of the block (R_g, dominated by the background, is far larger)."""
+    g = np.random.default_rng(3)
+    for b in (1, 2, 3, 5):
+        f = 0.3 * g.uniform(-1, 1, (1, 20, 20))        # |background| < max/2
+        f[0, 4:4 + b, 6:6 + b] = -1.0                  # the peak block (sign does not matter)
+        f[0, 14:16, 14:17] = 0.8                       # a second, separate blob above max/2: not counted
+        assert rf.peak_blob_area(f)[0] == b * b
+        assert rf.radius_of_gyration(f)[0] > 3 * np.sqrt(2 * (b * b - 1) / 12)
+    # the block across the periodic corner is one blob; an L-shaped blob counts every site
+    f = np.zeros((2, 10, 10))
+    f[0][np.ix_([8, 9, 0], [9, 0])] = 1.0
+    f[1, 2, 2:7] = 1.0
+    f[1, 3:5, 2] = 0.6
+    f[1, 5, 2] = 0.4                                   # below max/2: cut off
+    assert list(rf.peak_blob_area(f)) == [6, 7]
+
+
+def test_autocorrelation_half_width_of_planted_blocks_is_exact():
+    """A b_x × b_y box of equal weights covering the fraction f of N sites has fluctuation autocorrelation
+    C(d) = ((1 − d/b) − f)/(1 − f) along an axis of side b: averaged over the axes it falls to 1/2 at
+    d = (1 − f)/(1/b_x + 1/b_y), i.e. b(1 − b²/N)/2 for a square; a constant offset changes nothing (the
+    mean is removed); a constant field has no structure (0)."""
+    for b in (1, 2, 4, 6):
+        f = np.zeros((1, 24, 24))
+        f[0, 3:3 + b, 10:10 + b] = 2.5
+        want = b * (1 - b * b / 576) / 2
+        assert rf.autocorrelation_half_width(f)[0] == pytest.approx(want, abs=1e-12)
+        assert rf.autocorrelation_half_width(f + 7.0)[0] == pytest.approx(want, abs=1e-12)
+    f = np.zeros((1, 24, 24))
+    f[0, 0:4, 0:8] = 1.0
+    assert rf.autocorrelation_half_width(f)[0] == pytest.approx((1 - 32 / 576) / (1 / 4 + 1 / 8), abs=1e-12)
+    assert rf.autocorrelation_half_width(np.ones((1, 12, 12)))[0] == 0.0
+    # white noise: C(1) ~ ±1/sqrt(N), so the half-width is ~1/2, with or without an offset
+    noise = np.random.default_rng(0).standard_normal((200, 32, 32))
+    assert rf.autocorrelation_half_width(noise).mean() == pytest.approx(0.5, abs=0.02)
+    assert rf.autocorrelation_half_width(noise + 3.0).mean() == pytest.approx(0.5, abs=0.02)
+    # a plane wave along one axis: C = (cos(2πd/L) + 1)/2 averaged with the flat axis, 1/2 at d = L/4
+    wave = np.cos(2 * np.pi * np.arange(32) / 32)[None, :, None] * np.ones((1, 32, 32))
+    assert rf.autocorrelation_half_width(wave)[0] == pytest.approx(8.0, abs=1e-12)
+
+
+def test_blob_measures_grow_with_layer_where_radius_does_not(tmp_path, registered):
+    """The block-indicator stack: blob area b² = 4 → 16 and half-width b(1 − b²/N)/2 per layer, and the
+    shuffled-site null of both is the single-site value (area 1, half-width ~1/2) beside them in the result."""
+    save(tmp_path, "dbn", "dbn", _dbn(), (16, 16))
+    res = registered["receptive_fields"](spec_of("receptive_fields", model="dbn"), context(tmp_path))
+    assert res.values["blob_area_layer1"][0] == pytest.approx(np.full(64, 4.0))
+    assert res.values["blob_area_layer2"][0] == pytest.approx(np.full(16, 16.0))
+    assert res.values["half_width_layer1"][0] == pytest.approx(np.full(64, 2 * (1 - 4 / 256) / 2))
+    assert res.values["half_width_layer2"][0] == pytest.approx(np.full(16, 4 * (1 - 16 / 256) / 2))
+    v, e = res.values["blob_area_mean"]
+    assert list(v) == [4.0, 16.0] and list(e) == [0.0, 0.0]
+    assert list(res.values["half_width_median"][0]) == pytest.approx([0.984375, 1.875])
+    sv, _ = res.values["shuffled_blob_area_mean"]
+    assert np.all(sv < v)
+    sh, _ = res.values["shuffled_half_width_mean"]
+    assert np.all(sh < 0.75)

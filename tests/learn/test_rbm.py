@@ -164,3 +164,75 @@ def test_rbm_trains_on_cuda():
     task = RBMTask(rbm, ArraySource(spins), np.arange(300), np.arange(300, 400), dev, "spin", persistent=True)
     state = fit(task, SINGLE, Options(epochs=2, batch_size=50, job_seed=1, key=(0, 0, 0)))
     assert rbm.W.device.type == "cuda" and np.isfinite(state.history[-1]["test_free_energy"])
+
+
+class _Recording(RBMTask):
+    """Records the weights each update starts from (the previous update's result)."""
+
+    def gradients(self, x, y, noise):
+        self.seen.append(self.rbm.W.detach().double().clone())
+        return super().gradients(x, y, noise)
+
+
+def _trained(average_last, epochs=4, record=False):
+    rng = np.random.default_rng(2)
+    spins = np.where(rng.random((300, 8)) < 0.6, 1, -1).astype(np.int8)
+    torch.manual_seed(3)
+    rbm = RBM(8, 4, "binary")
+    cls = _Recording if record else RBMTask
+    task = cls(rbm, ArraySource(spins), np.arange(300), np.arange(0), torch.device("cpu"), "binary",
+               average_last=average_last)
+    task.seen = []
+    fit(task, SINGLE, Options(epochs=epochs, batch_size=50, optimizer="sgd", lr=0.1, momentum=0.5, job_seed=5,
+                              key=(0, 0, 0)))
+    return rbm, task
+
+
+def test_weight_averaging_over_last_epochs_is_the_mean_after_each_update():
+    """matrbm's avglast: the weights become the mean of the weights after every update of the last k
+    epochs (6 updates per epoch here); the updates themselves are unchanged by the averaging."""
+    epochs, k, per_epoch = 4, 2, 6
+    plain, rec = _trained(0, epochs, record=True)
+    after = rec.seen[1:] + [plain.W.detach().double()]       # the weights after update 1, 2, ..., n
+    assert len(after) == epochs * per_epoch
+    expected = torch.stack(after[-k * per_epoch:]).mean(0)
+    avg, _ = _trained(k, epochs)
+    assert torch.allclose(avg.W.double(), expected, atol=1e-6)
+    assert not torch.allclose(avg.W.double(), plain.W.double(), atol=1e-4)   # the average is not the end point
+    late, _ = _trained(epochs - 1, epochs)                  # the window may start after the first epoch
+    assert torch.allclose(late.W.double(), torch.stack(after[per_epoch:]).mean(0), atol=1e-6)
+
+
+def test_weight_averaging_survives_a_checkpoint_inside_the_window():
+    """state() / load_state() carry the running sums: a task restored mid-window ends where the original
+    does (the stage gathers each entry over ranks and splits it again)."""
+    _, task = _trained(0)
+    task.average_last = 2
+    task.end_epoch(2, 4)                       # open the window
+    task._average_step(); task._average_step(); task._average_step()
+    st = {k: (None if v is None else np.concatenate([v, v])) for k, v in task.state().items()}   # 2 "ranks"
+    twin = RBMTask(task.rbm, task.source, task.train_idx, task.test_idx, task.device, "binary", average_last=2)
+    twin.load_state(st, World(None, 1, 2))
+    assert (twin.avg_n, twin.avg_on, twin.avg_skip) == (task.avg_n, task.avg_on, task.avg_skip) == (2, True, False)
+    assert all(torch.equal(twin.avg[k], task.avg[k]) for k in ("W", "a", "b"))
+
+
+def test_dbn_init_scale_option():
+    """matrbm initialises W with 0.1·randn; the default stays 0.01."""
+    from hpc_rg.learn.dbn import DBN
+    torch.manual_seed(0)
+    assert float(DBN([400, 100], init_scale=0.1).rbms[0].W.std()) == pytest.approx(0.1, rel=0.03)
+    assert float(DBN([400, 100]).rbms[0].W.std()) == pytest.approx(0.01, rel=0.03)
+
+
+def test_average_last_longer_than_training_is_a_config_error():
+    from hpc_rg.config import ConfigError, _named_tables
+    from hpc_rg.learn.specs import SPECS
+    tables = {"d": {"kind": "dbn", "layers": [16, 4], "epochs": 3, "average_last": 5}}
+    with pytest.raises(ConfigError, match="average_last"):
+        _named_tables("train", tables, "job.toml", SPECS, "kind")
+    tables["d"]["average_last"] = 3           # the window opens at the end of an epoch: at most epochs - 1
+    with pytest.raises(ConfigError, match="average_last"):
+        _named_tables("train", tables, "job.toml", SPECS, "kind")
+    tables["d"]["average_last"] = 2
+    assert _named_tables("train", tables, "job.toml", SPECS, "kind")["d"].average_last == 2

@@ -41,6 +41,9 @@ def test_dbn_quick_products(runs):
         assert finite_with_errors(rf["radius_mean"][()], rf["radius_mean_err"][()])
         assert finite_with_errors(rf["window_fraction_mean"][()], rf["window_fraction_mean_err"][()])
         assert rf["fields_layer1"].shape[1:] == (16, 16)
+        for q in ("blob_area", "half_width"):      # the block-size measures beside R_g, with their null
+            assert finite_with_errors(rf[f"{q}_mean"][()], rf[f"{q}_mean_err"][()])
+            assert finite_with_errors(rf[f"shuffled_{q}_mean"][()], rf[f"shuffled_{q}_mean_err"][()])
         rc = f["reconstructions"]
         assert finite_with_errors(rc["mse"][()], rc["mse_err"][()])
         assert finite_with_errors(rc["mismatch"][()], rc["mismatch_err"][()])
@@ -65,6 +68,9 @@ def test_dbn_quick_paper_table(runs):
     assert _pull(energy["pull"]) < 4.0, energy          # samples at J/T = 0.408 vs Kaufman (exact, same torus)
     layers = [r for q, r in by.items() if q.startswith("receptive fields, layer")]
     assert len(layers) == 3 and all("±" in r["ours"] for r in layers)
+    blob = [r for q, r in by.items() if q.startswith("receptive-field peak blob area")]
+    width = [r for q, r in by.items() if q.startswith("receptive-field autocorrelation half-width")]
+    assert len(blob) == len(width) == 1 and "shuffled" in blob[0]["paper"] and "measures" in width[0]["note"]
     assert all(r["note"] for r in table)
     assert "nan" not in " ".join(r["ours"] for r in table)
 

@@ -49,6 +49,9 @@ def test_products_finite_with_errors(run):
         rc = f["reconstructions"]
         assert finite_with_errors(rc["mse"][()], rc["mse_err"][()])
         assert np.all(rc["mse"][()] + 4 * rc["mse_err"][()] < 1.0)      # beats the lazy zero output
+        # the baselines beside it: magnetization-only (1 − m² per configuration) and PCA-25
+        assert str(rc.attrs["baselines"]) == "magnetization,pca25"
+        assert finite_with_errors(rc["baseline_mse"][()], rc["baseline_mse_err"][()])
     model, meta = load_model(run / "models" / "large.pt")
     r2 = (model.encoder[0].weight.T @ model.encoder[1].weight.T).detach().numpy().T.reshape(-1, 16, 16)
     # the stored fields are some of layer 2's units: each must be one of the exact weight products
@@ -79,3 +82,5 @@ def test_analysis_script_and_paper_table(run, tmp_path):
     assert all("±" in r["ours"] for k, r in q.items() if "Fig." in k)
     assert all(r["note"] for r in table)
     assert "nan" not in " ".join(r["ours"] for r in table)
+    fig1 = [r for k, r in q.items() if "Fig. 1" in k]
+    assert fig1 and all("PCA-25" in r["paper"] for r in fig1)
