@@ -246,6 +246,8 @@ class PartWriter:
 
     def _flush_timeseries(self) -> None:
         """Points k that every unit has delivered, from the next one on (units advance together)."""
+        if not self.units:                 # a rank that owns no chain (more ranks than chains) stores nothing
+            return
         k = self.k0 + self.n_k
         pieces: list[list[tuple]] = []
         while True:
