@@ -261,8 +261,8 @@ def fit(task, world: World, opts: Options, state: State | None = None,
                 task.prefetch(np.concatenate(window))
             for idx in window:
                 metrics = {}
-                if sync is not None and not direct:
-                    sync.attach()
+                if sync is not None:
+                    sync.attach()    # zero: a rank without rows contributes nothing but joins the sum
                 if len(share):
                     x, y = task.inputs(idx)
                     noise = Noise(gen, opts.batch_size, lo, hi, task.device, opts.dtype)
