@@ -238,7 +238,7 @@ class StopRequests:
     def __init__(self, world: World):
         self.world = world
         self.raised: str | None = None       # name of the signal this rank got
-        self.heard = False                   # another rank announced a stop
+        self.heard: list = []                # (rank, signal name) of the other ranks' announcements
         self._old: dict = {}
         self._comm = None
         self._sends: list = []
@@ -277,19 +277,24 @@ class StopRequests:
         self._sends = [self._comm.isend(self.raised, dest=r, tag=_STOP_TAG)
                        for r in range(self.world.size) if r != self.world.rank]
 
+    def _receive(self) -> None:
+        from mpi4py import MPI
+        status = MPI.Status()
+        name = self._comm.recv(source=MPI.ANY_SOURCE, tag=_STOP_TAG, status=status)
+        self._received += 1
+        self.heard.append((status.Get_source(), name))
+
     def _listen(self) -> None:
         if self._comm is None:
             return
         while self._comm.iprobe(tag=_STOP_TAG):
-            self._comm.recv(tag=_STOP_TAG)
-            self._received += 1
-            self.heard = True
+            self._receive()
 
     def requested(self) -> bool:
         """This rank got a signal or another rank announced one (not collective)."""
         self._announce()
         self._listen()
-        return self.raised is not None or self.heard
+        return self.raised is not None or bool(self.heard)
 
     # collective
     def agree(self, poll_seconds: float = 0.005) -> bool:
@@ -309,12 +314,14 @@ class StopRequests:
         # every announcement posted before the barrier is received here, so none is left for a later call
         expected = sum(senders) - int(bool(self._sends))
         while self._received < expected:
-            self._comm.recv(tag=_STOP_TAG)
-            self._received += 1
-        MPI.Request.Waitall(self._sends)
-        stop = any(senders)
-        self.heard = self.heard or stop
-        return stop
+            self._receive()
+        MPI.Request.waitall(self._sends)
+        return any(senders)
 
     def why(self) -> str:
-        return self.raised or ("a signal to another rank" if self.heard else "a stop request")
+        """What stopped the stage, truthfully: this rank's signal, or which rank got which."""
+        if self.raised:
+            return f"{self.raised} on rank {self.world.rank}" if self.world.size > 1 else self.raised
+        if self.heard:
+            return ", ".join(f"{name} on rank {rank}" for rank, name in sorted(self.heard))
+        return "a stop request"

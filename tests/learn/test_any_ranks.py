@@ -71,6 +71,9 @@ kind = "autoencoder"
 layers = [256, 800, 16]
 epochs = 2
 batch_size = 30
+optimizer = "sgd"           # Adam's first steps are lr * sign(g): a gradient that rounds to about zero
+lr = 0.05                   # would flip with the summation order
+momentum = 0.5
 
 """ + "TABLES"
 
