@@ -78,6 +78,7 @@ momentum = 0.5
 """ + "TABLES"
 
 
+@pytest.mark.slow
 def test_train_stage_on_any_rank_count_gives_the_same_models(tmp_path, ladder_ensemble):
     from hpc_rg.learn import load_model
     tables = quickstart_train_tables().replace("epochs = 20", "epochs = 3").replace("epochs = 10", "epochs = 2")
