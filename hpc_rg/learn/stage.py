@@ -332,13 +332,25 @@ def _plain(x):
     return x
 
 
-def _load_blob(path: Path, device="cpu"):
+def _load_blob(path: Path, keys: tuple[str, ...], device="cpu") -> dict:
+    """A checkpoint or repeat file, read without unpickling code (weights_only=True): a planted, corrupt or
+    foreign file is refused with a one-line error naming it (exit 2), never executed."""
     import torch
-    return torch.load(path, map_location=device, weights_only=True)
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+        missing = [k for k in keys if k not in blob]
+    except Exception as e:   # UnpicklingError (an object that is not a tensor or plain value), truncation, ...
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ConfigError(path, "", None, f"not a checkpoint that hpc-rg can read safely ({reason}); delete it "
+                          "to train this model from the start") from None
+    if missing:
+        raise ConfigError(path, "", None, f"not a checkpoint of hpc-rg train (no {', '.join(missing)}); delete it "
+                          "to train this model from the start")
+    return blob
 
 
 def _load_repeat(path: Path) -> dict:
-    res = _load_blob(path)
+    res = _load_blob(path, ("repeat", "metrics", "state_dict"))
     if "kernel" in res:
         res["kernel"] = res["kernel"].numpy()
     return res
@@ -394,7 +406,7 @@ def _train_single(cfg, world, m: Model, data, device, resume, stop, shared):
     share = deal(spec.batch_size, world.size, world.rank) if shared else range(spec.batch_size)
     start_phase, state = 0, State()
     if resume and ckpt.exists():
-        blob = _load_blob(ckpt, device)
+        blob = _load_blob(ckpt, ("phase", "epoch", "history", "optimizer", "extra", "state_dict"), device)
         model.load_state_dict(blob["state_dict"])
         start_phase = blob["phase"]
         state = State(epoch=blob["epoch"], history=blob["history"], optimizer=blob["optimizer"], extra={})
