@@ -109,7 +109,7 @@ def shrunk_quickstart(out: Path) -> str:
     text = (ROOT / "jobs" / "quickstart.toml").read_text()
     subs = {r'out = ".*"': f'out = "{out}"', r"thermalize = \d+": "thermalize = 100",
             r"samples = \d+": "samples = 40", r"chains = \d+": "chains = 2", r"epochs = \d+": "epochs = 2",
-            r"n_boot = \d+": "n_boot = 4"}
+            r"n_boot = \d+": "n_boot = 10"}
     for pattern, repl in subs.items():
         text, n = re.subn(pattern, repl, text)
         assert n, pattern
