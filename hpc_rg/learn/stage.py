@@ -596,3 +596,44 @@ def _gather_repeats(cfg, world, todo: list[Model], results: dict[str, list]) -> 
             log.info(f"train.{m.name}: {m.spec.repeats} repeats "
                      + " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
     world.barrier()
+
+
+# ------------------------------------------------------------------------------------------ in memory
+def model_data(cfg, index: int, name: str, spec, world: World = SINGLE):
+    """The data a [train.<name>] table trains on, as `train_spec` takes it: (source, train_idx, test_idx)
+    (the caller closes `source`; split the indices again for a validation set) or coarse_cnn's patch dict
+    (x_train, y_train, x_test, y_test). User errors as in the stage (ConfigError naming the key)."""
+    m = Model(index, name, spec, kind_of(spec))
+    m.info = _describe(cfg, m)
+    return _data(cfg, world, m)
+
+
+def train_spec(cfg, index: int, name: str, spec, *, data=None, world: World = SINGLE, repeat: int = 0,
+               on_epoch=None, stop=None):
+    """Train one model of a [train.<name>] table in memory (no files; for searches over its settings):
+    returns (model, history, metrics). `index` is the table's place in the job (with `repeat`, the seed);
+    `data` as `model_data` returns it (default: the table's own data and split: "test_*" monitors are then
+    on its held-out part; pass a validation split to keep a test set unseen); `on_epoch(row)` after every
+    epoch with that epoch's history row (it may raise, e.g. to prune a trial); `world`: ranks sharing this
+    training (data-parallel; default one rank); `stop()` as in `trainer.fit`."""
+    import torch
+    from hpc_rg.learn.trainer import State, fit, resolve_device
+    m = Model(index, name, spec, kind_of(spec))
+    m.info = _describe(cfg, m)
+    own = data is None
+    data = _data(cfg, world, m) if own else data
+    device = resolve_device(spec.device, world)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model, tasks = _model_and_tasks(m.kind, spec, data, device, cfg.job.seed, index, repeat)
+            history: list = []
+            for phase, task in enumerate(tasks):
+                opts = _options(spec, cfg.job.seed, index, repeat, phase, f"train.{name}",
+                                {"layer": phase + 1} if m.kind == "dbn" else {}, verbose=False)
+                report = (lambda st: on_epoch(st.history[-1])) if on_epoch is not None else None
+                history = fit(task, world, opts, State(history=history), report, distributed=world.size > 1,
+                              stop=stop).history
+            return model, history, _final_metrics(m.kind, spec, model, tasks, history)
+    finally:
+        if own and isinstance(data, tuple):
+            data[0].close()

@@ -217,3 +217,25 @@ def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path, ladder_ensembl
     blob = loaded[-1]
     assert blob["epoch"] == 2 and isinstance(blob["extra"]["chains"], torch.Tensor)
     assert all(type(v) in (int, float, str) for row in blob["history"] for v in row.values())
+
+
+def test_train_spec_in_memory_matches_the_stage_and_reports_every_epoch(tmp_path, ladder_ensemble):
+    from hpc_rg.learn.stage import model_data, train_spec
+    body = '[train.rbm]\nkind = "rbm"\nensemble = "ENS"\nn_hidden = 6\nepochs = 3\nbatch_size = 40\nais_runs = 0\n'
+    cfg = job(tmp_path, ladder_ensemble, body)
+    run_train(cfg, SINGLE, resume=False)
+    ref, meta = load_model(cfg.out / "models" / "rbm.pt")
+    rows = []
+    model, history, metrics = train_spec(cfg, 0, "rbm", cfg.train["rbm"], on_epoch=rows.append)
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and len(history) == 3
+    for k, v in ref.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    assert metrics["test_reconstruction"] == meta["metrics"]["test_reconstruction"]
+    # a validation split of the training part: the table's test set stays unseen
+    source, train_idx, test_idx = model_data(cfg, 0, "rbm", cfg.train["rbm"])
+    try:
+        _, val_history, _ = train_spec(cfg, 0, "rbm", cfg.train["rbm"],
+                                       data=(source, train_idx[:400], train_idx[400:]))
+    finally:
+        source.close()
+    assert val_history[-1]["test_reconstruction"] != history[-1]["test_reconstruction"]
