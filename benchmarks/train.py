@@ -7,6 +7,10 @@
                                                    DDP strong-scaling efficiency: one rank with global batch
                                                    B vs N ranks sharing each global batch (one
                                                    thread per rank; any N: shares differ by at most one)
+  mpiexec -n 2 python benchmarks/train.py --mode comm
+                                                   what the ranks add to a step, timed apart from the
+                                                   machine's load: the flat MPI gradient all-reduce vs
+                                                   gloo per tensor, next to the CD-1 step itself
   python benchmarks/train.py --device cuda         1600-400-100-25 stack, CD-1 samples/s per layer on a GPU
 
 Data: 40x40 ±1 "lattices" with short-range structure (a smoothed random field, thresholded); the cost of an
@@ -136,6 +140,44 @@ def ddp_mode(args):
                           "efficiency_best": round(max(pars) / max(singles) / w.size, 3)}), flush=True)
 
 
+def comm_mode(args):
+    """The cost the ranks add to a step, without the machine's load in it: the gradient sum of the 1600-400
+    RBM (641,600 floats) as one flat in-place MPI all-reduce (the trainer's) vs one torch.distributed (gloo)
+    call per tensor (DDP-style), each timed after a barrier (median of --reps x 10), next to the CD-1 step
+    it adds to (local batch B/N on one thread)."""
+    import torch
+    import torch.distributed as dist
+    from hpc_rg.learn.rbm import RBM
+    from hpc_rg.parallel import allreduce_sum_inplace, init_torch_distributed, shutdown_torch_distributed, world
+    torch.set_num_threads(1)
+    w = world()
+    rbm = RBM(1600, 400, "binary")
+    flat = torch.zeros(1600 * 400 + 1600 + 400)
+    tensors = [torch.zeros(1600, 400), torch.zeros(1600), torch.zeros(400)]
+    data = torch.from_numpy(((lattices(args.batch).reshape(args.batch, -1) + 1) // 2).astype(np.float32))
+    local = data[:max(1, args.batch // w.size)]
+
+    def median_ms(fn, n):
+        ts = []
+        for _ in range(n):
+            _sleeping_barrier(w)
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return round(float(np.median(ts)) * 1e3, 3)
+    init_torch_distributed()
+    try:
+        row = {"benchmark": "grad_allreduce", "floats": flat.numel(), "ranks": w.size,
+               "mpi_flat_ms": median_ms(lambda: allreduce_sum_inplace(w, flat), 10 * args.reps),
+               "gloo_per_tensor_ms": median_ms(lambda: [dist.all_reduce(t) for t in tensors], 10 * args.reps),
+               f"cd1_step_local_batch_{len(local)}_ms": median_ms(lambda: rbm.cd_statistics(local, 1), 10 * args.reps),
+               f"cd1_step_batch_{args.batch}_ms": median_ms(lambda: rbm.cd_statistics(data, 1), 10 * args.reps)}
+    finally:
+        shutdown_torch_distributed()
+    if w.is_root:
+        print(json.dumps(row), flush=True)
+
+
 def cuda_mode(args):
     import torch
     from hpc_rg.learn.data import ArraySource
@@ -177,7 +219,7 @@ def cuda_mode(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=("cpu", "ddp"), default="cpu")
+    ap.add_argument("--mode", choices=("cpu", "ddp", "comm"), default="cpu")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--samples", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=100)
@@ -189,6 +231,8 @@ def main():
         cuda_mode(args)
     elif args.mode == "ddp":
         ddp_mode(args)
+    elif args.mode == "comm":
+        comm_mode(args)
     else:
         cpu_mode(args)
 
