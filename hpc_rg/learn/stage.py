@@ -37,9 +37,10 @@ from hpc_rg.parallel import EXIT_INTERRUPTED, StopRequests, World, deal, get_log
 
 SINGLE = World(None, 0, 1)
 
-# A model with fewer weights than this trains task-parallel, never data-parallel: measured with
-# `benchmarks/train.py --mode ddp`, a 1600-400 RBM (640,000 weights) keeps >= 0.7 efficiency on 2 ranks at
-# global batch 100, while the quickstart's 256-64 RBM spends more time in the all-reduce than in its share.
+# A model with fewer weights than this trains task-parallel, never data-parallel. Measured with
+# `benchmarks/train.py --mode comm` (2 ranks, shared 2-core node): the flat all-reduce of a 1600-400 RBM's
+# gradient (640,000 weights) takes ~3.5 ms next to a ~13 ms CD-1 step on a 50-row share; a model a few times
+# smaller spends a step of well under a millisecond per share, so its ranks would mostly wait on each other.
 DDP_MIN_PARAMETERS = 200_000
 
 
