@@ -341,7 +341,9 @@ def _load_blob(path: Path, keys: tuple[str, ...], device="cpu") -> dict:
         blob = torch.load(path, map_location=device, weights_only=True)
         missing = [k for k in keys if k not in blob]
     except Exception as e:   # UnpicklingError (an object that is not a tensor or plain value), truncation, ...
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        text = str(e).strip()
+        reason = ("it holds something other than tensors and plain values, or is not a torch file"
+                  if text.startswith("Weights only load failed") or not text else text.splitlines()[0][:160])
         raise ConfigError(path, "", None, f"not a checkpoint that hpc-rg can read safely ({reason}); delete it "
                           "to train this model from the start") from None
     if missing:
