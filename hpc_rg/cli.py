@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--resume", action="store_true", help="continue from the last checkpoint (or extend "
                                                              "a finished run whose samples were raised)")
         s.add_argument("--force", action="store_true", help="overwrite this stage's outputs in the run folder")
+    t = sub.add_parser("tune", help="search the training settings of [tune.*] (Optuna studies in <out>/tune/)")
+    t.add_argument("job", type=Path)
+    t.add_argument("--resume", action="store_true", help="continue the studies (finished trials are kept)")
+    t.add_argument("--force", action="store_true", help="start the searches over (their outputs are removed)")
+    t.add_argument("--worker", action="store_true", help="join the studies as an extra asynchronous worker "
+                                                         "(e.g. Slurm array tasks); the main run retrains")
     r = sub.add_parser("report", help="write report.md and report.html for a run folder")
     r.add_argument("run_dir", type=Path)
     st = sub.add_parser("status", help="progress of a run (while it runs or after it stopped)")
@@ -46,11 +52,11 @@ def _stage_not_built(stage: str, module: str) -> None:
     raise ConfigError("hpc_rg", stage, "(requested)", f"a stage this installation provides ({module} is missing)")
 
 
-def run_stage(stage: str, cfg, world, resume: bool, force: bool) -> int:
+def run_stage(stage: str, cfg, world, resume: bool, force: bool, worker: bool = False) -> int:
     from hpc_rg.io import run_folder
     from hpc_rg.parallel import get_logger
     log = get_logger()
-    if stage != "report":
+    if stage not in ("report", "tune"):   # tune checks its own outputs (hpc_rg.learn.tune.prepare)
         run_folder.prepare(cfg, stage, resume, force, world)
     tic = time.time()
     log.info("stage %s of job '%s' on %d rank(s) -> %s", stage, cfg.job.name, world.size, cfg.out)
@@ -68,6 +74,9 @@ def run_stage(stage: str, cfg, world, resume: bool, force: bool) -> int:
                 raise
             _stage_not_built("train", "hpc_rg.learn.stage")
         code = run_train(cfg, world, resume) or 0
+    elif stage == "tune":
+        from hpc_rg.learn.tune import run_tune
+        code = run_tune(cfg, world, resume, force, worker) or 0
     elif stage == "analyze":
         try:
             from hpc_rg.reduce.stage import run_analyze
@@ -106,6 +115,11 @@ def _main(args, world) -> int:
         if world.is_root:
             print(config.dumps(cfg))
         return 0
+    if args.command == "tune":
+        cfg = config.load(args.job)
+        if not cfg.tune:
+            raise config.ConfigError(cfg.file, "tune", "(missing)", "[tune.<model>] tables for hpc-rg tune")
+        return run_stage("tune", cfg, world, args.resume, args.force, args.worker)
     if args.command in STAGE_COMMANDS:
         cfg = config.load(args.job)
         stages = cfg.stages if args.command == "run" else (args.command,)
