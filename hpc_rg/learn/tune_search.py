@@ -226,6 +226,10 @@ def _tell(study, trial_id: int, out: Outcome) -> None:
     optuna = _optuna()
     from optuna.trial import TrialState
     storage = study._storage   # the Trial API has no setter for pruner bookkeeping attrs
+    if storage.get_trial(trial_id).state.is_finished():
+        # a trial this run found RUNNING (after a kill) that a live `--worker` finished meanwhile: keep that
+        get_logger().warning(f"trial {out.number} was finished by another worker meanwhile; its result is kept")
+        return
     trial = optuna.Trial(study, trial_id)
     for step in sorted(out.intermediate):
         trial.report(out.intermediate[step], step)
