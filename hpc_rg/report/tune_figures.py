@@ -60,10 +60,13 @@ def write_figures(study, tspec, folder: Path, model: str) -> list[Path]:
         try:
             import optuna
             from optuna.importance import PedAnovaImportanceEvaluator
-            importances = optuna.importance.get_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
+            import warnings
+            with warnings.catch_warnings():   # "importances will be equal" when the trials tie: the bars say so
+                warnings.simplefilter("ignore", UserWarning)
+                importances = optuna.importance.get_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
         except (ValueError, RuntimeError, ZeroDivisionError):   # too few distinct trials to compare
             importances = {}
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * max(len(keys), 1)))
+    fig, ax = plt.subplots(figsize=(6, 1.4 + 0.4 * max(len(keys), 1)))
     if importances:
         names = list(importances)[::-1]
         ax.barh(names, [importances[k] for k in names])
