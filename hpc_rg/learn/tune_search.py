@@ -256,34 +256,69 @@ def _log_outcome(label: str, out: Outcome, params: dict, tspec) -> None:
 
 
 # --------------------------------------------------------------------------------------------- the loops
+ROUND = "round"   # user attribute: the round a reproducible-mode trial was asked in
+
+
+def _round(t) -> int | None:
+    return t.user_attrs.get(ROUND)
+
+
 def run_reproducible(study, tspec, evaluate, world: World, label: str, pruner_factory) -> None:
     """Rounds of `tspec.batch` trials asked on rank 0, dealt to ranks, told in trial order (see module doc).
-    `study` is the Optuna study on rank 0 (None elsewhere). Every rank returns when the budget is spent."""
+    `study` is the Optuna study on rank 0 (None elsewhere). Every rank returns when the budget is spent.
+
+    Each trial records its round; the snapshot a trial of round r is pruned against holds the trials of
+    earlier rounds only. So a run killed anywhere in a round (while asking, evaluating or telling) resumes to
+    the study of an uninterrupted run: the round is completed (missing trials asked, with the round's other
+    trials still RUNNING as they were), its unfinished trials evaluated against the same snapshot."""
+    optuna = _optuna()
     from optuna.trial import TrialState
     log = get_logger()
     dists = distributions(tspec.space)
     name = study.study_name if world.is_root else None
-    pending = []
+    pending: list[int] = []
+    next_round = 0
     if world.is_root:
-        stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+        trials = study.get_trials(deepcopy=False)
+        next_round = max((r for t in trials if (r := _round(t)) is not None), default=-1) + 1
+        stale = [t for t in trials if t.state == TrialState.RUNNING]
         if stale:
             log.info(f"{label}: {len(stale)} trial(s) left running by an earlier run are evaluated again: "
-                     + ", ".join(str(t.number) for t in stale))
-        pending = sorted(stale, key=lambda t: t.number)
+                     + ", ".join(str(t.number) for t in sorted(stale, key=lambda t: t.number)))
+        pending = sorted({r for t in stale if (r := _round(t)) is not None})
+        if any(_round(t) is None for t in stale):   # asked by a free worker that is gone: a round of their own
+            for t in stale:
+                if _round(t) is None:
+                    study._storage.set_trial_user_attr(t._trial_id, ROUND, next_round)
+            pending.append(next_round)
+            next_round += 1
     while True:
         msg = None
         if world.is_root:
-            trials = study.get_trials(deepcopy=False)
-            history = [t for t in trials if t.state.is_finished()]
             if pending:
-                batch, pending = pending[:tspec.batch], pending[tspec.batch:]
-                batch = [(t.number, t._trial_id, dict(t.params)) for t in batch]
+                r = pending.pop(0)
             else:
-                k = min(tspec.batch, tspec.trials - len(trials))
-                batch = []
-                for _ in range(max(k, 0)):
-                    t = study.ask(dists)
-                    batch.append((t.number, t._trial_id, dict(t.params)))
+                r, next_round = next_round, next_round + 1
+            trials = study.get_trials(deepcopy=False)
+            before = sum(1 for t in trials if _round(t) is None or _round(t) < r)
+            this = [t for t in trials if _round(t) == r and t.state != TrialState.WAITING]
+            waiting = sum(1 for t in trials if _round(t) == r and t.state == TrialState.WAITING)
+            for i in range(min(tspec.batch, tspec.trials - before) - len(this)):
+                if i >= waiting:
+                    # the round is recorded when the trial is created (a queued, empty trial that `ask` then
+                    # pops and samples), so a kill can never leave a trial without its round
+                    study.enqueue_trial({}, user_attrs={ROUND: r})
+                t = study.ask(dists)
+                this.append(study._storage.get_trial(t._trial_id))
+            for k, t in enumerate(this):
+                if t.state == TrialState.RUNNING and set(t.params) != set(dists):   # killed while sampling
+                    trial = optuna.Trial(study, t._trial_id)
+                    for key, dist in dists.items():
+                        trial._suggest(key, dist)
+                    this[k] = study._storage.get_trial(t._trial_id)
+            batch = [(t.number, t._trial_id, dict(t.params)) for t in sorted(this, key=lambda t: t.number)
+                     if not t.state.is_finished()]
+            history = [t for t in trials if t.state.is_finished() and (_round(t) is None or _round(t) < r)]
             msg = (name, history, [(n, p) for n, _, p in batch])
         name, history, work = world.bcast(msg)
         if not work:

@@ -65,30 +65,50 @@ def test_same_seed_same_study_other_seed_other_study(tmp_path):
     assert [t[2] for t in a] != [t[2] for t in c]
 
 
-def test_killed_study_resumes_without_repeating_finished_trials(tmp_path):
-    tspec = TuneSpec(trials=14, metric="val_loss", direction="minimize", space=SPACE, batch=4, startup_trials=4)
+class Killed(BaseException):
+    """Like SIGKILL: nothing of the run gets to clean up."""
+
+
+@pytest.mark.parametrize("where", ["evaluate", "ask", "tell"])
+def test_killed_study_resumes_to_the_uninterrupted_study(tmp_path, monkeypatch, where):
+    """Killed in round 3 (trials 8..11) while evaluating trial 9, after asking trial 9 (10 and 11 not yet
+    asked), or after telling trial 8: --resume keeps what was told, completes the round and gives the study an
+    uninterrupted run gives."""
+    import optuna
+    tspec = TuneSpec(trials=14, metric="val_loss", direction="minimize", space=SPACE, batch=4, startup_trials=4,
+                     warmup_epochs=1)
     whole = table(run_toy(tmp_path / "whole.journal", tspec))
-
-    class Killed(BaseException):
-        pass
     calls = []
-
-    def dies_in_round_three(params, number, report):
-        calls.append(number)
-        if number == 9:
-            raise Killed   # like SIGKILL mid-round: trials 8..11 stay RUNNING in the journal
-        return toy(params, number, report)
-    path = tmp_path / "killed.journal"
-    with pytest.raises(Killed):
-        run_toy(path, tspec, dies_in_round_three)
-    calls.clear()
 
     def counted(params, number, report):
         calls.append(number)
+        if where == "evaluate" and number == 9 and not resumed:
+            raise Killed
         return toy(params, number, report)
-    resumed = run_toy(path, tspec, counted)   # a fresh process: new study object, new sampler
-    assert calls == list(range(8, 14)), calls   # the running round again, then the rest; 0..7 kept
-    assert table(resumed) == whole
+    real_ask, real_tell = optuna.Study.ask, ts._tell
+
+    def ask(study, *a, **k):
+        t = real_ask(study, *a, **k)
+        if where == "ask" and t.number == 9 and not resumed:
+            raise Killed
+        return t
+
+    def tell(study, trial_id, out):
+        real_tell(study, trial_id, out)
+        if where == "tell" and out.number == 8 and not resumed:
+            raise Killed
+    monkeypatch.setattr(optuna.Study, "ask", ask)
+    monkeypatch.setattr(ts, "_tell", tell)
+    path = tmp_path / "killed.journal"
+    resumed = False
+    with pytest.raises(Killed):
+        run_toy(path, tspec, counted)
+    calls.clear()
+    resumed = True
+    study = run_toy(path, tspec, counted)   # a fresh process: new study object, new sampler
+    expected = {"evaluate": range(8, 14), "ask": range(8, 14), "tell": range(9, 14)}[where]
+    assert calls == list(expected), calls   # finished trials are not repeated
+    assert table(study) == whole
 
 
 def test_tune_settings_are_checked(tmp_path):
