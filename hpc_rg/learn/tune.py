@@ -163,7 +163,7 @@ def make_objective(cfg, index: int, model: str, spec, kind: str, tspec, data, de
             for phase, task in enumerate(tasks):
                 opts = _options(trial_spec, cfg.job.seed, index, 0, phase, f"tune.{model} trial {number}", {},
                                 verbose=False)
-                history = fit(task, SINGLE, opts, State(history=history), after_epoch).history
+                history = fit(task, SINGLE, opts, State(history=history), checkpoint=after_epoch).history
             return float(history[-1][key])
         finally:
             torch.set_num_threads(threads)
