@@ -6,9 +6,10 @@ Per tuned model, in the order of the train tables:
      the test set;
   2. an Optuna study in <run>/tune/<model>.journal (`tune_search`): each trial trains the model with the
      trial's settings on search-train, reports the validation metric after every epoch (pruning) and is
-     scored by the last epoch's value. Every trial starts from the same initialisation and shuffles (the
-     model's repeat-0 streams: common random numbers, so trials differ by their settings only) and runs on
-     one thread (a training's floats then do not depend on how many ranks share a node);
+     scored by the last epoch's value (averaged over `seeds` trainings). Every trial starts from the same
+     initialisations and shuffles (the model's repeat 0, 1, ... streams: common random numbers, so trials
+     differ by their settings only) and runs on one thread (a training's floats then do not depend on how
+     many ranks share a node);
   3. the best setting is written as models/<model>.tuned.toml (a [train.<model>] table: paste it into a
      job), retrained with the model's `repeats` on the whole training part through the train stage
      (models/<model>.tuned.pt and .json, scored on the test set), and the study is written out:
@@ -153,18 +154,22 @@ def make_objective(cfg, index: int, model: str, spec, kind: str, tspec, data, de
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            net, tasks = _model_and_tasks(kind, trial_spec, data, device, cfg.job.seed, index, 0)
-            history: list = []
-            step = [0]
+            values = []
+            for seed in range(tspec.seeds):   # repeat streams 0, 1, ...: the same for every trial
+                net, tasks = _model_and_tasks(kind, trial_spec, data, device, cfg.job.seed, index, seed)
+                history: list = []
+                step = [0]
 
-            def after_epoch(state):
-                step[0] += 1
-                report(step[0], float(state.history[-1][key]))
-            for phase, task in enumerate(tasks):
-                opts = _options(trial_spec, cfg.job.seed, index, 0, phase, f"tune.{model} trial {number}", {},
-                                verbose=False)
-                history = fit(task, SINGLE, opts, State(history=history), checkpoint=after_epoch).history
-            return float(history[-1][key])
+                def after_epoch(state, seed=seed):
+                    step[0] += 1
+                    if seed == 0:
+                        report(step[0], float(state.history[-1][key]))
+                for phase, task in enumerate(tasks):
+                    opts = _options(trial_spec, cfg.job.seed, index, seed, phase, f"tune.{model} trial {number}",
+                                    {}, verbose=False)
+                    history = fit(task, SINGLE, opts, State(history=history), checkpoint=after_epoch).history
+                values.append(float(history[-1][key]))
+            return float(np.mean(values))
         finally:
             torch.set_num_threads(threads)
     return evaluate

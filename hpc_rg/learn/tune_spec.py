@@ -69,6 +69,8 @@ class TuneSpec:
     pruner: Literal["median", "hyperband", "none"] = spec("median", doc="stop bad trials early from their "
                                                           "per-epoch validation reports")
     warmup_epochs: int = spec(3, min=0, doc="median pruner: epochs a trial runs before it may be pruned")
+    seeds: int = spec(1, min=1, doc="trainings per trial from different initialisations, their last-epoch "
+                      "metrics averaged (less noise per trial); the first one's per-epoch reports drive pruning")
     validation_fraction: float = spec(0.2, gt=0, max=0.9, doc="share of the training data held out to "
                                       "score trials (the test set is never seen by the search)")
     batch: int = spec(8, min=1, doc="reproducible mode: trials asked per round (fixed by the job, not by "
@@ -190,6 +192,6 @@ def search_settings(tspec: TuneSpec) -> dict:
     """The spec as a plain table (stored in the study, compared on --resume)."""
     return {"metric": tspec.metric, "direction": tspec.goal, "sampler": tspec.sampler,
             "startup_trials": tspec.startup_trials, "pruner": tspec.pruner, "warmup_epochs": tspec.warmup_epochs,
-            "validation_fraction": tspec.validation_fraction, "batch": tspec.batch, "mode": tspec.mode,
+            "seeds": tspec.seeds, "validation_fraction": tspec.validation_fraction, "batch": tspec.batch, "mode": tspec.mode,
             "space": {e.key: ({e.form: list(e.choices)} if e.form == "choice" else {e.form: [e.low, e.high]})
                       for e in tspec.space}}

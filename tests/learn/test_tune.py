@@ -255,3 +255,26 @@ def test_reproducible_mode_gives_the_same_study_on_1_2_and_3_ranks(tmp_path, cri
     assert tables[1] == tables[0] and tables[2] == tables[0]
     assert tuned[1] == tuned[0] and tuned[2] == tuned[0]
     assert len({t[1] for t in tables[0]}) >= 1 and np.isfinite([t[3] for t in tables[0] if t[3] is not None]).all()
+
+
+def test_seeds_average_trainings_and_the_first_drives_pruning(tmp_path, critical_ensemble):
+    import dataclasses
+
+    import torch
+
+    from hpc_rg.learn.tune import _search_data, make_objective
+    job = write_job(tmp_path, critical_ensemble, "run")
+    cfg = loads(job.read_text(), job)
+    spec, tspec = cfg.train["ch1"], cfg.tune["ch1"]
+    data, _ = _search_data(cfg, SINGLE, 0, "ch1", spec, "coarse_cnn", tspec)
+    params = {"lr": 1e-2, "epochs": 3, "batch_size": 20}
+    values = {}
+    for seeds in (1, 2):
+        reports = []
+        evaluate = make_objective(cfg, 0, "ch1", spec, "coarse_cnn", dataclasses.replace(tspec, seeds=seeds),
+                                  data, torch.device("cpu"))
+        values[seeds] = evaluate(params, 0, lambda step, v: reports.append((step, v)))
+        assert [s for s, _ in reports] == [1, 2, 3]
+        assert reports[-1][1] == values[1]          # the reports are the first training's
+    second = 2 * values[2] - values[1]
+    assert 0.0 <= second <= 1.0 and second != values[1]
