@@ -82,10 +82,8 @@ class TuneSpec:
 
     @property
     def goal(self) -> str:
-        """"maximize" or "minimize" (the direction, resolved from the metric when "auto")."""
-        return self.direction if self.direction != "auto" else self._default_direction
-
-    _default_direction: str = dataclasses.field(default="maximize", repr=False, compare=False)
+        """"maximize" or "minimize" (`parse_tune` resolves "auto" from the metric)."""
+        return "maximize" if self.direction == "auto" else self.direction
 
     def max_epochs(self, train_spec) -> int:
         """The most epochs a trial can run (the epochs range's top when searched, else the train table's)."""
@@ -162,8 +160,6 @@ def parse_tune(tables: Any, file: str, train: dict) -> dict[str, TuneSpec]:
                               did_you_mean(model, train))
         if not isinstance(table, dict):
             raise ConfigError(file, prefix, table, "a table")
-        if "_default_direction" in table:
-            raise ConfigError(file, f"{prefix}._default_direction", table["_default_direction"], "a known key")
         tspec = table_to_dataclass(TuneSpec, {k: v for k, v in table.items() if k != "space"}, file, prefix,
                                    skip=("space",))
         kind = next(k for k, cls in SPECS.items() if type(train[model]) is cls)
@@ -184,7 +180,8 @@ def parse_tune(tables: Any, file: str, train: dict) -> dict[str, TuneSpec]:
             if problem:
                 key, found, allowed = problem
                 raise ConfigError(file, f"{prefix}.space.{key}", found, allowed)
-        out[model] = dataclasses.replace(tspec, space=entries, _default_direction=metrics[tspec.metric])
+        direction = metrics[tspec.metric] if tspec.direction == "auto" else tspec.direction
+        out[model] = dataclasses.replace(tspec, space=entries, direction=direction)
     return out
 
 
