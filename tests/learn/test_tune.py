@@ -206,7 +206,11 @@ def test_stage_tunes_retrains_and_writes_its_outputs(tmp_path, critical_ensemble
     assert [int(r["number"]) for r in trials] == list(range(6))
     tuned_text = (out / "models" / "ch1.tuned.toml").read_text()
     tuned = loads('[job]\nname = "x"\nseed = 1\n' + tuned_text).train["ch1"]   # loadable as a train section
-    best = max((r for r in trials if r["state"] == "COMPLETE"), key=lambda r: float(r["val_accuracy"]))
+    import json
+    summary = json.loads((out / "tune" / "ch1.json").read_text())
+    best = trials[summary["best_trial"]]
+    assert float(best["val_accuracy"]) == max(float(r["val_accuracy"]) for r in trials if r["state"] == "COMPLETE")
+    assert set(summary["tuned_test"]) >= {"test_accuracy_mean", "test_accuracy_stderr"}
     assert tuned.lr == float(best["lr"]) and tuned.epochs == int(best["epochs"]) and tuned.repeats == 2
     assert (out / "models" / "ch1.tuned.pt").exists()
     for fig in ("history", "importance", "slices"):
