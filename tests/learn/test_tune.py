@@ -248,9 +248,13 @@ def test_reproducible_mode_gives_the_same_study_on_1_2_and_3_ranks(tmp_path, cri
     tables, tuned = [], []
     for ranks in (1, 2, 3):
         job = write_job(tmp_path, critical_ensemble, f"r{ranks}", trials=8)
-        p = hpc_rg("tune", job, ranks=ranks, cwd=tmp_path)
-        assert p.returncode == 0, p.stdout + p.stderr
-        assert f"over {ranks} rank(s)" in p.stderr
+        if ranks == 1:   # in this process (saves a start-up)
+            from hpc_rg.learn.tune import run_tune
+            assert run_tune(loads(job.read_text(), job), SINGLE) == 0
+        else:
+            p = hpc_rg("tune", job, ranks=ranks, cwd=tmp_path)
+            assert p.returncode == 0, p.stdout + p.stderr
+            assert f"over {ranks} rank(s)" in p.stderr
         j = tmp_path / f"r{ranks}" / "tune" / "ch1.journal"
         study = optuna.load_study(storage=ts.journal_storage(j), study_name="tiny.ch1")
         tables.append(table(study))
