@@ -104,14 +104,24 @@ def _changed_settings(cfg):
 
 # ------------------------------------------------------------------------------------------ the stage
 def run_tune(cfg, world: World, resume: bool = False, force: bool = False, worker: bool = False) -> int:
+    """0 when every study is done (and retrained), EXIT_INTERRUPTED (3) when a signal (SIGTERM, SIGINT,
+    SIGUSR1) or 95 % of the Slurm allotment stopped the search between rounds: `--resume` continues."""
+    import time
+
     import torch
     from hpc_rg.learn.trainer import share_threads
+    from hpc_rg.mc.driver import EXIT_INTERRUPTED, StopFlag, slurm_deadline
     prepare(cfg, world, resume, force, worker)
     share_threads(world)
-    for index, (model, spec) in enumerate(cfg.train.items()):
-        if model in cfg.tune:
-            with torch.random.fork_rng(devices=[]):
-                tune_one(cfg, world, index, model, spec, cfg.tune[model], resume, worker)
+    deadline = slurm_deadline(time.time())
+    with StopFlag() as flag:
+        def should_stop() -> bool:
+            return flag.raised is not None or (deadline is not None and time.time() >= deadline)
+        for index, (model, spec) in enumerate(cfg.train.items()):
+            if model in cfg.tune:
+                with torch.random.fork_rng(devices=[]):
+                    if not tune_one(cfg, world, index, model, spec, cfg.tune[model], resume, worker, should_stop):
+                        return EXIT_INTERRUPTED
     return 0
 
 
@@ -175,7 +185,9 @@ def make_objective(cfg, index: int, model: str, spec, kind: str, tspec, data, de
     return evaluate
 
 
-def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: bool, worker: bool) -> None:
+def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: bool, worker: bool,
+             should_stop=lambda: False) -> bool:
+    """One study, then (main run) the outputs and the retrain. False when stopped before the budget."""
     from hpc_rg.learn import tune_search as ts
     from hpc_rg.learn.stage import kind_of
     from hpc_rg.learn.trainer import resolve_device
@@ -204,21 +216,23 @@ def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: boo
                                   create=True)
             if world.is_root and "settings" not in study.user_attrs:
                 study.set_user_attr("settings", search_settings(tspec))
-                study.set_user_attr("trials", tspec.trials)
                 study.set_user_attr("metric", tspec.metric)
                 study.set_user_attr("reproducible", not free)
+            if world.is_root and study.user_attrs.get("trials") != tspec.trials:   # the budget may be raised
+                study.set_user_attr("trials", tspec.trials)
             if free and study.user_attrs.get("reproducible") and world.is_root:
                 study.set_user_attr("reproducible", False)
         if free:
-            ts.run_free(study, tspec, evaluate, world, label, rerun_stale=not worker)
-            world.barrier()
+            done = ts.run_free(study, tspec, evaluate, world, label, not worker, should_stop)
+            done = not world.any(not done)
         else:
-            ts.run_reproducible(study, tspec, evaluate, world, label, lambda: ts.make_pruner(tspec, max_epochs))
+            done = ts.run_reproducible(study, tspec, evaluate, world, label,
+                                       lambda: ts.make_pruner(tspec, max_epochs), should_stop)
     finally:
         if isinstance(data, tuple):
             data[0].close()
-    if worker:
-        return
+    if worker or not done:
+        return done
     best = None
     if world.is_root:
         best = _write_study(cfg, model, spec, kind, tspec, study)
@@ -231,6 +245,7 @@ def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: boo
     if world.is_root:
         _write_summary(cfg, model, tspec, study)
     world.barrier()
+    return True
 
 
 # ------------------------------------------------------------------------------------------ outputs

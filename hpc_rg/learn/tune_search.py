@@ -263,9 +263,11 @@ def _round(t) -> int | None:
     return t.user_attrs.get(ROUND)
 
 
-def run_reproducible(study, tspec, evaluate, world: World, label: str, pruner_factory) -> None:
+def run_reproducible(study, tspec, evaluate, world: World, label: str, pruner_factory,
+                     should_stop: Callable[[], bool] = lambda: False) -> bool:
     """Rounds of `tspec.batch` trials asked on rank 0, dealt to ranks, told in trial order (see module doc).
-    `study` is the Optuna study on rank 0 (None elsewhere). Every rank returns when the budget is spent.
+    `study` is the Optuna study on rank 0 (None elsewhere). Every rank returns True when the budget is spent,
+    False when rank 0's `should_stop()` (a signal, the time limit) ended the search between two rounds.
 
     Each trial records its round; the snapshot a trial of round r is pruned against holds the trials of
     earlier rounds only. So a run killed anywhere in a round (while asking, evaluating or telling) resumes to
@@ -294,7 +296,9 @@ def run_reproducible(study, tspec, evaluate, world: World, label: str, pruner_fa
             next_round += 1
     while True:
         msg = None
-        if world.is_root:
+        if world.is_root and should_stop():
+            msg = (name, [], None)
+        elif world.is_root:
             if pending:
                 r = pending.pop(0)
             else:
@@ -321,8 +325,11 @@ def run_reproducible(study, tspec, evaluate, world: World, label: str, pruner_fa
             history = [t for t in trials if t.state.is_finished() and (_round(t) is None or _round(t) < r)]
             msg = (name, history, [(n, p) for n, _, p in batch])
         name, history, work = world.bcast(msg)
+        if work is None:
+            log.info(f"{label}: stopped between rounds; `--resume` continues the study")
+            return False
         if not work:
-            return
+            return True
         mine = [work[i] for i in deal(len(work), world.size, world.rank)]
         outs = [evaluate_in_snapshot(evaluate, n, p, history, name, tspec, pruner_factory) for n, p in mine]
         gathered = world.gather(outs)
@@ -333,8 +340,10 @@ def run_reproducible(study, tspec, evaluate, world: World, label: str, pruner_fa
                 _log_outcome(label, by_number[n], p, tspec)
 
 
-def run_free(study, tspec, evaluate, world: World, label: str, rerun_stale: bool) -> None:
-    """Asynchronous: this process asks, evaluates and tells until the study holds `trials` trials."""
+def run_free(study, tspec, evaluate, world: World, label: str, rerun_stale: bool,
+             should_stop: Callable[[], bool] = lambda: False) -> bool:
+    """Asynchronous: this process asks, evaluates and tells until the study holds `trials` trials (True) or
+    `should_stop()` (False)."""
     optuna = _optuna()
     from optuna.trial import TrialState
     dists = distributions(tspec.space)
@@ -344,7 +353,11 @@ def run_free(study, tspec, evaluate, world: World, label: str, rerun_stale: bool
         for i in deal(len(stale), world.size, world.rank):
             _free_one(study, optuna.Trial(study, stale[i]._trial_id), tspec, evaluate, label)
     while len(study.get_trials(deepcopy=False)) < tspec.trials:
+        if should_stop():
+            get_logger().warning(f"{label}: stopped; `--resume` (or `--worker`) continues the study")
+            return False
         _free_one(study, study.ask(dists), tspec, evaluate, label)
+    return True
 
 
 def _free_one(study, trial, tspec, evaluate, label) -> None:

@@ -286,3 +286,47 @@ def test_seeds_average_trainings_and_the_first_drives_pruning(tmp_path, critical
         assert reports[-1][1] == values[1]          # the reports are the first training's
     second = 2 * values[2] - values[1]
     assert 0.0 <= second <= 1.0 and second != values[1]
+
+
+def test_a_stop_between_rounds_resumes_to_the_uninterrupted_study(tmp_path):
+    """SIGTERM / the Slurm time limit: the search stops after the current round (nothing left RUNNING) and
+    --resume continues it to the uninterrupted study."""
+    tspec = TuneSpec(trials=12, metric="val_loss", direction="minimize", space=SPACE, batch=4)
+    whole = table(run_toy(tmp_path / "whole.journal", tspec))
+    path = tmp_path / "stopped.journal"
+    asked = []
+
+    def stop_after_two_rounds():
+        asked.append(1)
+        return len(asked) > 2
+    study = ts.open_study(path, "toy", tspec, ts.make_sampler(tspec, 1, 0), ts.make_pruner(tspec, 5), True)
+    assert not ts.run_reproducible(study, tspec, toy, SINGLE, "toy", lambda: ts.make_pruner(tspec, 5),
+                                   stop_after_two_rounds)
+    assert sum(ts.summary_counts(study).values()) == 8
+    assert "RUNNING" not in ts.summary_counts(study)
+    assert table(run_toy(path, tspec)) == whole
+
+
+@pytest.mark.slow
+def test_sigterm_stops_after_the_round_with_exit_3_and_resume_finishes(tmp_path, critical_ensemble):
+    import signal
+    import time
+    job = write_job(tmp_path, critical_ensemble, "run", trials=500, pruner="none")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "hpc_rg", "tune", str(job)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "run" / "tune" / "ch1.journal"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (journal.exists() and '"state":1' in journal.read_text()):
+        time.sleep(0.2)   # until a trial is told (state 1 = COMPLETE in the journal's log)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 3, err
+    assert "stopped between rounds" in err
+    # resumed with a smaller budget: the study keeps its finished trials and is completed to 12
+    job.write_text(job.read_text().replace("trials = 500", "trials = 12"))
+    r = hpc_rg("tune", job, "--resume")
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "run" / "tune" / "ch1.trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 12 and all(row["state"] == "COMPLETE" for row in rows)
