@@ -19,9 +19,10 @@ Two modes:
   free          every rank (and every `--worker`) loops ask -> evaluate -> tell against the shared journal,
                 pruned by the live study: no rank waits for a round, but the study depends on timing and is
                 not reproducible (the log says so).
-A killed study resumes from its journal: finished trials are kept; trials left RUNNING by the kill are
-evaluated again with the settings they were asked with (in trial order, as the first round), then the search
-continues. The budget `trials` counts every trial the study holds.
+A killed study resumes from its journal: finished trials are kept; the round a kill interrupted is completed
+(trials left RUNNING are evaluated again with the settings they were asked with, against the same snapshot),
+then the search continues, to the study an uninterrupted run gives. A signal or the Slurm time limit stops
+the search cleanly between rounds (`should_stop`). The budget `trials` counts every trial the study holds.
 
 Only rank 0 touches the journal in reproducible mode; the collectives are `World.bcast` and `World.gather`.
 """
