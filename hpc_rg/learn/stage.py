@@ -123,8 +123,6 @@ def _plan_line(shared: list[Model], units: list[Unit], size: int) -> str:
 def run_train(cfg, world: World, resume: bool) -> int:
     """Train every [train.<name>] model of the job. Returns 0, or EXIT_INTERRUPTED on every rank after a
     stop request (see the module docstring)."""
-    import torch
-    from hpc_rg.learn.trainer import Interrupted, resolve_device, share_threads
     log = get_logger()
     validate_training(cfg)      # every model against its data before any trains or anything is written
     models = cfg.out / "models"
@@ -134,6 +132,17 @@ def run_train(cfg, world: World, resume: bool) -> int:
             log.info(f"train.{name}: {models / (name + '.pt')} exists; skipped (resume)")
         else:
             todo.append(Model(i, name, spec, kind_of(spec)))
+    return train_models(cfg, world, todo, resume)
+
+
+def train_models(cfg, world: World, todo: list[Model], resume: bool) -> int:
+    """Train these models (each keeps its index in the job, and so its seeds) into <out>/models, planned
+    over the ranks as `plan_training` says. Returns 0, or EXIT_INTERRUPTED on every rank after a stop request.
+    The tune stage retrains a searched setting through here."""
+    import torch
+    from hpc_rg.learn.trainer import Interrupted, resolve_device, share_threads
+    log = get_logger()
+    models = cfg.out / "models"
     for m in todo:   # every user error, on every rank, before anything is written or trained
         m.info = _describe(cfg, m)
         m.n_parameters = _n_parameters(m.kind, m.spec, m.info)
