@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--force", action="store_true", help="overwrite this stage's outputs in the run folder")
         s.add_argument("--point", type=int, metavar="K", help="a sweep job ([sweep] table): run only point K "
                                                              "(a Slurm array task: --point $SLURM_ARRAY_TASK_ID)")
+    t = sub.add_parser("tune", help="search the training settings of [tune.*] (Optuna studies in <out>/tune/)")
+    t.add_argument("job", type=Path)
+    t.add_argument("--resume", action="store_true", help="continue the studies (finished trials are kept)")
+    t.add_argument("--force", action="store_true", help="start the searches over (their outputs are removed)")
+    t.add_argument("--worker", action="store_true", help="join the studies as an extra asynchronous worker "
+                                                         "(e.g. Slurm array tasks); the main run retrains")
     r = sub.add_parser("report", help="write report.md and report.html for a run folder")
     r.add_argument("run_dir", type=Path)
     st = sub.add_parser("status", help="progress of a run (while it runs or after it stopped)")
@@ -83,14 +89,18 @@ def _stage_not_built(stage: str, module: str) -> None:
     raise ConfigError("hpc_rg", stage, "(requested)", f"a stage this installation provides ({module} is missing)")
 
 
-def run_stage(stage: str, cfg, world, resume: bool, force: bool) -> int:
+def run_stage(stage: str, cfg, world, resume: bool, force: bool, worker: bool = False) -> int:
     from hpc_rg.io import run_folder
+    if stage == "tune" and worker:
+        # an extra worker joins a study that the main run (which holds the folder's lock) drives: the
+        # journal storage is its shared state, and it writes nothing else
+        return _run_stage(stage, cfg, world, resume, force, worker)
     # checked, claimed and locked (rank 0) for the whole stage; left as found on a user error
     with run_folder.stage(cfg, stage, resume, force, world):
-        return _run_stage(stage, cfg, world, resume, force)
+        return _run_stage(stage, cfg, world, resume, force, worker)
 
 
-def _run_stage(stage: str, cfg, world, resume: bool, force: bool) -> int:
+def _run_stage(stage: str, cfg, world, resume: bool, force: bool, worker: bool = False) -> int:
     from hpc_rg.parallel import get_logger
     log = get_logger()
     tic = time.time()
@@ -109,6 +119,9 @@ def _run_stage(stage: str, cfg, world, resume: bool, force: bool) -> int:
                 raise
             _stage_not_built("train", "hpc_rg.learn.stage")
         code = run_train(cfg, world, resume) or 0
+    elif stage == "tune":
+        from hpc_rg.learn.tune import run_tune
+        code = run_tune(cfg, world, resume, force, worker) or 0
     elif stage == "analyze":
         try:
             from hpc_rg.reduce.stage import run_analyze
@@ -158,6 +171,11 @@ def _main(args, world) -> int:
             else:
                 print(config.dumps(cfg))
         return 0
+    if args.command == "tune":
+        cfg = config.load(args.job)
+        if not cfg.tune:
+            raise config.ConfigError(cfg.file, "tune", "(missing)", "[tune.<model>] tables for hpc-rg tune")
+        return run_stage("tune", cfg, world, args.resume, args.force, args.worker)
     if args.command in STAGE_COMMANDS:
         cfg = job
         stages = cfg.stages if args.command == "run" else (args.command,)

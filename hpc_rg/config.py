@@ -25,7 +25,7 @@ except ModuleNotFoundError:  # Python < 3.11
 
 from hpc_rg.mc.registry import ALGORITHMS, MODELS
 
-STAGES = ("simulate", "train", "analyze", "report")
+STAGES = ("simulate", "train", "tune", "analyze", "report")
 
 # Names become file and folder names (runs/<job>, models/<model>.pt, figures/<reduction>*.png): letters,
 # digits, '_', '.', '-' only, and never '.' or '..', so no name can point outside the run folder.
@@ -265,6 +265,7 @@ class Config:
     analyze: dict[str, Any]
     report: dict[str, Any]
     text: str
+    tune: dict[str, Any] = field(default_factory=dict)   # [tune.<model>]: hpc_rg.learn.tune_spec.TuneSpec
 
     @property
     def folder(self) -> Path:
@@ -280,7 +281,7 @@ class Config:
         if self.job.stages:
             return self.job.stages
         present = {"simulate": self.simulate is not None, "train": bool(self.train), "analyze": bool(self.analyze),
-                   "report": bool(self.analyze)}
+                   "report": bool(self.analyze), "tune": bool(self.tune)}
         return tuple(s for s in STAGES if present[s])
 
     def as_dict(self) -> dict:
@@ -293,6 +294,9 @@ class Config:
                 d[sec] = {k: dataclass_to_table(v) for k, v in tables.items()}
         if self.report:
             d["report"] = dict(self.report)
+        if self.tune:
+            from hpc_rg.learn.tune_spec import search_settings
+            d["tune"] = {k: {"trials": v.trials, **search_settings(v)} for k, v in self.tune.items()}
         return d
 
 
@@ -434,7 +438,7 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(file, "", None, f"valid TOML ({e})") from None
-    known = ("job", "simulate", "train", "analyze", "report")
+    known = ("job", "simulate", "train", "analyze", "report", "tune")
     for k in raw:
         if k not in known:
             raise ConfigError(file, k, raw[k], "a known section: " + ", ".join(known), did_you_mean(k, known))
@@ -459,6 +463,10 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
     if "analyze" in raw:
         from hpc_rg.reduce.specs import SPECS as ANALYZE_SPECS
         analyze = _named_tables("analyze", raw["analyze"], file, ANALYZE_SPECS, None)
+    tune: dict = {}
+    if "tune" in raw:
+        from hpc_rg.learn.tune_spec import parse_tune
+        tune = parse_tune(raw["tune"], file, train)
     report = raw.get("report", {})
     if not isinstance(report, dict):
         raise ConfigError(file, "report", report, "a table")
@@ -470,12 +478,15 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
         if report["paper"] not in COMPARISONS:
             raise ConfigError(file, "report.paper", report["paper"], "one of " + ", ".join(COMPARISONS),
                               did_you_mean(str(report["paper"]), COMPARISONS))
-    cfg = Config(file=file, job=job, simulate=simulate, train=train, analyze=analyze, report=report, text=text)
+    cfg = Config(file=file, job=job, simulate=simulate, train=train, analyze=analyze, report=report, text=text,
+                 tune=tune)
     for s in cfg.stages:
         if s == "simulate" and simulate is None:
             raise ConfigError(file, "job.stages", list(job.stages), "a [simulate] table for stage simulate")
         if s == "train" and not train:
             raise ConfigError(file, "job.stages", list(job.stages), "[train.<name>] tables for stage train")
+        if s == "tune" and not tune:
+            raise ConfigError(file, "job.stages", list(job.stages), "[tune.<model>] tables for stage tune")
     _cross_checks(cfg)
     return cfg
 
@@ -512,7 +523,7 @@ def dumps(cfg: Config) -> str:
     """The resolved job (every default filled in) as TOML, with the run folder and stages it implies."""
     lines = [f"# {cfg.file}: valid; run folder {cfg.out}; stages {', '.join(cfg.stages) or '(none)'}"]
     for sec, body in cfg.as_dict().items():
-        nested = sec in ("train", "analyze")
+        nested = sec in ("train", "analyze", "tune")
         for name, table in (body.items() if nested else [(None, body)]):
             lines.append("")
             lines.append(f"[{sec}.{name}]" if nested else f"[{sec}]")

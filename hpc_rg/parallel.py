@@ -178,3 +178,150 @@ def shutdown_torch_distributed() -> None:
         dist.barrier()
         dist.destroy_process_group()
     world().barrier()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Gradient all-reduce: one flat buffer per step, reduced in place in a few buckets
+# ----------------------------------------------------------------------------------------------------
+
+BUCKET_BYTES = 8 << 20     # a bucket per this many bytes: one Iallreduce each, all in flight at once
+
+
+def allreduce_sum_inplace(world: World, flat: Any, bucket_bytes: int = BUCKET_BYTES) -> None:
+    """Sum a flat, contiguous torch tensor over the ranks, in place.
+
+    Over MPI when the world has a communicator and the tensor lives in host memory: the numpy view of the
+    tensor's storage is handed to MPI (no copy), split into buckets reduced by non-blocking Iallreduce calls
+    that are all in flight together. Otherwise (no mpi4py, or a GPU tensor) through torch.distributed (gloo
+    on CPU, nccl on GPU), which must then be initialised (`init_torch_distributed`)."""
+    if world.size == 1:
+        return
+    if world.comm is not None and flat.device.type == "cpu":
+        from mpi4py import MPI
+        buf = flat.detach().numpy()       # shares memory with the tensor
+        step = max(1, bucket_bytes // max(buf.itemsize, 1))
+        reqs = [world.comm.Iallreduce(MPI.IN_PLACE, buf[lo:lo + step], op=MPI.SUM)
+                for lo in range(0, len(buf), step)]
+        MPI.Request.Waitall(reqs)
+        return
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        raise RuntimeError("a multi-rank gradient reduction needs mpi4py (CPU tensors) or torch.distributed")
+    dist.all_reduce(flat)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Stop requests (SIGTERM / SIGINT / SIGUSR1) agreed between ranks
+# ----------------------------------------------------------------------------------------------------
+
+EXIT_INTERRUPTED = 3       # stopped by a signal after a checkpoint (or before any result was written): resumable
+_STOP_TAG = 0x5709
+
+
+class StopRequests:
+    """A stage's stop requests: SIGTERM, SIGINT and SIGUSR1 set a flag instead of killing the rank, and the
+    ranks agree on it, so that a signal to any one rank stops every rank cleanly (exit 3 after a checkpoint)
+    and none is left waiting in a collective.
+
+    Two ways to learn of a stop:
+      `agree()`      collective (every rank calls it at the same point): True on every rank if any rank got a
+                     signal. It waits in a polling loop, so a rank that gets its signal while waiting there
+                     still takes part.
+      `requested()`  local, for ranks that work independently (task-parallel training): True if this rank got
+                     a signal, or another rank announced one. A rank announces its own signal to all the
+                     others (one small message each) the first time it notices it, so the others stop at their
+                     next check instead of finishing all their work first.
+    Use as a context manager around the stage; every rank must enter and leave it (both are collective)."""
+
+    SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
+
+    def __init__(self, world: World):
+        self.world = world
+        self.raised: str | None = None       # name of the signal this rank got
+        self.heard: list = []                # (rank, signal name) of the other ranks' announcements
+        self._old: dict = {}
+        self._comm = None
+        self._sends: list = []
+        self._received = 0
+
+    def __enter__(self) -> "StopRequests":
+        import signal
+        for name in self.SIGNALS:
+            sig = getattr(signal, name)
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:      # not the main thread (a test driving the stage in a thread)
+                pass
+        if self.world.size > 1:
+            self._comm = self.world.comm.Dup()   # its own communicator: announcements never meet other traffic
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        import signal
+        self.raised = self.raised or signal.Signals(signum).name
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import signal
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+        if self._comm is not None and exc_type is None:
+            self.agree()          # drains any announcement still in flight
+            self._comm.Free()
+            self._comm = None
+
+    # local
+    def _announce(self) -> None:
+        if self.raised is None or self._sends or self._comm is None:
+            return
+        self._sends = [self._comm.isend(self.raised, dest=r, tag=_STOP_TAG)
+                       for r in range(self.world.size) if r != self.world.rank]
+
+    def _receive(self) -> None:
+        from mpi4py import MPI
+        status = MPI.Status()
+        name = self._comm.recv(source=MPI.ANY_SOURCE, tag=_STOP_TAG, status=status)
+        self._received += 1
+        self.heard.append((status.Get_source(), name))
+
+    def _listen(self) -> None:
+        if self._comm is None:
+            return
+        while self._comm.iprobe(tag=_STOP_TAG):
+            self._receive()
+
+    def requested(self) -> bool:
+        """This rank got a signal or another rank announced one (not collective)."""
+        self._announce()
+        self._listen()
+        return self.raised is not None or bool(self.heard)
+
+    # collective
+    def agree(self, poll_seconds: float = 0.005) -> bool:
+        """True on every rank iff some rank got a signal (collective; responsive to signals while waiting)."""
+        if self._comm is None:
+            return self.raised is not None
+        import time
+        from mpi4py import MPI
+        self._announce()
+        req = self._comm.Ibarrier()
+        while not req.Test():
+            self._announce()
+            self._listen()
+            time.sleep(poll_seconds)
+        self._announce()
+        senders = self._comm.allgather(bool(self._sends))
+        # every announcement posted before the barrier is received here, so none is left for a later call
+        expected = sum(senders) - int(bool(self._sends))
+        while self._received < expected:
+            self._receive()
+        MPI.Request.waitall(self._sends)
+        return any(senders)
+
+    def why(self) -> str:
+        """What stopped the stage, truthfully: this rank's signal, or which rank got which."""
+        if self.raised:
+            return f"{self.raised} on rank {self.world.rank}" if self.world.size > 1 else self.raised
+        if self.heard:
+            return ", ".join(f"{name} on rank {rank}" for rank, name in sorted(self.heard))
+        return "a stop request"

@@ -159,6 +159,9 @@ def status_report(run_dir: Path):
     models = sorted((run_dir / "models").glob("*.pt")) if (run_dir / "models").is_dir() else []
     if models:
         lines.append("  models: " + ", ".join(m.stem for m in models))
+    if (run_dir / "tune").is_dir():   # `hpc-rg tune` studies: trials done / running / pruned
+        from hpc_rg.learn.tune_search import status_lines
+        lines += status_lines(run_dir)
     stats = run_dir / "simulate.json"
     if stats.exists():
         try:

@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from hpc_rg.io.ensemble import open_ensemble
+from hpc_rg.parallel import deal
 
 
 class ArraySource:
@@ -115,13 +116,14 @@ def split(n: int, test_fraction: float, seed: np.random.SeedSequence) -> tuple[n
 def local_batches(train: np.ndarray, batch_size: int, size: int, rank: int,
                   seed: np.random.SeedSequence) -> Iterator[np.ndarray]:
     """DistributedSampler-style: one global shuffle per epoch (from `seed`), global batches of
-    `batch_size` (the incomplete last one dropped, so every rank does the same number of steps with equal
-    weights), rank r taking the r-th contiguous share of each global batch."""
+    `batch_size` (the incomplete last one dropped, so every step has the same global weight), rank r taking
+    the r-th contiguous share `parallel.deal(batch_size, size, r)` of each global batch: shares differ by at
+    most one row, and a rank beyond the batch size gets empty shares (it still joins every collective)."""
     perm = train[np.random.default_rng(seed).permutation(len(train))]
-    local = batch_size // size
+    share = deal(batch_size, size, rank)
     for k in range(len(perm) // batch_size):
         g = perm[k * batch_size:(k + 1) * batch_size]
-        yield g[rank * local:(rank + 1) * local]
+        yield g[share.start:share.stop]
 
 
 def read_blocks(source, idx: np.ndarray, block: int = 1024) -> Iterator[tuple[np.ndarray, np.ndarray]]:

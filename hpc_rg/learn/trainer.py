@@ -1,18 +1,21 @@
-"""One training loop for every model kind: data-parallel (torch DDP over the MPI world) with seeded,
-rank-count-independent randomness, per-epoch checkpoints, and rank-0 progress logging.
+"""One training loop for every model kind: data-parallel over the MPI world on any number of ranks, with
+seeded, rank-count-independent randomness, per-epoch checkpoints, stop requests, and rank-0 progress logging.
 
 Determinism. Every random choice is keyed on the job seed and the run's identity, never on the rank:
   shuffle of epoch e    seed_sequence(job_seed, model, repeat, layer, 1, e, purpose="train")
   Monte Carlo noise     a generator (xoshiro256** on the CPU, torch on a GPU) seeded from (..., 2, e); each
                         step draws uniforms for the whole
-                        *global* batch and each rank keeps its rows, so N ranks with batch B/N reproduce one
-                        rank with batch B (up to float summation order), and a resumed run continues the
+                        *global* batch and each rank keeps its rows, so N ranks reproduce one rank with the
+                        global batch (up to float summation order), and a resumed run continues the
                         uninterrupted one exactly (streams restart at epoch boundaries).
   evaluation noise      (..., 3, e)
-Gradients are averaged over ranks by DDP (gloo on CPU, nccl on GPU), or, for tasks that write their update
-themselves (`task.gradients`: contrastive divergence), by one all-reduce per tensor; every rank takes
-`batch_size / size` samples of each global batch (`data.local_batches`), so the averaged gradient is the
-global-batch mean.  Each epoch's rows are read from the ensemble in a few sorted passes (`prefetch_windows`).
+Any rank count. Each global batch of `batch_size` rows is split over the ranks by `parallel.deal` (shares
+differ by at most one row; ranks beyond the batch size get none). Each rank's gradient is its share's mean
+times (share / batch_size), the ranks' gradients are summed, so the step uses the global-batch mean whatever
+the split. The sum is one in-place all-reduce of a flat buffer per step (`GradientSync`: the parameters'
+.grad are views of it; MPI on numpy views of the tensors, torch.distributed for GPU tensors). A rank with an
+empty share contributes zeros and still joins every collective. Each epoch's rows are read from the ensemble
+in a few sorted passes (`prefetch_windows`).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from torch import nn
 
 from hpc_rg.learn.data import local_batches
 from hpc_rg.learn.uniforms import UniformStream
-from hpc_rg.parallel import World, deal, get_logger, local_rank, seed_sequence
+from hpc_rg.parallel import World, allreduce_sum_inplace, deal, get_logger, local_rank, seed_sequence
 
 
 def torch_seed(seq: np.random.SeedSequence) -> int:
@@ -132,18 +135,6 @@ def lr_factor(opts: Options, epoch: int) -> float:
     return 1.0
 
 
-class _Loss(nn.Module):
-    """Gives DDP a module whose parameters are the trainable ones and whose forward is the task's loss."""
-
-    def __init__(self, task):
-        super().__init__()
-        self.trainable = task.trainable
-        self.task = [task]  # a list keeps the task out of the module tree
-
-    def forward(self, x, y, noise):
-        return self.task[0].loss(x, y, noise)
-
-
 def _fmt_eta(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -167,7 +158,7 @@ def evaluate(task, world: World, gen, block: int = 1000) -> dict[str, float]:
                 task.eval_sums(x, y, noise)
     keys = sorted(task.eval_keys())
     vec = world.allreduce(np.array([sums.get(k, 0.0) for k in keys], dtype=np.float64))
-    return {k: vec[i] / len(idx) for i, k in enumerate(keys)}
+    return {k: float(vec[i]) / len(idx) for i, k in enumerate(keys)}
 
 
 # Rows of the epoch's batches read from the ensemble in one sorted pass per window (a few large HDF5 reads
@@ -190,17 +181,53 @@ def prefetch_windows(batches: list[np.ndarray], task) -> list[list[np.ndarray]]:
     return [w for w in windows if w]
 
 
-def average_gradients(params: list[nn.Parameter], size: int) -> None:
-    import torch.distributed as dist
-    for p in params:
-        dist.all_reduce(p.grad)
-        p.grad.div_(size)
+class Interrupted(Exception):
+    """Training stopped at an epoch boundary on a stop request, after the epoch's checkpoint."""
+
+
+class GradientSync:
+    """Sums the ranks' gradients with one all-reduce of one flat buffer per step.
+
+    The parameters' .grad are views of the flat buffer (`attach`), so autograd accumulates straight into it
+    and the reduction needs no packing; tasks that write .grad themselves (contrastive divergence) are copied
+    into it, scaled, in one pass. `reduce(scale)` multiplies this rank's part by `scale` (its share of the
+    global batch) unless that was done already, then sums over the ranks in place."""
+
+    def __init__(self, params: list[nn.Parameter], world: World):
+        self.params, self.world = params, world
+        total = sum(p.numel() for p in params)
+        self.flat = torch.zeros(total, dtype=params[0].dtype, device=params[0].device)
+        self.views, offset = [], 0
+        for p in params:
+            self.views.append(self.flat[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+    def attach(self) -> None:
+        """Zero the buffer and make every .grad a view of it (before a backward pass)."""
+        self.flat.zero_()
+        for p, v in zip(self.params, self.views):
+            p.grad = v
+
+    def reduce(self, scale: float | None) -> None:
+        """Sum the gradients over the ranks; `scale` (None: already applied, e.g. to the loss) multiplies
+        gradients that a task wrote outside the buffer."""
+        for p, v in zip(self.params, self.views):
+            g = p.grad
+            if g is None:
+                v.zero_()
+            elif g.data_ptr() != v.data_ptr():
+                torch.mul(g, 1.0 if scale is None else scale, out=v)
+            p.grad = v
+        allreduce_sum_inplace(self.world, self.flat)
 
 
 def fit(task, world: World, opts: Options, state: State | None = None,
-        checkpoint=None, distributed: bool = False) -> State:
+        checkpoint=None, distributed: bool = False, stop=None) -> State:
     """Train `task.trainable` for opts.epochs epochs (continuing from `state`); `checkpoint(state)` is
-    called on every rank after each epoch (the callee writes on rank 0)."""
+    called on every rank after each epoch (the callee writes on rank 0). `distributed`: the ranks of `world`
+    share this training (each takes its share of every global batch). `stop()`, asked after each epoch's
+    checkpoint but the last, ends the training with `Interrupted` when it returns True (with `distributed`
+    it must be collective, e.g. `StopRequests.agree`)."""
     log = get_logger()
     state = state or State()
     params = [p for p in task.trainable.parameters() if p.requires_grad]
@@ -208,15 +235,11 @@ def fit(task, world: World, opts: Options, state: State | None = None,
     if state.optimizer:
         opt.load_state_dict(state.optimizer)
     direct = hasattr(task, "gradients")     # the task writes .grad itself (no autograd graph; see below)
-    module = _Loss(task)
-    if distributed and not direct:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        dev_ids = [task.device.index] if task.device.type == "cuda" else None
-        module = DDP(module, device_ids=dev_ids)
-    if opts.batch_size % world.size:
-        raise ValueError(f"batch_size = {opts.batch_size} is not divisible by the {world.size} ranks")
-    local = opts.batch_size // world.size
-    lo, hi = world.rank * local, (world.rank + 1) * local
+    shared = distributed and world.size > 1
+    sync = GradientSync(params, world) if shared else None
+    share = deal(opts.batch_size, world.size, world.rank) if shared else range(opts.batch_size)
+    lo, hi = share.start, share.stop
+    weight = len(share) / opts.batch_size     # this rank's part of each global batch
     n_steps = len(task.train_idx) // opts.batch_size
     if n_steps == 0:
         raise ValueError(f"{opts.label}: {len(task.train_idx)} training samples < batch_size = {opts.batch_size}")
@@ -231,36 +254,46 @@ def fit(task, world: World, opts: Options, state: State | None = None,
         shuffle = seed_sequence(opts.job_seed, *opts.key, 1, epoch, purpose="train")
         task.trainable.train()
         sums: dict[str, float] = {}
-        batches = list(local_batches(task.train_idx, opts.batch_size, world.size, world.rank, shuffle))
-        for window in prefetch_windows(batches, task):
-            task.prefetch(np.concatenate(window))
+        batches = list(local_batches(task.train_idx, opts.batch_size, world.size if shared else 1,
+                                     world.rank if shared else 0, shuffle))
+        for window in prefetch_windows(batches, task) if len(share) else [batches]:
+            if len(share):
+                task.prefetch(np.concatenate(window))
             for idx in window:
-                x, y = task.inputs(idx)
-                noise = Noise(gen, opts.batch_size, lo, hi, task.device, opts.dtype)
-                if direct:
-                    # CD-type updates are not gradients of a loss: the task writes them into .grad, and the
-                    # ranks average them like DDP would (one all-reduce per tensor)
-                    metrics = task.gradients(x, y, noise)
-                    if distributed:
-                        average_gradients(params, world.size)
-                else:
-                    loss, metrics = module(x, y, noise)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                metrics = {}
+                if sync is not None:
+                    sync.attach()    # zero: a rank without rows contributes nothing but joins the sum
+                if len(share):
+                    x, y = task.inputs(idx)
+                    noise = Noise(gen, opts.batch_size, lo, hi, task.device, opts.dtype)
+                    if direct:
+                        # CD-type updates are not gradients of a loss: the task writes them into .grad
+                        metrics = task.gradients(x, y, noise)
+                    else:
+                        loss, metrics = task.loss(x, y, noise)
+                        if sync is None:
+                            opt.zero_grad(set_to_none=True)
+                        else:
+                            loss = loss * weight    # the ranks' sum is then the global-batch mean
+                        loss.backward()
+                if sync is not None:
+                    sync.reduce(weight if direct else None)
                 opt.step()
                 for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
+                    sums[k] = sums.get(k, 0.0) + float(v) * weight
         task.prefetch(None)
         if hasattr(task, "end_epoch"):   # e.g. weight averaging over the last epochs (RBMTask)
             task.end_epoch(epoch + 1, opts.epochs)
         task.trainable.eval()
+        if shared:  # the ranks' shares of the training metrics, weighted like the gradients
+            keys = world.bcast(sorted(sums))
+            vec = world.allreduce(np.array([sums.get(k, 0.0) for k in keys], dtype=np.float64))
+            sums = dict(zip(keys, vec.tolist()))
         train_metrics = {f"train_{k}": v / n_steps for k, v in sums.items()}
-        if distributed:  # average the ranks' shares of the training metrics
-            keys = sorted(train_metrics)
-            vec = world.allreduce(np.array([train_metrics[k] for k in keys])) / world.size
-            train_metrics = dict(zip(keys, vec.tolist()))
         egen = noise_generator(seed_sequence(opts.job_seed, *opts.key, 3, epoch, purpose="train"), task.device)
-        test_metrics = {f"test_{k}": v for k, v in evaluate(task, world, egen).items()} if len(task.test_idx) else {}
+        eval_world = world if shared else World(None, 0, 1)
+        test_metrics = {f"test_{k}": v for k, v in evaluate(task, eval_world, egen).items()} \
+            if len(task.test_idx) else {}
         dt = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "lr": opts.lr * lr_factor(opts, epoch), **train_metrics, **test_metrics,
                "seconds": dt}
@@ -274,6 +307,8 @@ def fit(task, world: World, opts: Options, state: State | None = None,
         eta = (time.perf_counter() - t_start) / done * (opts.epochs - epoch - 1)
         shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds", "lr", *opts.tag))
         (log.info if opts.verbose else log.debug)(f"{opts.label}: epoch {epoch + 1}/{opts.epochs} {shown} ({dt:.2f} s/epoch, ETA {_fmt_eta(eta)})")
+        if stop is not None and epoch + 1 < opts.epochs and stop():
+            raise Interrupted(f"{opts.label}: stopped after epoch {epoch + 1}/{opts.epochs}")
     return state
 
 

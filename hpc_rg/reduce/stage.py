@@ -3,19 +3,29 @@
 Dispatch goes through `hpc_rg.reduce.registry` (name -> function(spec, context)); this module only orders
 the work, times it, writes `<out>/results.h5` atomically on rank 0 and draws `<out>/figures/*.png`.
 No torch import here (import cost); matplotlib only on rank 0, at the end.
+
+SIGTERM/SIGINT/SIGUSR1 on any rank: the ranks agree after the reduction in progress (`parallel.StopRequests`)
+and every rank returns EXIT_INTERRUPTED (3) without writing results.h5 (the stage has no checkpoints: a
+`--resume` runs the reductions again and writes what an uninterrupted run writes).
 """
 from __future__ import annotations
 
 import time
 
 from hpc_rg.config import ConfigError
-from hpc_rg.parallel import get_logger
+from hpc_rg.parallel import EXIT_INTERRUPTED, StopRequests, get_logger
 from hpc_rg.reduce.registry import Context, load_all
 from hpc_rg.reduce.results import write_results
 from hpc_rg.reduce.validate import validate as validate_reductions
 
 
-def run_analyze(cfg, world) -> None:
+def run_analyze(cfg, world) -> int:
+    """Run the reductions; 0, or EXIT_INTERRUPTED on every rank after a stop request."""
+    with StopRequests(world) as stop:
+        return _run_analyze(cfg, world, stop)
+
+
+def _run_analyze(cfg, world, stop: StopRequests) -> int:
     log = get_logger()
     reductions = load_all()
     out = cfg.out
@@ -36,6 +46,10 @@ def run_analyze(cfg, world) -> None:
         res.attrs["ranks"] = world.size
         ctx.results[name] = res
         log.info("analyze %s: %.2f s on %d rank(s)", name, res.attrs["seconds"], world.size)
+        if stop.agree():
+            log.warning("analyze: stopped by %s after %s; results.h5 not written, run again with --resume",
+                        stop.why(), name)
+            return EXIT_INTERRUPTED
     if world.is_root:
         try:
             from importlib.metadata import version
@@ -49,4 +63,5 @@ def run_analyze(cfg, world) -> None:
             if res.plot is not None:
                 for p in res.plot(res, out / "figures"):
                     log.info("figure %s", p)
-    world.barrier()
+    stop.agree()    # the closing barrier (the other ranks sleep in it while rank 0 draws)
+    return 0

@@ -150,7 +150,7 @@ def test_stage_groups_files_and_resume(tmp_path, critical_ensemble):
     folder.mkdir()
     for r in (0, 1, 2):
         torch.save({"repeat": r, "metrics": {"test_accuracy": -1.0}, "state_dict": model.state_dict(),
-                    "kernel": np.zeros((1, 3, 3))}, folder / f"{r:05d}.pt")
+                    "kernel": torch.zeros((1, 3, 3))}, folder / f"{r:05d}.pt")
     (tmp_path / "out" / "models" / "cnn.pt").unlink()
     run_train(cfg, SINGLE, resume=True)
     _, again = load_model(tmp_path / "out" / "models" / "cnn.pt")

@@ -170,3 +170,72 @@ def test_user_errors(tmp_path, ladder_ensemble):
         job(tmp_path, ladder_ensemble, '[train.x]\nkind = "coarse_cnn"\nfrozen = true\nchannels = 2\n')
     with pytest.raises(ConfigError, match="did you mean"):
         job(tmp_path, ladder_ensemble, '[train.x]\nkind = "rbm"\nn_hiden = 3\n')
+
+
+class _Payload:
+    """Pickled into a planted checkpoint: unpickling it (weights_only=False) would create `marker`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.mark.parametrize("planted", ["rbm.ckpt.pt", "cnn.repeats/00000.pt"])
+def test_planted_checkpoint_is_refused_and_never_run(tmp_path, ladder_ensemble, planted):
+    body = ('[train.rbm]\nkind = "rbm"\nensemble = "ENS"\nn_hidden = 4\nepochs = 1\nbatch_size = 40\n'
+            'ais_runs = 0\n[train.cnn]\nkind = "coarse_cnn"\nensemble = "ENS"\nn_train = 40\nn_test = 20\n'
+            'block = 2\nepochs = 1\nbatch_size = 20\nrepeats = 2\ngroup = 2\n')
+    cfg = job(tmp_path, ladder_ensemble, body)
+    path = cfg.out / "models" / planted
+    path.parent.mkdir(parents=True)
+    marker = tmp_path / "payload_ran"
+    torch.save({"phase": 0, "epoch": 1, "history": [], "optimizer": None, "extra": {}, "state_dict": {},
+                "repeat": 0, "metrics": {}, "payload": _Payload(marker)}, path)
+    if planted.startswith("cnn"):
+        torch.save({"repeat": 1, "metrics": {}, "state_dict": {}}, path.with_name("00001.pt"))
+    with pytest.raises(ConfigError, match="not a checkpoint that hpc-rg can read safely") as err:
+        run_train(cfg, SINGLE, resume=True)
+    assert not marker.exists()
+    assert path.name in str(err.value)
+
+
+def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path, ladder_ensemble, monkeypatch):
+    # the per-epoch checkpoint of a persistent-CD RBM (chains, Adam state, history) loads with weights_only
+    body = '[train.rbm]\nkind = "rbm"\nensemble = "ENS"\nn_hidden = 4\nepochs = 2\nbatch_size = 40\n' \
+           'persistent = true\nais_runs = 0\n'
+    cfg = job(tmp_path, ladder_ensemble, body)
+    loaded = []
+    real = trainer.save_atomic
+
+    def save_and_reload(obj, path):
+        real(obj, path)
+        loaded.append(torch.load(path, weights_only=True))
+    monkeypatch.setattr(trainer, "save_atomic", save_and_reload)
+    run_train(cfg, SINGLE, resume=False)
+    blob = loaded[-1]
+    assert blob["epoch"] == 2 and isinstance(blob["extra"]["chains"], torch.Tensor)
+    assert all(type(v) in (int, float, str) for row in blob["history"] for v in row.values())
+
+
+def test_train_spec_in_memory_matches_the_stage_and_reports_every_epoch(tmp_path, ladder_ensemble):
+    from hpc_rg.learn.stage import model_data, train_spec
+    body = '[train.rbm]\nkind = "rbm"\nensemble = "ENS"\nn_hidden = 6\nepochs = 3\nbatch_size = 40\nais_runs = 0\n'
+    cfg = job(tmp_path, ladder_ensemble, body)
+    run_train(cfg, SINGLE, resume=False)
+    ref, meta = load_model(cfg.out / "models" / "rbm.pt")
+    rows = []
+    model, history, metrics = train_spec(cfg, 0, "rbm", cfg.train["rbm"], on_epoch=rows.append)
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and len(history) == 3
+    for k, v in ref.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    assert metrics["test_reconstruction"] == meta["metrics"]["test_reconstruction"]
+    # a validation split of the training part: the table's test set stays unseen
+    source, train_idx, test_idx = model_data(cfg, 0, "rbm", cfg.train["rbm"])
+    try:
+        _, val_history, _ = train_spec(cfg, 0, "rbm", cfg.train["rbm"],
+                                       data=(source, train_idx[:400], train_idx[400:]))
+    finally:
+        source.close()
+    assert val_history[-1]["test_reconstruction"] != history[-1]["test_reconstruction"]
