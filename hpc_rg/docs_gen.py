@@ -145,6 +145,12 @@ def tables() -> Iterator[Table]:
         yield Table(f'[train.<name>] with kind = "{kind}"', [kind_key] + spec_keys(cls), _class_doc(cls))
     for name, cls in ANALYZE.items():
         yield Table(f"[analyze.{name}]", spec_keys(cls), _class_doc(cls))
+    from hpc_rg.learn.tune_spec import TuneSpec
+    yield Table("[tune.<model>]", spec_keys(TuneSpec),
+                "Optional; an Optuna search over the training settings of [train.<model>] (`hpc-rg tune JOB`, "
+                "or the `tune` stage of `hpc-rg run`). Trials are scored on a validation split of the training "
+                "data; the best setting is retrained with the model's `repeats` into "
+                "`models/<model>.tuned.pt` and written as a train table to `models/<model>.tuned.toml`.")
     allowed = {"paper": _report_allowed()}
     yield Table("[report]", [Key(n, t, d, allowed.get(n, a), doc) for n, t, d, a, doc in REPORT_KEYS],
                 "Optional; the report stage runs when the job has [analyze.*] tables.")
@@ -243,6 +249,10 @@ def explain(cfg: Config) -> str:
         lines += _explained_table(f"[train.{name}]", [kind_key] + spec_keys(type(obj)), values)
     for name, obj in cfg.analyze.items():
         lines += _explained_table(f"[analyze.{name}]", spec_keys(type(obj)), d["analyze"][name])
+    if cfg.tune:
+        from hpc_rg.learn.tune_spec import TuneSpec
+        for name in cfg.tune:
+            lines += _explained_table(f"[tune.{name}]", spec_keys(TuneSpec), d["tune"][name])
     if cfg.report:
         report_keys = [Key(n, t, dflt, a, doc) for n, t, dflt, a, doc in REPORT_KEYS]
         lines += _explained_table("[report]", report_keys, d["report"])
