@@ -582,8 +582,7 @@ def _gather_repeats(cfg, world, todo: list[Model], results: dict[str, list]) -> 
     """Rank 0 collects every repeat's result and the other ranks' log lines, checks no repeat is missing or
     doubled, and writes models/<name>.pt for each model with repeats (repeat 0's weights as the model, mean
     and standard error of each metric over repeats)."""
-    import torch
-    from hpc_rg.learn.modelfile import build, save_model
+    from hpc_rg.learn.modelfile import save_model
     log = get_logger()
     models = cfg.out / "models"
     gathered = world.gather(results)
