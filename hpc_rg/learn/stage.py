@@ -120,7 +120,7 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
     torch.manual_seed(torch_seed(seed_sequence(job_seed, index, repeat, purpose="train")))
     if kind == "coarse_cnn":
         model = build(kind, {"block": spec.block, "channels": spec.channels, "hidden": spec.hidden,
-                             "frozen": spec.frozen}).to(device)
+                             "frozen": spec.frozen, "head": spec.head}).to(device)
         return model, [ob.PatchTask(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                                     device)]
     source, train_idx, test_idx = data
