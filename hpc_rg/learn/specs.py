@@ -52,6 +52,8 @@ class _Common:
 class RBMSpec(_Common):
     units: Literal["spin", "binary"] = spec("spin", doc="spin: ±1 units (tanh means); binary: {0,1} (sigmoid)")
     n_hidden: int = spec(81, min=1, doc="hidden units")
+    init_scale: float = spec(0.01, gt=0, doc="standard deviation of the initial weights (normal; biases 0); "
+                             "not given by seed 002")
     cd_k: int = spec(1, min=1, doc="Gibbs steps of contrastive divergence")
     persistent: bool = spec(False, doc="persistent CD: negative chains carried across mini-batches")
     epochs: int = spec(1000, min=1, doc="passes over the training set (seed 002: 30000 steps of 1000)")
@@ -127,6 +129,10 @@ class CoarseCNNSpec(_Common):
 class ThermometerSpec(_Common):
     channels: int = spec(16, min=1, doc="convolution channels")
     hidden: int = spec(64, min=1, doc="hidden units of the head")
+    inputs: Literal["conv", "conv_m"] = spec("conv", doc="conv: pooled convolution features only (local "
+                                             "densities, read consistently on any lattice size); conv_m: also "
+                                             "the hand-made global |m| and m² (size-dependent; the earlier "
+                                             "thermometer)")
     epochs: int = spec(30, min=1, doc="passes over the training set")
     batch_size: int = spec(100, min=1, doc="global mini-batch size")
 

@@ -126,7 +126,8 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
     source, train_idx, test_idx = data
     n_sites = int(np.prod(source.lattice_shape))
     if kind == "rbm":
-        model = build(kind, {"n_visible": n_sites, "n_hidden": spec.n_hidden, "units": spec.units}).to(device)
+        model = build(kind, {"n_visible": n_sites, "n_hidden": spec.n_hidden, "units": spec.units,
+                             "init_scale": spec.init_scale}).to(device)
         return model, [ob.RBMTask(model, source, train_idx, test_idx, device, spec.units, spec.cd_k,
                                   spec.persistent, spec.l1)]
     if kind == "dbn":
@@ -144,7 +145,7 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
         return model, [ob.AutoencoderTask(model, source, train_idx, test_idx, device, spec.l1)]
     if kind == "thermometer":
         model = build(kind, {"temperatures": list(source.temperatures), "channels": spec.channels,
-                             "hidden": spec.hidden}).to(device)
+                             "hidden": spec.hidden, "inputs": spec.inputs}).to(device)
         return model, [ob.ThermometerTask(model, source, train_idx, test_idx, device)]
     raise ValueError(kind)
 
