@@ -236,14 +236,15 @@ def _flow_note(name, v, e, ref, t0, p="") -> str:
     if ref is None:
         if name == "Δ_s":
             return ("Δ_s < 0 as in the paper" if v + 4 * e < 0 else
-                    f"not negative ({v:.3f}): like the other starts, our flow moves towards the ordered side "
-                    "(Δ_s → 0); an RBM whose flow produced Δ_s < 0 would have to anti-correlate distant spins")
+                    f"not negative in this run ({v:.3f}); an RBM whose flow produced Δ_s < 0 would have to "
+                    "anti-correlate distant spins")
         return "see the flow figure for convergence"
     if p and _p(p) < 4:
         return verdict(p, "the end point of a flow depends on the trained RBM")
     return ("differs: the flow's end point is that RBM's fixed point, which depends on the training run "
-            "(hyperparameters the paper does not give: initialisation, CD sampling, epochs per step); ours "
-            "sits at " + ("an ordered (Δ ≈ 0) point" if abs(v) < 0.05 else f"{v:.2f}"))
+            "(the paper gives no optimiser, initialisation or CD scheme: the bracket jobs "
+            "seed002_rbm_flow_bracket_* measure optimiser x initial scale); this run's flow ends at "
+            + ("an ordered (Δ ≈ 0) point" if abs(v) < 0.05 else f"{v:.2f}"))
 
 
 def _peak(group: dict, q: str):
