@@ -106,7 +106,7 @@ def flow_figure(fl: dict, out: Path) -> Path:
     # the posterior mean dotted beside it
     tq = "T_peak" if "T_peak" in fl else "T_thermo"
     qs = [("delta_s", "Δ_s", 0), ("delta_eps", "Δ_ε", 1)] + (
-        [(tq, "thermometer T (peak; dotted: posterior mean)" if tq == "T_peak" else "thermometer T (mean)", 2)]
+        [(tq, "thermometer T (peak; dotted: mean)" if tq == "T_peak" else "thermometer T (mean)", 2)]
         if has_T else [])
     for ax, (q, name, k) in zip(axes, qs):
         v, e = np.asarray(fl[q]), np.asarray(fl[q + "_err"])
