@@ -4,6 +4,7 @@
 
 Reads results.h5 (the `learned_coarse_graining` and `observables` reductions) and ensemble.h5 of the run and
 writes into DIR (default: <run>/analysis/):
+  (every accuracy is shown as mean ± standard error over repeats ± binomial error of the shared test set)
   fig1_accuracy_weights.png   Fig. 1: test-accuracy histograms, frozen vs learned (1 channel); histogram of
                               the learned (sign-aligned) weights with the frozen value 1/8 marked
   fig1_kernels.png            mean learned kernel of every variant (± standard error over repeats in the title)
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from common import finish, results, start
+from hpc_rg.report.papers_seed000 import binomial_error
 
 
 def _models(lcg: dict) -> list[str]:
@@ -36,8 +38,12 @@ def _hist(ax, lcg, names, bins):
         if f"accuracy_{m}" not in lcg:
             continue
         a = np.asarray(lcg[f"accuracy_{m}"], float)
+        se = a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else 0.0
+        # the repeats share one test set: its binomial error is not in the spread over repeats
+        n_test = int(lcg["attrs"].get(f"n_test_{m}", 0))
+        binom = f" ± {binomial_error(a.mean(), n_test):.3f} (test set)" if n_test else ""
         ax.hist(a, bins=edges, histtype="step", lw=1.5,
-                label=f"{m}: {a.mean():.4f} ± {a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else 0:.4f} (n={len(a)})")
+                label=f"{m}: {a.mean():.4f} ± {se:.4f}{binom} (n={len(a)})")
     ax.set_xlabel("test accuracy")
     ax.set_ylabel("repeats")
     ax.legend(fontsize=7)

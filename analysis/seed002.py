@@ -9,8 +9,9 @@ Reads only results.h5 of each run and writes into DIR (default: <first run>/anal
   fig3-5_rbm_flows.png            Delta_s, Delta_eps and the thermometer T along the RBM flow, per start T,
                                   with the paper's end points (from rbm_flow)
   fig6-7_vh_maps.png              <v h> maps of each RG step and each RBM layer (from vh_correlators)
-  fig8_thermometer.png            thermometer temperature along the RG flow and up the RBM stack, and the
-                                  paper's values
+  fig8_thermometer.png            thermometer temperature along the RG flow and up the RBM stack (peak of
+                                  the average probability, the paper's read-out, and the posterior mean),
+                                  and the paper's values
   seed002_table.md                our numbers beside the paper's (hpc_rg.report.papers_seed002)
 Prints the table to stdout.
 """
@@ -101,11 +102,18 @@ def flow_figure(fl: dict, out: Path) -> Path:
     has_T = "T_thermo" in fl
     cols = 3 if has_T else 2
     fig, axes = plt.subplots(1, cols, figsize=(4 * cols, 3.4))
-    qs = [("delta_s", "Δ_s", 0), ("delta_eps", "Δ_ε", 1)] + ([("T_thermo", "thermometer T", 2)] if has_T else [])
+    # the thermometer panel: the peak of the average probability (the paper's read-out) when the run has it,
+    # the posterior mean dotted beside it
+    tq = "T_peak" if "T_peak" in fl else "T_thermo"
+    qs = [("delta_s", "Δ_s", 0), ("delta_eps", "Δ_ε", 1)] + (
+        [(tq, "thermometer T (peak; dotted: mean)" if tq == "T_peak" else "thermometer T (mean)", 2)]
+        if has_T else [])
     for ax, (q, name, k) in zip(axes, qs):
         v, e = np.asarray(fl[q]), np.asarray(fl[q + "_err"])
         for i, t in enumerate(T):
-            ax.errorbar(n, v[i], e[i], marker="o", ms=3, capsize=2, label=f"start T = {t:.3g}")
+            ax.errorbar(n, v[i], e[i], marker="o", ms=3, capsize=2, label=f"start T = {t:.3g}", color=f"C{i}")
+            if q == "T_peak":
+                ax.plot(n, np.asarray(fl["T_thermo"])[i], ls=":", lw=1, color=f"C{i}")
             key = min(P.PAPER_FLOWS, key=lambda x: abs(x - t))
             ref = P.PAPER_FLOWS[key][k] if abs(key - t) <= 0.6 else None
             if ref is not None:
@@ -157,15 +165,22 @@ def thermometer_figure(vh: dict, out: Path) -> Path | None:
     if "rg_T_thermo" not in vh:
         return None
     fig, ax = plt.subplots(figsize=(5, 3.4))
+    peak = "rg_T_peak" in vh        # the paper's read-out; runs made before it existed have the mean only
     v, e = np.asarray(vh["rg_T_thermo"])[0], np.asarray(vh["rg_T_thermo_err"])[0]
-    ax.errorbar(np.arange(len(v)), v, e, marker="o", capsize=2, label="RG steps (ours)")
+    ax.errorbar(np.arange(len(v)), v, e, marker="o", capsize=2, color="C0", ls=":" if peak else "-",
+                label="RG steps (ours, posterior mean)")
+    if peak:
+        ax.plot(np.arange(len(v)), np.asarray(vh["rg_T_peak"])[0], "C0-", marker="D", label="RG steps (ours, peak)")
     ax.plot(np.arange(1, 4), P.PAPER_RG_T, "C0--", marker="x", label="RG steps (paper)")
     if "rbm_T_thermo" in vh:
         v, e = np.asarray(vh["rbm_T_thermo"])[0], np.asarray(vh["rbm_T_thermo_err"])[0]
         layers = np.asarray(vh["axes"].get("thermo_layer", np.arange(1, len(v) + 1)))
-        ax.errorbar(layers, v, e, marker="s", capsize=2, label="RBM layers (ours)")
+        ax.errorbar(layers, v, e, marker="s", capsize=2, color="C1", ls=":" if peak else "-",
+                    label="RBM layers (ours, posterior mean)")
+        if "rbm_T_peak" in vh:
+            ax.plot(layers, np.asarray(vh["rbm_T_peak"])[0], "C1-", marker="D", label="RBM layers (ours, peak)")
         ax.plot(np.arange(1, 4), P.PAPER_RBM_T, "C1--", marker="x", label="RBM layers (paper)")
-    ax.set_xlabel("RG step / RBM layer (0: the data)"); ax.set_ylabel("mean thermometer T")
+    ax.set_xlabel("RG step / RBM layer (0: the data)"); ax.set_ylabel("thermometer T")
     ax.set_title("Fig. 8: temperature along the two flows", fontsize=9); ax.legend(fontsize=8)
     fig.tight_layout()
     p = out / "fig8_thermometer.png"

@@ -21,8 +21,9 @@ Layout (K repeats, P = b^2 pixels of a block, N_b = b^2 blocks of a patch, C cha
   patches are unfolded once to (N, N_b, P) (block (i, j) row-major, pixel (u, v) row-major in the block);
   conv weight (K, C, P), conv bias (K, C, 1): the convolution is one bmm (K, C, P) @ (K, P, B*N_b) (the long
   axis last: ~3x faster on one core than (K, B*N_b, P) @ (K, P, C) for C <= 3); the features are then
-  flattened as the CoarseCNN does, c*N_b + blk, so the first linear weight is its weight transposed,
-  (K, C*N_b, H), bias (K, 1, H); output weight (K, H, 1), bias (K, 1, 1).  With `frozen` the coarse-graining
+  flattened as the CoarseCNN does, c*N_b + blk, so each dense layer's weight is its Linear's weight
+  transposed, (K, n_in, n_out), bias (K, 1, n_out) (two layers C*N_b -> H -> 1 for the relu_on_coarse head,
+  three C*N_b -> N_b -> H -> 1 for dense_input).  With `frozen` the coarse-graining
   is one fixed function for all repeats, so it is applied to the whole data set once and the steps train
   only the stacked MLPs.
 """
@@ -58,17 +59,19 @@ class BatchedCoarseCNN(nn.Module):
         if any(m.args() != m0.args() for m in models):
             raise ValueError("a group of repeats must share one architecture")
         self.block, self.channels, self.hidden, self.frozen = m0.block, m0.channels, m0.hidden, m0.frozen
-        pix, c, h = self.block ** 2, self.channels, self.hidden
+        self.relu_on_coarse = m0.head == "relu_on_coarse"
+        pix, c = self.block ** 2, self.channels
 
         def stack(f):
             return nn.Parameter(torch.stack([f(m).detach() for m in models]).contiguous())
-        lin = [self._linears(m) for m in models]
         self.conv_weight = stack(lambda m: m.conv.weight.reshape(c, pix))               # (K, C, P)
         self.conv_bias = stack(lambda m: m.conv.bias.reshape(c, 1))                      # (K, C, 1)
-        self.w1 = nn.Parameter(torch.stack([l1.weight.detach().T for l1, _ in lin]).contiguous())  # (K, C*N_b, H)
-        self.b1 = nn.Parameter(torch.stack([l1.bias.detach().reshape(1, h) for l1, _ in lin]))     # (K, 1, H)
-        self.w2 = nn.Parameter(torch.stack([l2.weight.detach().T for _, l2 in lin]).contiguous())  # (K, H, 1)
-        self.b2 = nn.Parameter(torch.stack([l2.bias.detach().reshape(1, 1) for _, l2 in lin]))     # (K, 1, 1)
+        # the MLP's dense layers, input first: weight (K, n_in, n_out) (the Linear's weight transposed),
+        # bias (K, 1, n_out); ReLU between consecutive layers, none after the last (the logit)
+        n_lin = len(m0.linears())
+        self.mlp_w = nn.ParameterList([stack(lambda m, i=i: m.linears()[i].weight.T) for i in range(n_lin)])
+        self.mlp_b = nn.ParameterList([stack(lambda m, i=i: m.linears()[i].bias.reshape(1, -1))
+                                       for i in range(n_lin)])
         if self.frozen:
             if not all(torch.equal(m.conv.weight, m0.conv.weight) and torch.equal(m.conv.bias, m0.conv.bias)
                        for m in models):
@@ -76,31 +79,28 @@ class BatchedCoarseCNN(nn.Module):
             self.conv_weight.requires_grad_(False)
             self.conv_bias.requires_grad_(False)
 
-    @staticmethod
-    def _linears(model: CoarseCNN) -> tuple[nn.Linear, nn.Linear]:
-        lin = [m for m in model.mlp if isinstance(m, nn.Linear)]
-        if len(lin) != 2:
-            raise ValueError("CoarseCNN's MLP changed: expected two Linear layers")
-        return lin[0], lin[1]
-
     @property
     def k(self) -> int:
         return self.conv_weight.shape[0]
 
     def weights(self) -> list[nn.Parameter]:
         """The trainable tensors that are weights of the per-repeat model (L2 applies), then the biases."""
-        return [p for p in (self.conv_weight, self.w1, self.w2) if p.requires_grad]
+        return [p for p in (self.conv_weight, *self.mlp_w) if p.requires_grad]
 
     def biases(self) -> list[nn.Parameter]:
-        return [p for p in (self.conv_bias, self.b1, self.b2) if p.requires_grad]
+        return [p for p in (self.conv_bias, *self.mlp_b) if p.requires_grad]
 
     def features(self, xu: torch.Tensor, weight=None, bias=None) -> torch.Tensor:
-        """(K, B, N_b, P) unfolded patches -> (K, B, C*N_b): ReLU(tanh(conv)), flattened as CoarseCNN."""
+        """(K, B, N_b, P) unfolded patches -> (K, B, C*N_b): tanh(conv) (ReLU'd for the relu_on_coarse
+        head), flattened as CoarseCNN."""
         weight = self.conv_weight if weight is None else weight
         bias = self.conv_bias if bias is None else bias
         k, bsz, nb, p = xu.shape
         z = torch.baddbmm(bias, weight, xu.reshape(k, bsz * nb, p).transpose(1, 2))    # (K, C, B*N_b)
-        a = torch.relu(torch.tanh(z)).reshape(k, self.channels, bsz, nb)
+        a = torch.tanh(z)
+        if self.relu_on_coarse:
+            a = torch.relu(a)
+        a = a.reshape(k, self.channels, bsz, nb)
         return a.transpose(1, 2).reshape(k, bsz, self.channels * nb)
 
     def frozen_features(self, xu: torch.Tensor) -> torch.Tensor:
@@ -109,8 +109,12 @@ class BatchedCoarseCNN(nn.Module):
 
     def head(self, a: torch.Tensor) -> torch.Tensor:
         """(K, B, N_b*C) features -> (K, B) logits."""
-        hid = torch.relu(torch.baddbmm(self.b1, a, self.w1))
-        return torch.baddbmm(self.b2, hid, self.w2).squeeze(-1)
+        last = len(self.mlp_w) - 1
+        for i, (w, b) in enumerate(zip(self.mlp_w, self.mlp_b)):
+            a = torch.baddbmm(b, a, w)
+            if i < last:
+                a = torch.relu(a)
+        return a.squeeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(x if self.frozen else self.features(x))
@@ -120,13 +124,11 @@ class BatchedCoarseCNN(nn.Module):
         """Copy repeat k's weights back into models[k] (a plain CoarseCNN: its state_dict, kernel())."""
         c = self.channels
         for k, m in enumerate(models):
-            lin1, lin2 = self._linears(m)
             m.conv.weight.copy_(self.conv_weight[k].reshape(c, 1, self.block, self.block))
             m.conv.bias.copy_(self.conv_bias[k].reshape(c))
-            lin1.weight.copy_(self.w1[k].T)
-            lin1.bias.copy_(self.b1[k].reshape(-1))
-            lin2.weight.copy_(self.w2[k].T)
-            lin2.bias.copy_(self.b2[k].reshape(1))
+            for lin, w, b in zip(m.linears(), self.mlp_w, self.mlp_b):
+                lin.weight.copy_(w[k].T)
+                lin.bias.copy_(b[k].reshape(-1))
 
 
 def make_group_optimizer(net: BatchedCoarseCNN, opts: Options) -> torch.optim.Optimizer:

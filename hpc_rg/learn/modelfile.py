@@ -44,10 +44,12 @@ def build(kind: str, args: dict):
         return Autoencoder(**args)
     if kind == "coarse_cnn":
         from hpc_rg.learn.coarse_cnn import CoarseCNN
-        return CoarseCNN(**args)
+        # files written before the `head` option existed were all trained with the relu_on_coarse MLP
+        return CoarseCNN(**{"head": "relu_on_coarse", **args})
     if kind == "thermometer":
         from hpc_rg.learn.thermometer import Thermometer
-        return Thermometer(**args)
+        # files written before the `inputs` option existed were all trained with the |m|, m² features
+        return Thermometer(**{"inputs": "conv_m", **args})
     raise ValueError(f"unknown model kind {kind!r}")
 
 

@@ -6,7 +6,7 @@ papers' hyperparameters:
   dbn          seed 001 (Mehta & Schwab): {0,1} units, 1600-400-100-25, CD-1, 200 epochs per layer,
                momentum 0.5, batch 100, L1 2e-4 (learning rate 0.1 of the Hinton-Salakhutdinov code they used)
   autoencoder  seed 003: 1600-400-100-25, ReLU encoder, tanh decoder, MSE + L1 5e-4, batch 100, 400 epochs
-  coarse_cnn   seed 000 (Nguyen & Howe): 3x3 conv stride 3 (tanh), MLP 10 ReLU, sigmoid; 5000 train /
+  coarse_cnn   seed 000 (Nguyen & Howe): 3x3 conv stride 3 (tanh), Dense 9 ReLU, 10 ReLU, sigmoid; 5000 train /
                2000 test patches of 9x9, Adam, 500 repeats
   thermometer  seed 002: a supervised classifier over the training temperatures (architecture not given in
                the paper; ours is a small translation-invariant CNN, so it also reads coarse-grained lattices)
@@ -52,6 +52,8 @@ class _Common:
 class RBMSpec(_Common):
     units: Literal["spin", "binary"] = spec("spin", doc="spin: ±1 units (tanh means); binary: {0,1} (sigmoid)")
     n_hidden: int = spec(81, min=1, doc="hidden units")
+    init_scale: float = spec(0.01, gt=0, doc="standard deviation of the initial weights (normal; biases 0); "
+                             "not given by seed 002")
     cd_k: int = spec(1, min=1, doc="Gibbs steps of contrastive divergence")
     persistent: bool = spec(False, doc="persistent CD: negative chains carried across mini-batches")
     epochs: int = spec(1000, min=1, doc="passes over the training set (seed 002: 30000 steps of 1000)")
@@ -126,6 +128,11 @@ class CoarseCNNSpec(_Common):
     hidden: int = spec(10, min=1, doc="hidden units of the MLP")
     frozen: bool = spec(False, doc="fix the kernel to the boundary average (1/8 on the edge, 0 at the "
                         "centre for b = 3) and train only the MLP")
+    head: Literal["dense_input", "relu_on_coarse"] = spec("dense_input", doc="the MLP: dense_input = Dense(b^2, "
+                                                          "ReLU) input layer, Dense(hidden, ReLU), sigmoid (the "
+                                                          "paper's Keras-style MLP); relu_on_coarse = ReLU on the "
+                                                          "tanh coarse image, Dense(hidden, ReLU), sigmoid (the "
+                                                          "earlier reading: drops the sign of negative blocks)")
     control: bool = spec(False, doc="leak check: both classes scrambled (accuracy must be ~0.5)")
     n_train: int = spec(5000, min=2, doc="training patches (half correlated, half scrambled)")
     n_test: int = spec(2000, min=2, doc="test patches (balanced)")
@@ -148,6 +155,10 @@ class CoarseCNNSpec(_Common):
 class ThermometerSpec(_Common):
     channels: int = spec(16, min=1, doc="convolution channels")
     hidden: int = spec(64, min=1, doc="hidden units of the head")
+    inputs: Literal["conv", "conv_m"] = spec("conv", doc="conv: pooled convolution features only (local "
+                                             "densities, read consistently on any lattice size); conv_m: also "
+                                             "the hand-made global |m| and m² (size-dependent; the earlier "
+                                             "thermometer)")
     epochs: int = spec(30, min=1, doc="passes over the training set")
     batch_size: int = spec(100, min=1, doc="global mini-batch size")
 

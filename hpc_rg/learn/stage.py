@@ -245,13 +245,14 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
     torch.manual_seed(torch_seed(seed_sequence(job_seed, index, repeat, purpose="train")))
     if kind == "coarse_cnn":
         model = build(kind, {"block": spec.block, "channels": spec.channels, "hidden": spec.hidden,
-                             "frozen": spec.frozen}).to(device)
+                             "frozen": spec.frozen, "head": spec.head}).to(device)
         return model, [ob.PatchTask(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                                     device)]
     source, train_idx, test_idx = data
     n_sites = int(np.prod(source.lattice_shape))
     if kind == "rbm":
-        model = build(kind, {"n_visible": n_sites, "n_hidden": spec.n_hidden, "units": spec.units}).to(device)
+        model = build(kind, {"n_visible": n_sites, "n_hidden": spec.n_hidden, "units": spec.units,
+                             "init_scale": spec.init_scale}).to(device)
         return model, [ob.RBMTask(model, source, train_idx, test_idx, device, spec.units, spec.cd_k,
                                   spec.persistent, spec.l1)]
     if kind == "dbn":
@@ -272,7 +273,7 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
         return model, ob.autoencoder_tasks(model, spec, source, train_idx, test_idx, device)
     if kind == "thermometer":
         model = build(kind, {"temperatures": list(source.temperatures), "channels": spec.channels,
-                             "hidden": spec.hidden}).to(device)
+                             "hidden": spec.hidden, "inputs": spec.inputs}).to(device)
         return model, [ob.ThermometerTask(model, source, train_idx, test_idx, device)]
     raise ValueError(kind)
 

@@ -64,11 +64,21 @@ def to_spin(x, units: str):
 
 
 def thermometer_read(thermo, lattices) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (k, n_T), posterior-mean temperature (k,)) of ±1 lattices (k, Ly, Lx)."""
+    """(probabilities (k, n_T), posterior-mean temperature (k,)) of ±1 lattices (k, Ly, Lx). The reductions
+    average both over a set of lattices; the set's peak read-out is `thermometer_peak` of the averaged
+    probabilities."""
     import torch
     with torch.no_grad():
         p, t = thermo.predict_temperature(torch.as_tensor(np.asarray(lattices, dtype=np.float64)))
     return p.numpy(), t.numpy()
+
+
+def thermometer_peak(p_mean, temperatures) -> np.ndarray:
+    """The paper's read-out of a set of lattices: the thermometer temperature where the average probability
+    vector p_mean (..., n_T) peaks (its Figs. 3-5 c and 8 plot that vector and read the peak). Reported
+    beside the posterior mean Σ p T, which a wide or skewed distribution pulls towards the ladder's middle."""
+    from hpc_rg.learn.thermometer import peak_temperature
+    return peak_temperature(p_mean, temperatures)
 
 
 def square_side(n: int) -> int | None:

@@ -78,7 +78,11 @@ class VHCorrelatorsSpec:
     rg_steps: int = spec(3, min=0, doc="block-spin RG steps compared (64 -> 32 -> 16 -> 8 is 3)")
     block: int = spec(2, min=2, doc="block side b of the RG steps")
     kernel: str = spec("average", choices=("average", "majority", "decimation"),
-                       doc="block rule (seed 002: Kadanoff averaging); the thermometer reads its sign")
+                       doc="block rule (seed 002: Kadanoff averaging)")
+    thermometer_rg: str = spec("kernel", choices=("kernel", "majority"),
+                               doc="RG lattices the thermometer reads: kernel = the blocks of `kernel` (for "
+                                   "average: the block means, as seed 002); majority = majority rule with "
+                                   "coin-flip ties (the earlier choice)")
     show: int = spec(4, min=1, doc="maps stored and drawn per level")
     n_blocks: int = spec(8, min=2, doc="jackknife blocks (each needs one pass over its maps: keep it small)")
     batch: int = spec(128, min=1, doc="configurations per streamed batch")

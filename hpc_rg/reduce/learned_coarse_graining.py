@@ -97,7 +97,10 @@ def _model_data(ctx, name):
         kernels = model.kernel().numpy()[None].astype(np.float64)
         acc = np.array([float(next((v for k, v in meta.get("metrics", {}).items()
                                     if k.startswith("test_") and k.endswith("accuracy")), np.nan))])
-    return model, kernels, acc
+    # test patches behind each accuracy: the binomial error sqrt(p(1-p)/n_test) of the one test set all
+    # repeats share is left out of the standard error over repeats, so the comparisons add it
+    n_test = int((meta.get("config") or {}).get("n_test", 0) or 0)
+    return model, kernels, acc, n_test
 
 
 @reduction("learned_coarse_graining")
@@ -107,9 +110,9 @@ def run_learned_coarse_graining(spec, ctx: Context) -> Result:
                                   "(kernels, accuracy), bootstrap over sample blocks (MI), block jackknife "
                                   "(iterated blocks, MCRG)"})
     data = {name: _model_data(ctx, name) for name in spec.models}
-    blocks = {name: int(m.block) for name, (m, _, _) in data.items()}
+    blocks = {name: int(m.block) for name, (m, _, _, _) in data.items()}
     acc_m, acc_e = [], []
-    for name, (model, kernels, acc) in data.items():
+    for name, (model, kernels, acc, n_test) in data.items():
         st = kernel_statistics(kernels)
         res.put(f"kernels_{name}", aligned(kernels))
         res.put(f"kernel_mean_{name}", *st["mean"])
@@ -123,6 +126,8 @@ def run_learned_coarse_graining(spec, ctx: Context) -> Result:
         acc_e.append(float(ok.std(ddof=1) / np.sqrt(ok.size)) if ok.size > 1 else np.nan)
         res.attrs[f"repeats_{name}"] = int(len(kernels))
         res.attrs[f"frozen_{name}"] = int(bool(model.frozen))
+        res.attrs[f"n_test_{name}"] = n_test
+        res.attrs[f"head_{name}"] = str(getattr(model, "head", ""))
     res.put("accuracy_mean", acc_m, acc_e)
     res.axes["model"] = np.array([m.encode() for m in spec.models])   # bytes: h5py stores no numpy unicode
     res.attrs["bins"] = spec.bins

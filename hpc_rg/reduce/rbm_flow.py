@@ -4,8 +4,9 @@ Each initial configuration (the ensemble's samples at a chosen temperature) is f
 alternate Gibbs sampling, h ~ p(h | v), v ~ p(v | h), for up to max(lengths) steps; after n steps we record
 v^(n+1) (n = 0: the data). On the recorded sets we measure, with the reduction stage's machinery
 (`correlators`, `scaling`), the spin and energy-density correlators and fitted scaling dimensions Δ_s, Δ_ε
-(plain power law over a window, as seed 002), ⟨|m|⟩, ⟨m²⟩, and, with a trained thermometer, the posterior
-mean temperature and the average probability over its temperatures (the paper's Figs. 3–5 c).
+(plain power law over a window, as seed 002), ⟨|m|⟩, ⟨m²⟩, and, with a trained thermometer, the average
+probability over its temperatures (the paper's Figs. 3–5 c), its peak temperature `T_peak` (the paper's
+read-out) and the posterior-mean temperature `T_thermo` beside it.
 
 Fixed point: the flow is a Markov chain whose stationary law is the RBM's marginal p(v), so long flows
 converge to p(v) whatever the start (the test uses an RBM whose marginal is an exact Ising chain).
@@ -114,7 +115,8 @@ def run_rbm_flow(spec, ctx: Context) -> Result:
                 rows.append(prim)
             return np.stack(rows, axis=1)
 
-        out = {q: ([], []) for q in ("delta_s", "delta_eps", "abs_m", "m2", "G_s", "G_eps", "T_thermo", "p_thermo")}
+        out = {q: ([], []) for q in ("delta_s", "delta_eps", "abs_m", "m2", "G_s", "G_eps", "T_thermo", "p_thermo",
+                                     "T_peak")}
         chi = {"chi2_s": [], "chi2_eps": []}
         windows = (tuple(spec.window_spin), tuple(spec.window_energy))
         for t in ts:
@@ -130,6 +132,9 @@ def run_rbm_flow(spec, ctx: Context) -> Result:
                 out["T_thermo"][0].append(v); out["T_thermo"][1].append(e)
                 v, e = jackknife_blocks(lambda m: m[:, C + 1:], bm)
                 out["p_thermo"][0].append(v); out["p_thermo"][1].append(e)
+                Tk = thermo.temperatures.numpy()
+                v, e = jackknife_blocks(lambda m: dc.thermometer_peak(m[:, C + 1:], Tk), bm)
+                out["T_peak"][0].append(v); out["T_peak"][1].append(e)
         for q, (v, e) in out.items():
             if v:
                 res.put(q, v, e)

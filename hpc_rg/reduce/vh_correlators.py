@@ -11,9 +11,13 @@ gyration and the b×b window fraction of |c_a| (`receptive_fields`), with b = bl
 blocking factor sqrt(N_v / N_l) for layer l. Errors: block jackknife over chain stretches. The maps of all
 units are too big to keep per block, so the jackknife takes two passes: the totals, then each block's
 leave-one-out maps, reduced to the scores at once (memory: two sets of N_v × Σ N_l maps).
-With a thermometer, the temperature read from the configurations after each RG step (the thermometer
-reads ±1 lattices: majority-rule blocks when the kernel is "average") and from sampled hidden
-configurations of each layer (square layers only), as in seed 002 Fig. 8.
+With a thermometer, the temperature read from the configurations after each RG step and from sampled
+hidden configurations of each layer (square layers only), as in seed 002 Fig. 8: the peak of the average
+probability vector (`*_T_peak`, the paper's read-out) and the posterior mean (`*_T_thermo`). The RG lattices
+it reads (`thermometer_rg`): "kernel" (default) = the blocks of `kernel` themselves, i.e. for "average"
+Kadanoff's block means ("the average value of the red spins becomes the value of the new centre blue
+spin", seed 002 §I B), real values in [-1, 1]; "majority" = the earlier choice, majority-rule blocks with
+seeded coin-flip ties, so the thermometer only ever sees ±1.
 """
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ class _Levels:
                     gen = dc.generator(self.ctx.seed, _KEY, 1, t, c, s0)
                     samp = self.dbn.up(v, sample=True, noise=dc.noise_fn(gen, k))
         if self.thermo_rg:
-            kern = "majority" if spec.kernel == "average" else spec.kernel
+            kern = "majority" if spec.thermometer_rg == "majority" else spec.kernel
             tl = rg.block_levels(np.asarray(x), spec.block, spec.rg_steps, kern,
                                  seed=_coin_seed(self.ctx.seed, _KEY, 2, t, c, s0))
             for s in tl:
@@ -110,6 +114,7 @@ def run_vh_correlators(spec, ctx: Context) -> Result:
     if spec.thermometer:
         thermo, _ = dc.load(ctx, spec.thermometer, "analyze.vh_correlators.thermometer", ("thermometer",))
     res = Result(attrs={"kernel": spec.kernel, "block": spec.block, "rg_steps": spec.rg_steps,
+                        "thermometer_rg": spec.thermometer_rg,
                         "model_name": spec.model, "thermometer": spec.thermometer,
                         "method": "<v_i h_a> over samples (spin units), hidden = E[h|v] up the stack; locality "
                                   "= mean over units of R_g and b×b window fraction of |map|; two-pass block "
@@ -128,7 +133,13 @@ def run_vh_correlators(spec, ctx: Context) -> Result:
         n_s = ens.n_samples if spec.max_samples <= 0 else min(spec.max_samples, ens.n_samples)
         segs = segments(ens.n_chains, n_s, spec.n_blocks)
         mine = deal(len(segs), ctx.world.size, ctx.world.rank)
-        sc_v, sc_e, th_v, th_e, maps_keep = [], [], [], [], {}
+        sc_v, sc_e, th_v, th_e, pk_v, pk_e, maps_keep = [], [], [], [], [], [], {}
+        nT = len(thermo.temperatures) if thermo is not None else 0
+
+        def peaks(row):
+            """Peak temperature of each read level's average probability vector in one read-out row."""
+            levels_p = row.reshape(-1, nT + 1)[:, 1:]
+            return dc.thermometer_peak(levels_p, thermo.temperatures.numpy())
         for t in ts:
             # pass 1: totals (maps) and per-segment sums of the small read-outs
             S_tot, n_seg, small = None, np.zeros(len(segs)), None
@@ -162,6 +173,8 @@ def run_vh_correlators(spec, ctx: Context) -> Result:
                 loo_m = (small.sum(axis=0)[None] - small) / (n_tot - n_seg)[:, None]
                 th_v.append(tot)
                 th_e.append(jackknife_error(loo_m))
+                pk_v.append(peaks(tot))
+                pk_e.append(jackknife_error(np.array([peaks(r) for r in loo_m])))
             for name, m in zip(levels.names, full):
                 units = np.unique(np.linspace(0, m.shape[1] - 1, spec.show).astype(int))
                 maps_keep.setdefault(name, []).append(m[:, units].T.reshape((len(units),) + shape))
@@ -180,12 +193,15 @@ def run_vh_correlators(spec, ctx: Context) -> Result:
             stride = nT + 1
             n_rg_read = n_rg + 1
             res.put("rg_T_thermo", th_v[:, 0:n_rg_read * stride:stride], th_e[:, 0:n_rg_read * stride:stride])
+            pk_v, pk_e = np.array(pk_v), np.array(pk_e)
+            res.put("rg_T_peak", pk_v[:, :n_rg_read], pk_e[:, :n_rg_read])
             res.put("rg_p_thermo", np.stack([th_v[:, i * stride + 1:(i + 1) * stride] for i in range(n_rg_read)], 1),
                     np.stack([th_e[:, i * stride + 1:(i + 1) * stride] for i in range(n_rg_read)], 1))
             if levels.thermo_layers:
                 base = n_rg_read * stride
                 idx = [base + i * stride for i in range(len(levels.thermo_layers))]
                 res.put("rbm_T_thermo", th_v[:, idx], th_e[:, idx])
+                res.put("rbm_T_peak", pk_v[:, n_rg_read:], pk_e[:, n_rg_read:])
                 res.put("rbm_p_thermo", np.stack([th_v[:, i + 1:i + stride] for i in idx], 1),
                         np.stack([th_e[:, i + 1:i + stride] for i in idx], 1))
                 res.axes["thermo_layer"] = np.array(levels.thermo_layers)

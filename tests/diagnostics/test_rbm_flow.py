@@ -65,3 +65,17 @@ def test_flow_reproducible(run_dir, registered):
     a = registered["rbm_flow"](spec, context(run_dir))
     b = registered["rbm_flow"](spec, context(run_dir))
     assert np.array_equal(a.values["G_s"][0], b.values["G_s"][0])
+
+
+def test_rbm_init_scale_option():
+    """Seed 002 does not state its RBM's initial weights: `init_scale` brackets them. The same seeded draw,
+    scaled: init_scale = 0.1 gives exactly 10x the default (0.01) weights."""
+    from types import SimpleNamespace
+    from hpc_rg.learn.specs import RBMSpec
+    from hpc_rg.learn.stage import _model_and_tasks
+    data = (SimpleNamespace(lattice_shape=(10, 10)), np.arange(8), np.arange(8, 10))
+    w = {s: _model_and_tasks("rbm", RBMSpec(n_hidden=81, init_scale=s), data, torch.device("cpu"), 3, 0, 0)[0].W.detach()
+         for s in (0.01, 0.1)}
+    assert RBMSpec().init_scale == 0.01
+    torch.testing.assert_close(w[0.1], 10 * w[0.01], rtol=1e-6, atol=0)
+    assert float(w[0.1].std()) == pytest.approx(0.1, rel=0.05)

@@ -96,3 +96,50 @@ def test_calibration_mean_within_error(held_out, registered):
     assert v[0] < v[1]
     assert np.all(np.abs(1.05 * exact - exact) > 4 * e)
     assert res.values["p_mean"][0].shape == (2, 3)
+
+
+def exact_average_posterior(T: float) -> np.ndarray:
+    """E_T[p(T_k | s)] over exact samples at T: the vector whose peak the paper reads."""
+    _, b = _energies()
+    beta = 1 / np.array(LADDER)
+    log_z = np.array([np.logaddexp.reduce(bk * b) for bk in beta])
+    logit = np.outer(b, beta) - log_z
+    post = np.exp(logit - logit.max(1, keepdims=True))
+    post /= post.sum(1, keepdims=True)
+    w = np.exp(b / T - (b / T).max())
+    return (w / w.sum()) @ post
+
+
+def test_calibration_peak_is_the_argmax_of_the_average_probability(held_out, registered):
+    """The paper reads the peak of the average probability curve; it is reported beside the posterior mean."""
+    res = registered["thermometer_calibration"](spec_of("thermometer_calibration", thermometer="thermo"),
+                                                context(held_out))
+    v, e = res.values["T_peak"]
+    for i, T in enumerate(res.axes["temperatures"]):
+        exact = exact_average_posterior(T)
+        top2 = np.sort(exact)[-2:]
+        p_est, p_err = res.values["p_mean"][0][i], res.values["p_mean"][1][i]
+        assert top2[1] - top2[0] > 4 * p_err.max()        # the peak is resolved by these samples
+        assert v[i] == LADDER[int(np.argmax(exact))] == LADDER[int(np.argmax(p_est))]
+        assert res.values["bias_peak"][0][i] == pytest.approx(v[i] - T)
+    assert np.all(e == 0)     # every leave-one-block-out average peaks at the same ladder point
+    # peak and mean are different read-outs: at T = 3 the mean is pulled below the top ladder point
+    assert not np.allclose(v, res.values["T_mean"][0])
+
+
+def test_thermometer_inputs_option():
+    """inputs = "conv" (default) feeds the head only the pooled convolution features (local densities), so a
+    lattice and the same lattice tiled 2x2 (four times the size, the same local patterns) read the same;
+    "conv_m" adds the hand-made |m|, m² features; model files without `inputs` load as conv_m."""
+    from hpc_rg.learn.modelfile import build
+    th = Thermometer(LADDER, channels=3, hidden=5).double()
+    assert th.inputs == "conv" and th.head[0].in_features == 3
+    torch.manual_seed(0)
+    x = torch.randint(0, 2, (4, 6, 6)).double() * 2 - 1
+    torch.testing.assert_close(th(x), th(x.repeat(1, 2, 2)))
+    old = build("thermometer", {"temperatures": LADDER, "channels": 3, "hidden": 5}).double()
+    assert old.inputs == "conv_m" and old.head[0].in_features == 5
+    with torch.no_grad():
+        f = old.features(x[:, None]).mean((-2, -1))
+    m = x.flatten(1).mean(1, keepdim=True)
+    torch.testing.assert_close(old(x), old.head(torch.cat([f, m.abs(), m * m], 1)))

@@ -58,3 +58,40 @@ def test_majority_is_not_the_indicator(all_configs, registered):
     m = res.values["map_rg1"][0][0][0]
     assert m[:2, :2] == pytest.approx(np.full((2, 2), 3 / 8), abs=0.02)
     assert np.all(np.abs(m[2:, :]) < 0.02)
+
+
+def abs_thermometer():
+    """A 2-temperature Thermometer (T = 1, 2) whose logit difference is 4 h − 2 with h = the lattice mean of
+    |x| (1x1 features ReLU(x), ReLU(−x)): ±1 lattices give h = 1 exactly, block averages give h < 1."""
+    from hpc_rg.learn.thermometer import Thermometer
+    th = Thermometer([1.0, 2.0], channels=2, hidden=1).double()
+    c1, c2, lin1, lin2 = th.features[0], th.features[2], th.head[0], th.head[2]
+    with torch.no_grad():
+        for p in th.parameters():
+            p.zero_()
+        c1.weight[0, 0, 1, 1], c1.weight[1, 0, 1, 1] = 1.0, -1.0
+        c2.weight[0, 0, 1, 1] = c2.weight[1, 1, 1, 1] = 1.0
+        lin1.weight[0, :] = 1.0
+        lin2.weight[1, 0], lin2.bias[1] = 4.0, -2.0
+    return th
+
+
+@pytest.mark.parametrize("thermometer_rg", ["kernel", "majority"])
+def test_thermometer_reads_the_rg_rule(all_configs, registered, thermometer_rg):
+    """Seed 002's RG step makes the block average the new spin; the thermometer reads those lattices
+    (thermometer_rg = "kernel", default). The earlier majority rule (coin-flip ties) hands it ±1 lattices.
+    Exact over all 2^16 configurations of the 4x4 lattice (equal weights)."""
+    save(all_configs, "thermo_abs", "thermometer", abs_thermometer(), (4, 4))
+    spec = spec_of("vh_correlators", thermometer="thermo_abs", rg_steps=1, kernel="average", show=1,
+                   n_blocks=2, batch=8192, thermometer_rg=thermometer_rg)
+    res = registered["vh_correlators"](spec, context(all_configs))
+    s = configurations(16).reshape(-1, 4, 4).astype(np.float64)
+    avg = s.reshape(-1, 2, 2, 2, 2).mean(axis=(2, 4))
+    h = np.abs(avg).mean(axis=(1, 2)) if thermometer_rg == "kernel" else np.ones(len(s))
+    p2 = 1 / (1 + np.exp(-(4 * h - 2)))
+    T, _ = res.values["rg_T_thermo"]
+    assert T[0][0] == pytest.approx(1 + 1 / (1 + np.exp(-2)), abs=1e-12)      # the data: ±1
+    assert T[0][1] == pytest.approx(1 + p2.mean(), abs=1e-6)
+    peak, _ = res.values["rg_T_peak"]
+    assert peak[0][1] == (2.0 if p2.mean() > 0.5 else 1.0)
+    assert (peak[0][1] == 1.0) == (thermometer_rg == "kernel")   # E|avg| = 3/8: the averaged lattices read cold

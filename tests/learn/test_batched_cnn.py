@@ -55,6 +55,9 @@ VARIANTS = {
     "ch1": {},
     "ch3": {"channels": 3},
     "frozen": {"frozen": True},
+    "ch1_relu_on_coarse": {"head": "relu_on_coarse"},
+    "ch2_relu_on_coarse": {"channels": 2, "head": "relu_on_coarse"},
+    "frozen_relu_on_coarse": {"frozen": True, "head": "relu_on_coarse"},
     "sgd_l2_schedule": {"channels": 2, "optimizer": "sgd", "momentum": 0.5, "lr": 0.05, "l2": 1e-3,
                         "lr_schedule": "exponential", "lr_gamma": 0.5},
 }
@@ -91,14 +94,14 @@ def test_negative_control_other_batch_order_is_detected(small):
     models = models_for(spec, small, [4])
     train_group(models, small, options_for(spec, [5]))
     ref, _ = one_at_a_time(spec, small, 4)
-    w, w_ref = models[0].state_dict()["mlp.2.weight"], ref.state_dict()["mlp.2.weight"]
+    w, w_ref = models[0].linears()[0].weight.detach(), ref.linears()[0].weight.detach()
     assert not torch.allclose(w, w_ref, rtol=RTOL, atol=ATOL)
     assert float((w - w_ref).abs().max()) > 100 * ATOL
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_stacked_forward_and_unstack_are_the_coarse_cnns(small, channels):
-    spec = CoarseCNNSpec(channels=channels)
+@pytest.mark.parametrize("channels, head", [(1, "dense_input"), (3, "dense_input"), (2, "relu_on_coarse")])
+def test_stacked_forward_and_unstack_are_the_coarse_cnns(small, channels, head):
+    spec = CoarseCNNSpec(channels=channels, head=head)
     models = models_for(spec, small, range(3))
     net = BatchedCoarseCNN(models)
     x = torch.from_numpy(small["x_test"][:40].astype(np.float32))

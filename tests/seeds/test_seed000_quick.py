@@ -108,3 +108,14 @@ def test_analysis_script_and_paper_table(run, tmp_path):
     assert all(r["note"] for r in table)
     assert "nan" not in " ".join(r["ours"] for r in table)
     assert (tmp_path / "seed000_table.md").read_text().count("\n") >= len(table) + 2
+
+
+def test_table1_pulls_include_the_test_set_error(run):
+    """Every Table-1 comparison carries the binomial error sqrt(p(1-p)/n_test) of the shared test set."""
+    from hpc_rg.report.papers_seed000 import binomial_error, rows
+    table = [r for r in rows(run) if r["quantity"].startswith("Table 1: test accuracy")]
+    assert len(table) == len(VARIANTS)
+    for r in table:
+        assert f"(test set, n = {_n_test(run, 'ch1')})" in r["ours"] and "test set" in r["paper"], r
+        assert "binomial" in r["note"]
+    assert binomial_error(0.92, 2000) == pytest.approx(0.00607, abs=1e-5)

@@ -48,6 +48,11 @@ def test_flows_quick_products(runs):
         assert finite_with_errors(tc["T_mean"][()], tc["T_mean_err"][()])
         p = tc["p_mean"][()]
         assert np.allclose(p.sum(axis=1), 1.0, atol=1e-6)
+        # the paper's read-out beside the posterior mean: the peak of the average probability vector
+        Tk = tc["axes/thermometer_temperatures"][()]
+        assert np.array_equal(tc["T_peak"][()], Tk[p.argmax(axis=1)])
+        Tk = fl["axes/thermometer_temperatures"][()]
+        assert np.array_equal(fl["T_peak"][()], Tk[fl["p_thermo"][()].argmax(axis=-1)])
     for need in ("scaling_dimensions.png", "rbm_flow.png", "rbm_flow_temperature.png",
                  "thermometer_calibration.png"):
         assert png_nonempty(run / "figures" / need), need
@@ -79,6 +84,9 @@ def test_stacked_quick_rg_map_is_block_average(runs):
                 assert finite_with_errors(vh[f"{who}_{q}"][()], vh[f"{who}_{q}_err"][()]), (who, q)
         assert finite_with_errors(vh["rg_T_thermo"][()], vh["rg_T_thermo_err"][()])
         assert finite_with_errors(vh["rbm_T_thermo"][()], vh["rbm_T_thermo_err"][()])
+        Tk = vh["axes/thermometer_temperatures"][()]
+        for who in ("rg", "rbm"):
+            assert np.array_equal(vh[f"{who}_T_peak"][()], Tk[vh[f"{who}_p_thermo"][()].argmax(axis=-1)]), who
         # Kadanoff blocks are local: the first step's maps hold more than the uniform b^2/N in their window
         assert vh["rg_window_fraction"][0, 0] > 4 / 256 + 4 * vh["rg_window_fraction_err"][0, 0]
     for need in ("vh_layer1.png", "vh_locality.png", "vh_temperature.png"):
@@ -97,4 +105,7 @@ def test_reports_have_paper_tables(runs):
     flows = {r["quantity"]: r for r in rows(runs["seed002_flows_quick"][0])}
     assert any(q.startswith("Δ_s at T = 7.7") and "±" in r["ours"] for q, r in flows.items())
     stacked = {r["quantity"]: r for r in rows(runs["seed002_stacked_quick"][0])}
-    assert any(q.startswith("thermometer T after 1 RG step") for q in stacked)
+    assert any(q.startswith("thermometer T") and "after 1 RG step" in q for q in stacked)
+    # the thermometer rows read the peak (the paper's read-out) and give the posterior mean beside it
+    rg1 = next(r for q, r in stacked.items() if q.startswith("thermometer T") and "after 1 RG step" in q)
+    assert "peak" in rg1["quantity"] and "posterior mean" in rg1["note"]
