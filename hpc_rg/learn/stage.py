@@ -244,20 +244,16 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
     from hpc_rg.learn.trainer import torch_seed
     torch.manual_seed(torch_seed(seed_sequence(job_seed, index, repeat, purpose="train")))
     if kind == "coarse_cnn":
-        model = build(kind, {"block": spec.block, "channels": spec.channels, "hidden": spec.hidden,
-                             "frozen": spec.frozen, "head": spec.head}).to(device)
+        model = build(kind, _model_args(kind, spec, 0, ())).to(device)
         return model, [ob.PatchTask(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                                     device)]
     source, train_idx, test_idx = data
-    n_sites = int(np.prod(source.lattice_shape))
+    model = build(kind, _model_args(kind, spec, int(np.prod(source.lattice_shape)), source.temperatures))
+    model = model.to(device)
     if kind == "rbm":
-        model = build(kind, {"n_visible": n_sites, "n_hidden": spec.n_hidden, "units": spec.units,
-                             "init_scale": spec.init_scale}).to(device)
         return model, [ob.RBMTask(model, source, train_idx, test_idx, device, spec.units, spec.cd_k,
                                   spec.persistent, spec.l1)]
     if kind == "dbn":
-        model = build(kind, {"layers": list(spec.layers), "units": spec.units,
-                             "init_scale": spec.init_scale}).to(device)
         tasks = []
         for layer in range(model.n_layers):
             def lift(x, noise, layer=layer):
@@ -267,30 +263,37 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
                                     spec.persistent, spec.l1, lift=lift, average_last=spec.average_last))
         return model, tasks
     if kind == "autoencoder":
-        model = build(kind, {"layers": list(spec.layers), "tied": spec.tied, "init": spec.init,
-                             "init_scale": spec.init_scale, "pretraining": spec.pretraining,
-                             "learn_sigma": spec.learn_sigma}).to(device)
         return model, ob.autoencoder_tasks(model, spec, source, train_idx, test_idx, device)
     if kind == "thermometer":
-        model = build(kind, {"temperatures": list(source.temperatures), "channels": spec.channels,
-                             "hidden": spec.hidden, "inputs": spec.inputs}).to(device)
         return model, [ob.ThermometerTask(model, source, train_idx, test_idx, device)]
+    raise ValueError(kind)
+
+
+def _model_args(kind, spec, n_sites: int, temperatures) -> dict:
+    """`modelfile.build`'s arguments for a table: the one place that maps spec keys to model arguments (the
+    trained model and the one `_gather_repeats` loads weights into must have the same layout)."""
+    if kind == "coarse_cnn":
+        return {"block": spec.block, "channels": spec.channels, "hidden": spec.hidden, "frozen": spec.frozen,
+                "head": spec.head}
+    if kind == "rbm":
+        return {"n_visible": n_sites, "n_hidden": spec.n_hidden, "units": spec.units,
+                "init_scale": spec.init_scale}
+    if kind == "dbn":
+        return {"layers": list(spec.layers), "units": spec.units, "init_scale": spec.init_scale}
+    if kind == "autoencoder":
+        return {"layers": list(spec.layers), "tied": spec.tied, "init": spec.init, "init_scale": spec.init_scale,
+                "pretraining": spec.pretraining, "learn_sigma": spec.learn_sigma}
+    if kind == "thermometer":
+        return {"temperatures": list(temperatures), "channels": spec.channels, "hidden": spec.hidden,
+                "inputs": spec.inputs}
     raise ValueError(kind)
 
 
 def _model_only(m: Model):
     """The untrained model of a table, on the CPU (to load gathered weights into): no data needed."""
     from hpc_rg.learn.modelfile import build
-    spec, info = m.spec, m.info
-    n_sites = int(np.prod(info["lattice_shape"]))
-    args = {"coarse_cnn": lambda: {"block": spec.block, "channels": spec.channels, "hidden": spec.hidden,
-                                   "frozen": spec.frozen},
-            "rbm": lambda: {"n_visible": n_sites, "n_hidden": spec.n_hidden, "units": spec.units},
-            "dbn": lambda: {"layers": list(spec.layers), "units": spec.units},
-            "autoencoder": lambda: {"layers": list(spec.layers)},
-            "thermometer": lambda: {"temperatures": list(info["temperatures"]), "channels": spec.channels,
-                                    "hidden": spec.hidden}}[m.kind]()
-    return build(m.kind, args)
+    return build(m.kind, _model_args(m.kind, m.spec, int(np.prod(m.info["lattice_shape"])),
+                                     m.info.get("temperatures", ())))
 
 
 def _options(spec, job_seed, index, repeat, layer, label, tag, verbose=True):
