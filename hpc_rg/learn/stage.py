@@ -248,7 +248,8 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
         return model, [ob.PatchTask(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"],
                                     device)]
     source, train_idx, test_idx = data
-    model = build(kind, _model_args(kind, spec, int(np.prod(source.lattice_shape)), source.temperatures))
+    temperatures = source.temperatures if kind == "thermometer" else ()   # the thermometer's classes only
+    model = build(kind, _model_args(kind, spec, int(np.prod(source.lattice_shape)), temperatures))
     model = model.to(device)
     if kind == "rbm":
         return model, [ob.RBMTask(model, source, train_idx, test_idx, device, spec.units, spec.cd_k,
