@@ -38,15 +38,32 @@ if ! "$PY" -c "import Cython, numpy, pkgconfig, wheel" 2>/dev/null; then
   step build-tools bash -c "'$PY' -m pip install -q cython numpy pkgconfig wheel && '$PY' -m pip install -q -U setuptools"
 fi
 
-# 3. mpi4py against MPICH (not the MPICH wheel of the main venv: h5py and mpi4py must share one MPI)
+# 3-4. mpi4py and h5py compiled against the system MPICH and its parallel HDF5. pip keeps no wheel it built
+# under --no-binary, so every fresh clone would compile them again (~4.5 min): the wheels are kept in a cache
+# folder named after the system packages and the Python they were built for, rebuilt when any of these
+# changes or the folder is absent (HPC_RG_WHEEL_CACHE= , empty, turns the cache off).
+key=$("$PY" -c 'import sys; print("py%d%d" % sys.version_info[:2])')-$(dpkg-query -W -f='${Version}-' mpich libhdf5-mpich-dev 2>/dev/null | tr -c 'A-Za-z0-9.+~-' _)
+WHEELS=${HPC_RG_WHEEL_CACHE-$HOME/.cache/hpc_rg/mpio-wheels}
+[ -n "$WHEELS" ] && WHEELS="$WHEELS/$key"
+install_compiled() {  # package, "pip build options", environment for its build...
+  local pkg=$1 opts=$2; shift 2
+  if [ -n "$WHEELS" ] && ls "$WHEELS/$pkg"-*.whl >/dev/null 2>&1 \
+      && "$PY" -m pip install -q --no-index --no-deps --find-links "$WHEELS" "$pkg"; then
+    echo "($pkg from the wheel cache $WHEELS)"
+  elif [ -n "$WHEELS" ]; then
+    mkdir -p "$WHEELS" && env "$@" "$PY" -m pip wheel -q --no-deps --no-binary "$pkg" $opts -w "$WHEELS" "$pkg" \
+      && "$PY" -m pip install -q --no-index --no-deps --find-links "$WHEELS" "$pkg"
+  else
+    env "$@" "$PY" -m pip install -q --no-binary "$pkg" $opts "$pkg"
+  fi
+}
+# mpi4py against MPICH (not the MPICH wheel of the main venv: h5py and mpi4py must share one MPI)
 if ! "$PY" -c "from mpi4py import MPI; import sys; sys.exit('MPICH' not in MPI.Get_library_version())" 2>/dev/null; then
-  step mpi4py env MPICC=mpicc.mpich "$PY" -m pip install -q --no-binary mpi4py mpi4py
+  step mpi4py install_compiled mpi4py "" MPICC=mpicc.mpich
 fi
-
-# 4. h5py against the MPICH-parallel HDF5
+# h5py against the MPICH-parallel HDF5
 if ! "$PY" -c "import h5py, sys; sys.exit(not h5py.get_config().mpi)" 2>/dev/null; then
-  step h5py env CC=mpicc.mpich HDF5_MPI=ON HDF5_DIR="$HDF5_DIR_MPICH" \
-    "$PY" -m pip install -q --no-binary h5py --no-build-isolation h5py
+  step h5py install_compiled h5py --no-build-isolation CC=mpicc.mpich HDF5_MPI=ON HDF5_DIR="$HDF5_DIR_MPICH"
 fi
 
 # 5. the rest of hpc_rg's dependencies for the simulate path (no torch: simulate never imports it)
