@@ -247,13 +247,44 @@ class Ensemble:
                 yield self.spins[t, c, s0:s0 + batch]
 
     def to_xarray(self):
-        """Labelled arrays (temperature, chain, sample, y, x); needs xarray (not a core dependency)."""
-        import xarray as xr
-        dims = ("temperature", "chain", "sample") + (("y", "x") if len(self.lattice_shape) == 2 else ("x",))
-        return xr.Dataset(
-            {"spins": (dims, self.spins[()]),
-             "energy": (dims[:3], self.energy), "magnetization": (dims[:3], self.magnetization)},
-            coords={"temperature": self.temperatures}, attrs=self.attrs)
+        """A lazy `xarray.Dataset`: spins (temperature, chain, sample, y, x), energy and magnetization
+        (temperature, chain, sample), timeseries_*; nothing is read until values are asked for, then only
+        the slab selected. Keep the Ensemble open while using it. Needs `pip install hpc_rg[xarray]`."""
+        from hpc_rg.io.xarray_view import ensemble_dataset
+
+        def read_spins(key: tuple) -> np.ndarray:
+            # the one place to_xarray reads spins: a basic selection (slices, integers) over
+            # (temperature, chain, sample, *lattice_shape), returned as int8 +-1
+            if not self.file.id.valid:
+                raise ValueError(f"{self.path}: the Ensemble was closed; keep it open while you use its "
+                                 "to_xarray() Dataset (or .load() the Dataset before closing)")
+            return self.spins[key]
+        return ensemble_dataset(self, read_spins)
+
+    def __repr__(self) -> str:
+        """What a notebook shows: model, lattice, temperatures, chains, samples and how spins are stored."""
+        if not self.file.id.valid:
+            return f"<Ensemble {self.path} (closed)>"
+        T = [f"{t:.6g}" for t in self.temperatures]
+        temps = ", ".join(T if len(T) <= 8 else T[:4] + ["..."] + T[-3:])
+        lattice = " x ".join(map(str, self.lattice_shape))
+        n_sites = int(np.prod(self.lattice_shape))
+        d = self.spins
+        if d.is_virtual:
+            parts = {name for name, _ in virtual_sources(d)} - {"."}
+            where = f"virtual over {len(parts)} part file(s)"
+        else:
+            where = f"{d.id.get_storage_size() / 2 ** 20:.1f} MiB on disk" + \
+                (f", {d.compression}" if d.compression else "")
+        storage = str(self.attrs.get("spin_storage", d.attrs.get("spin_storage", d.dtype)))
+        return (f"<Ensemble {self.path}\n"
+                f"  model         {self.model or '?'}\n"
+                f"  lattice       {lattice} ({n_sites} sites)\n"
+                f"  temperatures  {len(T)}: {temps}\n"
+                f"  chains        {self.n_chains}\n"
+                f"  samples       {self.n_samples} per chain ({self.n_temperatures * self.n_chains * self.n_samples}"
+                f" configurations)\n"
+                f"  storage       spins {storage}, {where}>")
 
     def close(self) -> None:
         self.file.close()
@@ -266,4 +297,6 @@ class Ensemble:
 
 
 def open_ensemble(path: str | Path) -> Ensemble:
+    """The ensemble file at `path` (strict: a folder is refused; `hpc_rg.open_ensemble` also takes a run
+    folder)."""
     return Ensemble(path)
