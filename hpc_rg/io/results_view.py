@@ -1,0 +1,268 @@
+"""`hpc_rg.read_results(path)`: results.h5 as one `xarray.Dataset` per reduction, and as tidy rows.
+
+In a Dataset, each quantity `<q>` of the file is a variable, its error bar `<q>_error` beside it (the file's
+`<q>_err`), the reduction's axes are coordinates (`temperature`, `r`, `level`, ...) and its attributes the
+Dataset's. `Results.to_dataframe()` flattens every quantity into rows (reduction, quantity, T, L, value,
+error, and a column per other named axis), ready for pandas/seaborn.
+
+Which axis of a quantity is which: from the HDF5 dimension scales when the file has them (exact); in
+files without them, by length: the first axis is the temperature when it has as many entries as the
+reduction's temperatures, and the second axis of a two-axis quantity is the one axis of the same
+length (r, level, ...). Any other axis gets a generic name `<q>_dim_<i>`, so every quantity comes through
+with its numbers, whatever its shape. The attribute `dims_from` of each variable says which rule named it.
+Quantities of one size among several (`abs_m_L32` of a multi-size observables run) carry `quantity` and `L`
+attributes and their own temperature axis `temperature_L32`.
+
+The file's own reader for the report, `hpc_rg.reduce.results.read_results` (nested dicts), is unchanged.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hpc_rg.io.ensemble import FileError, hdf5_reason, open_hdf5
+from hpc_rg.io.xarray_view import xr
+from hpc_rg.reduce.results import FORMAT
+
+__all__ = ["Results", "load_results", "reduction_dataset", "tidy_rows"]
+
+TEMPERATURE_AXIS = re.compile(r"^(?:temperatures?|T)(?P<sfx>_L\d+)?$")
+SIZE_TAG = re.compile(r"^(?P<q>.+)_L(?P<L>\d+)$")
+# 1-D entries of axes/ that are curves, not coordinates: (name pattern, the coordinate they run over)
+CURVES = ((re.compile(r"^reweighted_.+?(?P<sfx>_L\d+)?$"), "reweight_T{sfx}"),
+          (re.compile(r"^U_L\d+$"), "grid"))
+# attributes HDF5 and netCDF use for their own bookkeeping of dimension scales
+HDF5_INTERNAL = {"CLASS", "NAME", "DIMENSION_LIST", "REFERENCE_LIST", "DIMENSION_LABELS",
+                 "_Netcdf4Dimid", "_Netcdf4Coordinates", "_nc3_strict"}
+FIXED_COLUMNS = ["reduction", "quantity", "T", "L", "value", "error"]
+
+
+def _plain(v):
+    """HDF5 values as Python/numpy a notebook expects: str for bytes, decoded string arrays."""
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray) and v.dtype.kind in "SO":
+        return np.array([x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in v.ravel()],
+                        dtype=object).reshape(v.shape)
+    return v
+
+
+def _attrs(obj) -> dict:
+    return {k: _plain(v) for k, v in obj.attrs.items() if k not in HDF5_INTERNAL}
+
+
+def dim_name(axis: str) -> str:
+    """The Dataset's name of an axis of the file: temperatures -> temperature (temperatures_L32 ->
+    temperature_L32), the others unchanged."""
+    m = TEMPERATURE_AXIS.match(axis)
+    return f"temperature{m.group('sfx') or ''}" if m else axis
+
+
+def _scale_dims(d: h5py.Dataset) -> list[tuple[str, np.ndarray] | None]:
+    """Per axis of d: (name, coordinate values) of its attached HDF5 dimension scale, or None."""
+    out = []
+    for dim in d.dims:
+        if len(dim):
+            scale = dim[0]
+            out.append((dim.label or scale.name.rsplit("/", 1)[-1], _plain(scale[()])))
+        else:
+            out.append(None)
+    return out
+
+
+def _guess_dims(q: str, shape: tuple[int, ...], axes: dict[str, np.ndarray]) -> list[str | None]:
+    """Axis names of a quantity of a file without dimension scales (module docstring), None = unknown."""
+    tag = SIZE_TAG.match(q)
+    temp = next((a for a in ([f"temperatures_L{tag.group('L')}"] if tag else []) + ["temperatures"]
+                 if a in axes), None)
+    out: list[str | None] = [None] * len(shape)
+    if shape and temp is not None and len(axes[temp]) == shape[0]:
+        out[0] = temp
+    if len(shape) == 2 and out[0] is not None:
+        same = [a for a, v in axes.items() if len(v) == shape[1] and not TEMPERATURE_AXIS.match(a)]
+        if len(same) == 1:
+            out[1] = same[0]
+    return out
+
+
+def _is_curve(name: str) -> str | None:
+    for pattern, over in CURVES:
+        m = pattern.match(name)
+        if m:
+            return over.format(sfx=(m.groupdict().get("sfx") or ""))
+    return None
+
+
+def reduction_dataset(name: str, g: h5py.Group):
+    """The Dataset of one reduction's group of results.h5 (module docstring)."""
+    axes_group = g.get("axes")
+    axes = {k: _plain(d[()]) for k, d in (axes_group.items() if isinstance(axes_group, h5py.Group) else [])
+            if isinstance(d, h5py.Dataset)}
+    axes = {k: v for k, v in axes.items() if np.ndim(v) == 1}       # coordinate candidates
+    other_axes = {k: _plain(d[()]) for k, d in (axes_group.items() if isinstance(axes_group, h5py.Group) else [])
+                  if isinstance(d, h5py.Dataset) and k not in axes}
+    dsets = {k: d for k, d in g.items() if isinstance(d, h5py.Dataset) and not d.is_scale}
+    errors = {k[:-4] for k in dsets if k.endswith("_err") and k[:-4] in dsets}
+    coords: dict[str, tuple] = {}
+    data: dict[str, tuple] = {}
+
+    def use_axis(axis: str, values) -> str:
+        dim = dim_name(axis)
+        if dim not in coords:
+            attrs = {"units": "J/k_B", "long_name": "temperature T"} if TEMPERATURE_AXIS.match(axis) else {}
+            coords[dim] = (dim, np.asarray(values), attrs)
+        return dim
+
+    for q, d in dsets.items():
+        if q.endswith("_err") and q[:-4] in errors:
+            continue
+        value = _plain(d[()])
+        shape = np.shape(value)
+        scales = _scale_dims(d)
+        if any(s is not None for s in scales):
+            named, rule = [use_axis(*s) if s else None for s in scales], "HDF5 dimension scales"
+        else:
+            named, rule = [use_axis(a, axes[a]) if a else None for a in _guess_dims(q, shape, axes)], "lengths"
+        dims = tuple(n or f"{q}_dim_{i}" for i, n in enumerate(named))
+        attrs = _attrs(d)
+        attrs["dims_from"] = rule
+        tag = SIZE_TAG.match(q)
+        if tag and f"temperatures_L{tag.group('L')}" in axes:        # one size of a multi-size reduction
+            attrs.update(quantity=tag.group("q"), L=int(tag.group("L")))
+        data[q] = (dims, value, attrs)
+        if q in errors:
+            err = _plain(dsets[q + "_err"][()])
+            err_dims = dims if np.shape(err) == shape else tuple(f"{q}_error_dim_{i}" for i in range(np.ndim(err)))
+            data[q + "_error"] = (err_dims, err, dict(_attrs(dsets[q + "_err"]),
+                                                      long_name=f"error bar of {q} (one standard error)"))
+
+    for a, v in axes.items():
+        dim = dim_name(a)
+        if dim in coords:
+            continue
+        over = _is_curve(a)
+        if over and over in axes and len(axes[over]) == len(v):
+            data[a] = ((use_axis(over, axes[over]),), v, {"dims_from": "axes/ curve"})
+        elif a == "L" and len(v) == 1:
+            coords["L"] = ((), int(v[0]), {"long_name": "linear lattice size"})
+        else:
+            use_axis(a, v)
+    for a, v in other_axes.items():              # multi-dimensional entries of axes/: kept, generic dims
+        data[a] = (tuple(f"{a}_dim_{i}" for i in range(np.ndim(v))), v, {"dims_from": "axes/ array"})
+
+    attrs = _attrs(g)
+    attrs["reduction"] = name
+    if "L" not in coords and "L" not in axes and np.size(attrs.get("lattice_shape", [])):
+        coords["L"] = ((), int(np.atleast_1d(attrs["lattice_shape"])[-1]), {"long_name": "linear lattice size"})
+    return xr.Dataset({k: xr.Variable(*v) for k, v in data.items()},
+                      coords={k: xr.Variable(*v) for k, v in coords.items()}, attrs=attrs)
+
+
+def load_results(path: str | Path) -> "Results":
+    """Read a results.h5 into a `Results` (FileError, one line, when it is not one)."""
+    path = Path(path)
+    with open_hdf5(path, f"a results file ({FORMAT})") as f:
+        try:
+            fmt = _plain(f.attrs.get("format"))
+            if fmt != FORMAT:
+                raise FileError(path, f"attribute format = {fmt!r}: expected {FORMAT!r} (not a results file)")
+            datasets = {name: reduction_dataset(name, g) for name, g in f.items() if isinstance(g, h5py.Group)}
+            attrs = _attrs(f)
+        except FileError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise FileError(path, f"is damaged: {hdf5_reason(e)}; copy it again or re-create it") from None
+    return Results(path, datasets, attrs)
+
+
+def _temperature_dim(var) -> str | None:
+    return next((d for d in var.dims if TEMPERATURE_AXIS.match(d) or d.startswith("temperature_L")), None)
+
+
+def tidy_rows(reduction: str, ds) -> list[dict]:
+    """Rows (reduction, quantity, T, L, value, error, <other named axes>) of every quantity of a Dataset
+    made by `reduction_dataset` (errors become the error column; curves of axes/ are quantities too)."""
+    rows: list[dict] = []
+    L_all = ds.coords["L"].item() if "L" in ds.coords and ds.coords["L"].ndim == 0 else np.nan
+    for q, var in ds.data_vars.items():
+        if q.endswith("_error") and q[:-6] in ds.data_vars:
+            continue
+        value = np.asarray(var.values)
+        if value.dtype.kind not in "biuf":                  # strings and the like are no numbers to tabulate
+            continue
+        err = ds[q + "_error"].values if q + "_error" in ds.data_vars else None
+        err = np.asarray(err, dtype=np.float64) if err is not None and np.shape(err) == value.shape \
+            else np.full(value.shape, np.nan)
+        t_dim = _temperature_dim(var)
+        quantity = var.attrs.get("quantity", q)
+        L = var.attrs.get("L", L_all)
+        for idx in np.ndindex(value.shape):
+            row = {"reduction": reduction, "quantity": quantity, "T": np.nan, "L": L,
+                   "value": float(value[idx]), "error": float(err[idx])}
+            generic = []
+            for dim, i in zip(var.dims, idx):
+                if dim == t_dim:
+                    row["T"] = float(ds[dim].values[i])
+                elif dim == "L":
+                    row["L"] = ds["L"].values[i].item()
+                elif dim in ds.coords:
+                    row[dim] = ds[dim].values[i].item()
+                else:
+                    generic.append(i)
+            if generic:
+                row["index"] = tuple(generic)
+            rows.append(row)
+    return rows
+
+
+class Results(Mapping):
+    """results.h5 as {reduction name: xarray.Dataset}; `.attrs` the file's (job text, version, time),
+    `.to_dataframe()` every number as tidy rows."""
+
+    def __init__(self, path: Path, datasets: dict, attrs: dict):
+        self.path = Path(path)
+        self._datasets = dict(datasets)
+        self.attrs = attrs
+
+    def __getitem__(self, name: str):
+        try:
+            return self._datasets[name]
+        except KeyError:
+            raise KeyError(f"{self.path}: no reduction {name!r} (have {', '.join(self._datasets) or 'none'})") \
+                from None
+
+    def __iter__(self):
+        return iter(self._datasets)
+
+    def __len__(self) -> int:
+        return len(self._datasets)
+
+    def to_dataframe(self, reductions=None):
+        """A pandas DataFrame, one row per number: reduction, quantity, T, L, value, error (NaN where a
+        quantity has no such axis or no error bar), then one column per other named axis (r, level, ...)
+        and `index` (positions along unnamed axes). `reductions`: a name or names to keep."""
+        import pandas as pd
+        names = [reductions] if isinstance(reductions, str) else list(reductions or self._datasets)
+        rows = [r for n in names for r in tidy_rows(n, self[n])]
+        df = pd.DataFrame(rows)
+        if df.empty:
+            return pd.DataFrame(columns=FIXED_COLUMNS)
+        extra = [c for c in df.columns if c not in FIXED_COLUMNS]
+        return df[FIXED_COLUMNS + extra]
+
+    def __repr__(self) -> str:
+        head = f"<Results {self.path}: {len(self)} reduction(s)"
+        made = " ".join(str(self.attrs.get(k, "")) for k in ("hpc_rg_version", "created")).strip()
+        lines = [head + (f", hpc_rg {made}" if made else "")]
+        width = max((len(n) for n in self), default=0)
+        for n, ds in self.items():
+            dims = ", ".join(f"{d}: {s}" for d, s in ds.sizes.items() if "_dim_" not in d)
+            qs = [q + ("±" if q + "_error" in ds.data_vars else "") for q in ds.data_vars
+                  if not (q.endswith("_error") and q[:-6] in ds.data_vars)]
+            shown = ", ".join(qs[:8]) + (f", ... ({len(qs)} quantities)" if len(qs) > 8 else "")
+            lines.append(f"  {n:<{width}}  [{dims}]  {shown}" if dims else f"  {n:<{width}}  {shown}")
+        return "\n".join(lines) + ">"
