@@ -300,3 +300,6 @@ def open_ensemble(path: str | Path) -> Ensemble:
     """The ensemble file at `path` (strict: a folder is refused; `hpc_rg.open_ensemble` also takes a run
     folder)."""
     return Ensemble(path)
+
+
+__all__ = ["FORMAT", "SPIN_FILL", "FileError", "Ensemble", "open_ensemble", "write_ensemble", "open_hdf5"]

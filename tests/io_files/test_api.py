@@ -1,0 +1,292 @@
+"""The notebook API: `hpc_rg.open_ensemble` (repr, a lazy to_xarray), `hpc_rg.read_results` (a Dataset per
+reduction, tidy rows), lazy exports, and `import hpc_rg` importing none of the heavy packages."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import hpc_rg
+from hpc_rg.config import ConfigError
+from hpc_rg.io.ensemble import write_ensemble
+from hpc_rg.reduce.registry import Result
+from hpc_rg.reduce.results import read_results as read_results_dicts
+from hpc_rg.reduce.results import write_results
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPS = [2.0, 2.25, 2.5]
+
+
+def python(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def ensemble(tmp_path):
+    rng = np.random.default_rng(3)
+    spins = np.where(rng.random((3, 2, 10, 4, 6)) < 0.7, 1, -1).astype(np.int8)
+    energy = rng.normal(size=(3, 2, 10))
+    path = write_ensemble(tmp_path / "ensemble.h5", TEMPS, spins, energy=energy,
+                          attrs={"model": "ising2d", "seed": 7},
+                          timeseries={"energy": rng.normal(size=(3, 2, 20))})
+    return path, spins, energy
+
+
+# -- exports ----------------------------------------------------------------------------------------------
+
+def test_import_hpc_rg_imports_no_heavy_package():
+    proc = python("import sys, hpc_rg, hpc_rg.io, hpc_rg.reduce, hpc_rg.learn\n"
+                  "print(sorted(m for m in ('torch', 'mpi4py', 'matplotlib', 'xarray', 'pandas', 'h5py', 'numba')"
+                  " if m in sys.modules))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_open_ensemble_imports_neither_torch_nor_mpi_nor_matplotlib(ensemble):
+    path, _, _ = ensemble
+    proc = python(f"import sys, hpc_rg\ne = hpc_rg.open_ensemble({str(path)!r}); repr(e); e.close()\n"
+                  "print(sorted(m for m in ('torch', 'mpi4py', 'matplotlib', 'xarray') if m in sys.modules))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_public_names_resolve():
+    for name in hpc_rg.__all__:
+        assert getattr(hpc_rg, name) is not None
+    assert hpc_rg.io.open_ensemble is hpc_rg.open_ensemble        # README's spelling
+    assert hpc_rg.io.read_results is hpc_rg.read_results
+    for module in ("hpc_rg.io", "hpc_rg.reduce", "hpc_rg.learn", "hpc_rg.io.ensemble", "hpc_rg.io.results_view",
+                   "hpc_rg.io.xarray_view", "hpc_rg.api"):
+        namespace: dict = {}
+        exec(f"from {module} import *", namespace)
+        assert set(__import__(module, fromlist=["__all__"]).__all__) <= set(namespace)
+    with pytest.raises(AttributeError):
+        hpc_rg.no_such_name
+
+
+# -- Ensemble ---------------------------------------------------------------------------------------------
+
+def test_repr_shows_model_lattice_temperatures_chains_samples_storage(ensemble):
+    path, _, _ = ensemble
+    with hpc_rg.open_ensemble(path) as ens:
+        text = repr(ens)
+    for fragment in ("ising2d", "4 x 6 (24 sites)", "3: 2, 2.25, 2.5", "chains        2",
+                     "10 per chain", "int8"):
+        assert fragment in text, (fragment, text)
+    assert repr(ens).endswith("(closed)>")
+
+
+def test_repr_abbreviates_many_temperatures(tmp_path):
+    temps = np.linspace(1.0, 3.0, 40)
+    path = write_ensemble(tmp_path / "e.h5", temps, np.ones((40, 1, 2, 4, 4), np.int8))
+    with hpc_rg.open_ensemble(path) as ens:
+        line = next(line for line in repr(ens).splitlines() if "temperatures" in line)
+    assert line.split()[1:4] == ["40:", "1,", "1.05128,"] and "..." in line and line.endswith("3")
+    assert len(line) < 100
+
+
+def test_open_ensemble_takes_a_run_folder(ensemble):
+    path, _, _ = ensemble
+    with hpc_rg.open_ensemble(path.parent) as ens:
+        assert ens.path == path
+    (path.parent / "empty").mkdir()
+    with pytest.raises(ConfigError, match="empty: is a folder, not an ensemble file"):
+        hpc_rg.open_ensemble(path.parent / "empty")         # a folder without ensemble.h5: one line
+
+
+class ReadLog:
+    """Every h5py read of a dataset, as (dataset name, selection)."""
+
+    def __init__(self, monkeypatch):
+        self.reads: list[tuple[str, object]] = []
+        original = h5py.Dataset.__getitem__
+
+        def logged(dset, key, *args, **kwargs):
+            self.reads.append((dset.name, key))
+            return original(dset, key, *args, **kwargs)
+        monkeypatch.setattr(h5py.Dataset, "__getitem__", logged)
+
+    def of(self, *names):
+        return [r for r in self.reads if r[0] in names]
+
+
+def test_to_xarray_reads_nothing_until_asked_then_only_the_slab(ensemble, monkeypatch):
+    path, spins, energy = ensemble
+    with hpc_rg.open_ensemble(path) as ens:
+        log = ReadLog(monkeypatch)
+        ds = ens.to_xarray()
+        sub = ds.spins.sel(temperature=2.25).isel(chain=1, sample=slice(2, 5))
+        mean_e = ds.energy.isel(temperature=0)
+        assert log.reads == []                                   # building and selecting read nothing
+        values = sub.values
+        assert len(log.of("/spins")) == 1 and log.of("/energy", "/magnetization", "/timeseries/energy") == []
+        assert values.shape == (3, 4, 6) and values.dtype == np.int8
+        np.testing.assert_array_equal(values, spins[1, 1, 2:5])
+        np.testing.assert_array_equal(mean_e.values, energy[0])
+        assert len(log.of("/energy")) == 1
+
+
+def test_to_xarray_values_equal_the_ensemble_reads(ensemble):
+    path, spins, energy = ensemble
+    with hpc_rg.open_ensemble(path) as ens:
+        ds = ens.to_xarray()
+        assert dict(ds.spins.sizes) == {"temperature": 3, "chain": 2, "sample": 10, "y": 4, "x": 6}
+        np.testing.assert_array_equal(ds.temperature.values, TEMPS)
+        assert ds.temperature.attrs["units"] == "J/k_B"
+        np.testing.assert_array_equal(ds.spins.values, spins)
+        np.testing.assert_array_equal(ds.spins[:, ::-1, ::-3, 1].values, spins[:, ::-1, ::-3, 1])
+        np.testing.assert_array_equal(ds.spins.isel(sample=[7, 1, 4]).values, spins[:, :, [7, 1, 4]])
+        for t in range(3):
+            streamed = np.concatenate(list(ens.iter_spins(t, batch=4)))
+            np.testing.assert_array_equal(ds.spins.isel(temperature=t).values.reshape(-1, 4, 6), streamed)
+        np.testing.assert_array_equal(ds.energy.values, ens.energy)
+        np.testing.assert_array_equal(ds.magnetization.values, ens.magnetization)
+        np.testing.assert_array_equal(ds.timeseries_energy.values, ens.timeseries("energy"))
+        assert ds.attrs["model"] == "ising2d" and ds.attrs["seed"] == 7
+        assert float(abs(ds.magnetization).mean()) == pytest.approx(np.abs(spins.mean(axis=(3, 4))).mean())
+    with pytest.raises(ValueError, match="the Ensemble was closed"):
+        ds.spins.values
+
+
+def test_missing_xarray_is_one_line_naming_the_extra(ensemble, tmp_path):
+    path, _, _ = ensemble
+    results = _results_file(tmp_path)
+    for call in (f"hpc_rg.open_ensemble({str(path)!r}).to_xarray()", f"hpc_rg.read_results({str(results)!r})"):
+        proc = python("import sys\nsys.modules['xarray'] = None\nimport hpc_rg\n"
+                      f"try:\n    {call}\nexcept ImportError as e:\n    print(type(e).__name__, e)\n")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "MissingExtra this needs the optional package 'xarray': " \
+                                      "pip install 'hpc_rg[xarray]'", proc.stdout
+
+
+# -- Results ----------------------------------------------------------------------------------------------
+
+def _results_file(folder: Path) -> Path:
+    """results.h5 with the shapes the reductions write: per temperature, (T, r), several sizes, scalars,
+    exact numbers without errors, unknown shapes, string axes."""
+    obs = Result(attrs={"method": "jackknife", "lattice_shape": np.array([8, 8])})
+    obs.put("abs_m", [0.9, 0.7, 0.5], [0.01, 0.02, 0.03])
+    obs.put("tau_int_abs_m", [1.0, 2.0, 1.5])
+    obs.axes["temperatures"] = np.array(TEMPS)
+    obs.axes["L"] = np.array([8])
+    corr = Result(attrs={"distance": "axes"})
+    corr.put("G_s", np.arange(15.0).reshape(3, 5), np.full((3, 5), 0.1))
+    corr.put("abs_m", [0.9, 0.7, 0.5], [0.01, 0.02, 0.03])
+    corr.axes["temperatures"] = np.array(TEMPS)
+    corr.axes["r"] = np.arange(5)
+    sizes = Result()
+    sizes.put("abs_m_L8", [0.9, 0.8], [0.01, 0.01])
+    sizes.put("abs_m_L16", [0.95, 0.85, 0.6], [0.02, 0.02, 0.02])
+    sizes.axes["temperatures_L8"] = np.array([2.0, 2.5])
+    sizes.axes["temperatures_L16"] = np.array(TEMPS)
+    sizes.axes["L"] = np.array([8, 16])
+    sizes.axes["reweight_T_L8"] = np.linspace(2.0, 2.5, 4)
+    sizes.axes["reweighted_abs_m_L8"] = np.array([0.9, 0.87, 0.83, 0.8])
+    odd = Result(attrs={"note": "unknown shapes"})
+    odd.put("cube", np.arange(30.0).reshape(2, 3, 5))
+    odd.put("scalar", 4.5, 0.5)
+    odd.put("per_model", [0.1, 0.2], [0.01, 0.02])
+    odd.axes["model"] = np.array([b"a", b"b"])
+    odd.axes["matrix"] = np.eye(2)
+    path = folder / "results.h5"
+    write_results(path, {"observables": obs, "correlators": corr, "sizes": sizes, "odd": odd}, "[job]\n",
+                  n_ranks=2, version="9.9")
+    return path
+
+
+def test_read_results_gives_a_dataset_per_reduction(tmp_path):
+    path = _results_file(tmp_path)
+    res = hpc_rg.read_results(path)
+    ref = read_results_dicts(path)
+    assert set(res) == set(ref) == {"observables", "correlators", "sizes", "odd"}
+    assert res.attrs["job_toml"] == "[job]\n" and res.attrs["n_ranks"] == 2
+
+    obs = res["observables"]
+    assert obs.abs_m.dims == ("temperature",) and obs.abs_m_error.dims == ("temperature",)
+    np.testing.assert_array_equal(obs.temperature.values, TEMPS)
+    np.testing.assert_array_equal(obs.abs_m.values, ref["observables"]["abs_m"])
+    np.testing.assert_array_equal(obs.abs_m_error.values, ref["observables"]["abs_m_err"])
+    assert "tau_int_abs_m_error" not in obs and obs.L.item() == 8 and obs.attrs["method"] == "jackknife"
+    assert float(obs.abs_m.sel(temperature=2.25)) == 0.7
+
+    corr = res["correlators"]
+    assert corr.G_s.dims == ("temperature", "r") and "L" not in corr.coords       # no size recorded
+    np.testing.assert_array_equal(corr.G_s.values, ref["correlators"]["G_s"])
+    np.testing.assert_array_equal(corr.r.values, np.arange(5))
+
+    sizes = res["sizes"]
+    assert sizes.abs_m_L8.dims == ("temperature_L8",) and sizes.abs_m_L16.dims == ("temperature_L16",)
+    assert sizes.abs_m_L16.attrs["quantity"] == "abs_m" and sizes.abs_m_L16.attrs["L"] == 16
+    assert sizes.reweighted_abs_m_L8.dims == ("reweight_T_L8",)
+    np.testing.assert_array_equal(sizes.L.values, [8, 16])
+
+    odd = res["odd"]                      # unknown shapes come through, on generic axes
+    assert odd.cube.dims == ("cube_dim_0", "cube_dim_1", "cube_dim_2")
+    np.testing.assert_array_equal(odd.cube.values, ref["odd"]["cube"])
+    assert odd.scalar.dims == () and float(odd.scalar_error) == 0.5
+    assert list(odd.model.values) == ["a", "b"]
+    np.testing.assert_array_equal(odd.matrix.values, np.eye(2))
+    text = repr(res)
+    assert text.startswith(f"<Results {path}: 4 reduction(s), hpc_rg 9.9")
+    assert "observables  [temperature: 3]  abs_m±, tau_int_abs_m" in text
+
+
+def test_dataframe_rows_are_the_files_numbers(tmp_path):
+    path = _results_file(tmp_path)
+    ref = read_results_dicts(path)
+    df = hpc_rg.read_results(path).to_dataframe()
+    assert list(df.columns[:6]) == ["reduction", "quantity", "T", "L", "value", "error"]
+    obs = df[(df.reduction == "observables") & (df.quantity == "abs_m")].sort_values("T")
+    np.testing.assert_array_equal(obs["T"], TEMPS)
+    np.testing.assert_array_equal(obs["value"], ref["observables"]["abs_m"])
+    np.testing.assert_array_equal(obs["error"], ref["observables"]["abs_m_err"])
+    assert set(obs["L"]) == {8}
+    tau = df[df.quantity == "tau_int_abs_m"]
+    assert tau["error"].isna().all() and list(tau["value"]) == [1.0, 2.0, 1.5]
+    g = df[df.quantity == "G_s"]
+    assert len(g) == 15
+    for _, row in g.iterrows():
+        t = TEMPS.index(row["T"])
+        assert row["value"] == ref["correlators"]["G_s"][t, int(row["r"])]
+    l16 = df[(df.reduction == "sizes") & (df.quantity == "abs_m") & (df.L == 16)]
+    np.testing.assert_array_equal(l16["T"], TEMPS)
+    np.testing.assert_array_equal(l16["value"], ref["sizes"]["abs_m_L16"])
+    assert len(df[(df.reduction == "sizes") & (df.quantity == "abs_m") & (df.L == 8)]) == 2
+    cube = df[df.quantity == "cube"]
+    assert len(cube) == 30 and cube["T"].isna().all() and set(cube["index"]) == set(np.ndindex(2, 3, 5))
+    assert df[df.quantity == "scalar"][["value", "error"]].values.tolist() == [[4.5, 0.5]]
+    only = hpc_rg.read_results(path).to_dataframe("observables")
+    assert set(only.reduction) == {"observables"} and len(only) == 6
+
+
+def test_dimension_scales_name_the_axes(tmp_path):
+    """A file with HDF5 dimension scales (as `hpc-rg analyze` writes them) is labelled by them, not by
+    lengths: here an axis of length 3 that is not the temperature."""
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        g = f["correlators"]
+        g["step"] = np.array([10, 20, 30])
+        g["step"].make_scale("step")
+        g["flow"] = np.ones(3)
+        g["flow"].dims[0].attach_scale(g["step"])
+        g["flow"].attrs["units"] = "1"
+    ds = hpc_rg.read_results(path)["correlators"]
+    assert ds.flow.dims == ("step",) and list(ds.step.values) == [10, 20, 30]
+    assert ds.flow.attrs["units"] == "1" and ds.flow.attrs["dims_from"] == "HDF5 dimension scales"
+    assert "step" not in ds.data_vars
+
+
+def test_read_results_refuses_other_files_in_one_line(ensemble, tmp_path):
+    path, _, _ = ensemble
+    with pytest.raises(ConfigError, match=r"attribute format = 'hpc_rg.ensemble/1': expected 'hpc_rg.results/1'"):
+        hpc_rg.read_results(path)
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ConfigError, match="is not a results file"):
+        hpc_rg.read_results(tmp_path / "junk.h5")
+    assert hpc_rg.read_results(_results_file(tmp_path).parent).path == tmp_path / "results.h5"
