@@ -49,5 +49,9 @@ def test_the_example_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "quickstart ising2d (2.0, 2.5)" in out
     assert re.search(r"T = 2\.0000: E/N = -?\d\.\d{4} \+- \d\.\d{4} \(tau_int \d+\.\d\), exact -\d\.\d{4}", out)
-    assert "observables ['energy'] ['temperatures']" in out
+    assert "<Ensemble runs/quickstart/ensemble.h5\n  model         ising2d\n  lattice       4 x 4" in out
+    assert "<Results runs/quickstart/results.h5: 1 reduction(s)" in out
+    assert "observables ['energy'] ['temperature']" in out
+    assert "-1.5 0.01" in out
+    assert re.search(r"T\s+value\s+error\n\s*2\.0\s+-1\.5\s+0\.01\n\s*2\.5\s+-1\.0\s+0\.02", out), out
 
