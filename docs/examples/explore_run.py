@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")                       # a file, not a window (in a notebook, drop this line)
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 
 import hpc_rg  # noqa: E402
 from hpc_rg.exact import T_C  # noqa: E402   (Onsager's T_c of the infinite square lattice)
@@ -49,7 +50,7 @@ abs_m = table[(table.reduction == "observables") & (table.quantity == "abs_m")]
 for L, rows in abs_m.groupby("L", dropna=False):
     rows = rows.sort_values("T")
     ax.errorbar(rows["T"], rows["value"], yerr=rows["error"], marker="o", ms=4, capsize=3,
-                label=f"L = {L:g} (observables, jackknife)" if L == L else "observables (jackknife)")
+                label="observables (jackknife)" if pd.isna(L) else f"L = {L} (observables, jackknife)")
 ax.plot(abs_m_raw.temperature, abs_m_raw, "x", color="grey", label="mean |m| of the samples")
 ax.axvline(T_C, color="k", ls=":", lw=0.8, label="$T_c$ (Onsager)")
 ax.set_xlabel("temperature $T$ [$J/k_B$]")

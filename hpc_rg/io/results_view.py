@@ -183,10 +183,11 @@ def _temperature_dim(var) -> str | None:
     return next((d for d in var.dims if TEMPERATURE_AXIS.match(d) or d.startswith("temperature_L")), None)
 
 
-def tidy_rows(reduction: str, ds) -> list[dict]:
-    """Rows (reduction, quantity, T, L, value, error, <other named axes>) of every quantity of a Dataset
-    made by `reduction_dataset` (errors become the error column; curves of axes/ are quantities too)."""
-    rows: list[dict] = []
+def tidy_rows(reduction: str, ds):
+    """A pandas DataFrame of every quantity of a Dataset made by `reduction_dataset`: columns reduction,
+    quantity, T, L, value, error, one per other named axis, and `index` (positions along unnamed axes)."""
+    import pandas as pd
+    frames = []
     L_all = ds.coords["L"].item() if "L" in ds.coords and ds.coords["L"].ndim == 0 else np.nan
     for q, var in ds.data_vars.items():
         if q.endswith("_error") and q[:-6] in ds.data_vars:
@@ -194,29 +195,30 @@ def tidy_rows(reduction: str, ds) -> list[dict]:
         value = np.asarray(var.values)
         if value.dtype.kind not in "biuf":                  # strings and the like are no numbers to tabulate
             continue
+        n = value.size
         err = ds[q + "_error"].values if q + "_error" in ds.data_vars else None
-        err = np.asarray(err, dtype=np.float64) if err is not None and np.shape(err) == value.shape \
-            else np.full(value.shape, np.nan)
+        err = np.asarray(err, dtype=np.float64).ravel() if err is not None and np.shape(err) == value.shape \
+            else np.full(n, np.nan)
         t_dim = _temperature_dim(var)
-        quantity = var.attrs.get("quantity", q)
-        L = var.attrs.get("L", L_all)
-        for idx in np.ndindex(value.shape):
-            row = {"reduction": reduction, "quantity": quantity, "T": np.nan, "L": L,
-                   "value": float(value[idx]), "error": float(err[idx])}
-            generic = []
-            for dim, i in zip(var.dims, idx):
-                if dim == t_dim:
-                    row["T"] = float(ds[dim].values[i])
-                elif dim == "L":
-                    row["L"] = ds["L"].values[i].item()
-                elif dim in ds.coords:
-                    row[dim] = ds[dim].values[i].item()
-                else:
-                    generic.append(i)
-            if generic:
-                row["index"] = tuple(generic)
-            rows.append(row)
-    return rows
+        cols = {"reduction": np.full(n, reduction, dtype=object),
+                "quantity": np.full(n, var.attrs.get("quantity", q), dtype=object),
+                "T": np.full(n, np.nan), "L": np.full(n, var.attrs.get("L", L_all), dtype=np.float64),
+                "value": value.astype(np.float64).ravel(), "error": err}
+        positions = np.indices(value.shape).reshape(value.ndim, n)      # C order, as ravel()
+        generic = []
+        for axis, dim in enumerate(var.dims):
+            if dim == t_dim:
+                cols["T"] = np.asarray(ds[dim].values, dtype=np.float64)[positions[axis]]
+            elif dim == "L":
+                cols["L"] = np.asarray(ds["L"].values, dtype=np.float64)[positions[axis]]
+            elif dim in ds.coords:
+                cols[dim] = np.asarray(ds[dim].values)[positions[axis]]
+            else:
+                generic.append(positions[axis])
+        if generic:
+            cols["index"] = list(zip(*(g.tolist() for g in generic)))
+        frames.append(pd.DataFrame(cols))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FIXED_COLUMNS)
 
 
 class Results(Mapping):
@@ -247,10 +249,12 @@ class Results(Mapping):
         and `index` (positions along unnamed axes). `reductions`: a name or names to keep."""
         import pandas as pd
         names = [reductions] if isinstance(reductions, str) else list(reductions or self._datasets)
-        rows = [r for n in names for r in tidy_rows(n, self[n])]
-        df = pd.DataFrame(rows)
-        if df.empty:
+        frames = [f for f in (tidy_rows(n, self[n]) for n in names) if len(f)]
+        if not frames:
             return pd.DataFrame(columns=FIXED_COLUMNS)
+        df = pd.concat(frames, ignore_index=True)
+        if np.all(np.isnan(df["L"]) | (df["L"] == np.round(df["L"]))):
+            df["L"] = df["L"].astype("Int64")          # a lattice size is an integer (<NA> where none)
         extra = [c for c in df.columns if c not in FIXED_COLUMNS]
         return df[FIXED_COLUMNS + extra]
 
