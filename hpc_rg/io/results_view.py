@@ -1,7 +1,8 @@
 """`hpc_rg.read_results(path)`: results.h5 as one `xarray.Dataset` per reduction, and as tidy rows.
 
 In a Dataset, each quantity `<q>` of the file is a variable, its error bar `<q>_error` beside it (the file's
-`<q>_err`), the reduction's axes are coordinates (`temperature`, `r`, `level`, ...) and its attributes the
+`<q>_err`; linked by the CF attribute `ancillary_variables`; a quantity named like an axis, e.g. `r`,
+becomes `r_value`), the reduction's axes are coordinates (`temperature`, `r`, `level`, ...) and its attributes the
 Dataset's. `Results.to_dataframe()` flattens every quantity into rows (reduction, quantity, T, L, value,
 error, and a column per other named axis), ready for pandas/seaborn.
 
@@ -137,6 +138,7 @@ def reduction_dataset(name: str, g: h5py.Group):
         if q in errors:
             err = _plain(dsets[q + "_err"][()])
             err_dims = dims if np.shape(err) == shape else tuple(f"{q}_error_dim_{i}" for i in range(np.ndim(err)))
+            attrs["ancillary_variables"] = q + "_error"           # CF's link from a value to its error bar
             data[q + "_error"] = (err_dims, err, dict(_attrs(dsets[q + "_err"]),
                                                       long_name=f"error bar of {q} (one standard error)"))
 
@@ -158,6 +160,8 @@ def reduction_dataset(name: str, g: h5py.Group):
     attrs["reduction"] = name
     if "L" not in coords and "L" not in axes and np.size(attrs.get("lattice_shape", [])):
         coords["L"] = ((), int(np.atleast_1d(attrs["lattice_shape"])[-1]), {"long_name": "linear lattice size"})
+    for q in [q for q in data if q in coords]:   # a quantity named like an axis ("r", "L"): keep both
+        data[f"{q}_value"] = (data[q][0], data[q][1], dict(data.pop(q)[2], quantity=q))
     return xr.Dataset({k: xr.Variable(*v) for k, v in data.items()},
                       coords={k: xr.Variable(*v) for k, v in coords.items()}, attrs=attrs)
 
@@ -189,14 +193,16 @@ def tidy_rows(reduction: str, ds):
     import pandas as pd
     frames = []
     L_all = ds.coords["L"].item() if "L" in ds.coords and ds.coords["L"].ndim == 0 else np.nan
+    error_vars = {v.attrs.get("ancillary_variables") for v in ds.data_vars.values()}
     for q, var in ds.data_vars.items():
-        if q.endswith("_error") and q[:-6] in ds.data_vars:
+        if q in error_vars:
             continue
         value = np.asarray(var.values)
         if value.dtype.kind not in "biuf":                  # strings and the like are no numbers to tabulate
             continue
         n = value.size
-        err = ds[q + "_error"].values if q + "_error" in ds.data_vars else None
+        err_name = var.attrs.get("ancillary_variables")
+        err = ds[err_name].values if err_name in ds.data_vars else None
         err = np.asarray(err, dtype=np.float64).ravel() if err is not None and np.shape(err) == value.shape \
             else np.full(n, np.nan)
         t_dim = _temperature_dim(var)
@@ -265,8 +271,9 @@ class Results(Mapping):
         width = max((len(n) for n in self), default=0)
         for n, ds in self.items():
             dims = ", ".join(f"{d}: {s}" for d, s in ds.sizes.items() if "_dim_" not in d)
-            qs = [q + ("±" if q + "_error" in ds.data_vars else "") for q in ds.data_vars
-                  if not (q.endswith("_error") and q[:-6] in ds.data_vars)]
+            errs = {v.attrs.get("ancillary_variables") for v in ds.data_vars.values()}
+            qs = [q + ("±" if v.attrs.get("ancillary_variables") in ds.data_vars else "")
+                  for q, v in ds.data_vars.items() if q not in errs]
             shown = ", ".join(qs[:8]) + (f", ... ({len(qs)} quantities)" if len(qs) > 8 else "")
             lines.append(f"  {n:<{width}}  [{dims}]  {shown}" if dims else f"  {n:<{width}}  {shown}")
         return "\n".join(lines) + ">"

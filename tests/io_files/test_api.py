@@ -178,6 +178,7 @@ def _results_file(folder: Path) -> Path:
     corr = Result(attrs={"distance": "axes"})
     corr.put("G_s", np.arange(15.0).reshape(3, 5), np.full((3, 5), 0.1))
     corr.put("abs_m", [0.9, 0.7, 0.5], [0.01, 0.02, 0.03])
+    corr.put("r", [1.0, 2.0, 3.0], [0.1, 0.2, 0.3])            # a quantity named like an axis
     corr.axes["temperatures"] = np.array(TEMPS)
     corr.axes["r"] = np.arange(5)
     sizes = Result()
@@ -219,6 +220,8 @@ def test_read_results_gives_a_dataset_per_reduction(tmp_path):
     assert corr.G_s.dims == ("temperature", "r") and "L" not in corr.coords       # no size recorded
     np.testing.assert_array_equal(corr.G_s.values, ref["correlators"]["G_s"])
     np.testing.assert_array_equal(corr.r.values, np.arange(5))
+    np.testing.assert_array_equal(corr.r_value.values, [1.0, 2.0, 3.0])
+    assert corr.r_value.attrs["quantity"] == "r" and corr.r_value.attrs["ancillary_variables"] == "r_error"
 
     sizes = res["sizes"]
     assert sizes.abs_m_L8.dims == ("temperature_L8",) and sizes.abs_m_L16.dims == ("temperature_L16",)
@@ -254,6 +257,8 @@ def test_dataframe_rows_are_the_files_numbers(tmp_path):
     for _, row in g.iterrows():
         t = TEMPS.index(row["T"])
         assert row["value"] == ref["correlators"]["G_s"][t, int(row["r"])]
+    r = df[(df.reduction == "correlators") & (df.quantity == "r")]
+    assert list(r["value"]) == [1.0, 2.0, 3.0] and list(r["error"]) == [0.1, 0.2, 0.3]
     l16 = df[(df.reduction == "sizes") & (df.quantity == "abs_m") & (df.L == 16)]
     np.testing.assert_array_equal(l16["T"], TEMPS)
     np.testing.assert_array_equal(l16["value"], ref["sizes"]["abs_m_L16"])
