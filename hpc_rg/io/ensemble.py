@@ -274,7 +274,8 @@ class Ensemble:
             parts = {name for name, _ in virtual_sources(d)} - {"."}
             where = f"virtual over {len(parts)} part file(s)"
         else:
-            where = f"{d.id.get_storage_size() / 2 ** 20:.1f} MiB on disk" + \
+            size = d.id.get_storage_size()
+            where = (f"{size / 2 ** 20:.1f} MiB" if size >= 2 ** 20 else f"{size / 2 ** 10:.1f} KiB") + " on disk" + \
                 (f", {d.compression}" if d.compression else "")
         storage = str(self.attrs.get("spin_storage", d.attrs.get("spin_storage", d.dtype)))
         return (f"<Ensemble {self.path}\n"

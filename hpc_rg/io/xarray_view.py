@@ -3,8 +3,8 @@
 Each variable is an xarray `LazilyIndexedArray` over `SlabArray`, which hands the basic (slice and
 integer) selection xarray asks for to a reader function of the Ensemble: `ds.spins.isel(temperature=2,
 sample=slice(0, 8)).values` reads those eight configurations and nothing else (with dask installed,
-`ds.chunk(...)` reads chunk by chunk the same way). The reader, not this module, knows how the spins are stored (int8, or packed bits
-unpacked by the Ensemble), so the Dataset always shows ±1 int8 spins of the logical lattice shape.
+`ds.chunk(...)` reads chunk by chunk the same way). The reader, not this module, knows how the spins
+are stored, so the Dataset always shows ±1 int8 spins of the logical lattice shape.
 
 xarray is an optional extra (`pip install hpc_rg[xarray]`): this module, which imports it, is imported by
 `to_xarray` on first use, so `import hpc_rg` and the readers never need it.
