@@ -57,6 +57,7 @@ LABELS: dict[str, Label] = {
     "U_cross": Label("Binder cumulant at the crossing", "U₄*", "1"),
     "U": Label("Binder cumulant", "U₄", "1"),
     # correlators and scaling dimensions
+    "eps": Label("bond energy density s_i Σ_j J_ij s_j", "ε", "J"),
     "G_s": Label("spin-spin correlator", "G_s(r)", "1"),
     "G_eps": Label("energy-energy correlator (connected)", "G_ε(r)", "1"),
     "delta_s": Label("spin scaling dimension", "Δ_s", "1"),
