@@ -212,8 +212,8 @@ def _figures_correlators(res) -> list[Figure]:
     return [Figure("correlators", [panel(q) for q in ("G_s", "G_eps") if q in res.values], (4.8, 3.8))]
 
 
-FIT_FORMS = {"plain": "power-law fit of G(r)", "chord": "chord-distance fit of G(r)",
-             "fss_m2": "finite-size scaling of ⟨m²⟩", "fss_G": "finite-size scaling of G(L/2)"}
+FIT_FORMS = {"plain": "power-law fit in r", "chord": "power-law fit in chord distance",
+             "fss_m2": "finite-size scaling of ⟨m²⟩", "fss_G": "finite-size scaling of G(r ∝ L)"}
 
 
 def _figures_scaling(res) -> list[Figure]:
