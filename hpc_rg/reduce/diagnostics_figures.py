@@ -50,7 +50,7 @@ def _figures_receptive_fields(res) -> list[Figure]:
     def radius(ax):
         for l in layers:
             ax.hist(value(res, f"radius_layer{l}")[0], bins=bins, histtype="step", label=f"layer {l}")
-        ax.axvline(float(value(res, "uniform_radius")[0]), color="grey", ls="--", lw=0.8, label="uniform weights")
+        ax.axvline(float(np.ravel(value(res, "uniform_radius")[0])[0]), color="grey", ls="--", lw=0.8, label="uniform weights")
         ax.set_xlabel(axis_label("radius"))
         ax.set_ylabel("number of filters (count)")
         ax.set_title("radius of gyration of the filters")

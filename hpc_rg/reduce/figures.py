@@ -57,8 +57,8 @@ def save(fig, folder: Path, name: str) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+    fig.savefig(path, dpi=DPI)
+    fig.savefig(path.with_suffix(".pdf"))
     _plt().close(fig)
     return path
 
@@ -167,9 +167,9 @@ def _figures_observables(res) -> list[Figure]:
             for i, key in enumerate(keys):
                 sfx = key[len(q):]
                 v, e = value(res, key)
-                name = f"L = {sfx[2:]}" if sfx else None
+                name = f"L = {sfx[2:]}" if sfx else ""
                 ax.errorbar(res.axes["temperatures" + sfx], v, e, marker="o", ms=3, ls="none", color=f"C{i}",
-                            label=name)
+                            label=name or "Monte Carlo ± jackknife error")
                 curve = res.axes.get(f"reweighted_{q}{sfx}")
                 if curve is not None and "reweight_T" + sfx in res.axes:
                     ax.plot(res.axes["reweight_T" + sfx], curve, lw=0.8, color=f"C{i}",
