@@ -63,6 +63,8 @@ LABELS: dict[str, Label] = {
     "delta_s": Label("spin scaling dimension", "Δ_s", "1"),
     "delta_eps": Label("energy scaling dimension", "Δ_ε", "1"),
     "chi2_dof": Label("fit χ² per degree of freedom", "χ²/dof", "1"),
+    "chi2_s_dof": Label("fit χ² per degree of freedom (Δ_s)", "χ²/dof", "1"),
+    "chi2_eps_dof": Label("fit χ² per degree of freedom (Δ_ε)", "χ²/dof", "1"),
     # block RG, MCRG, decimation
     "nn": Label("nearest-neighbour correlation", "⟨s_i s_j⟩", "1"),
     "y_t": Label("thermal RG eigenvalue exponent", "y_t", "1"),
@@ -77,9 +79,9 @@ LABELS: dict[str, Label] = {
     "I": Label("mutual information", "I", "bits"),
     # learned models and diagnostics
     "mse": Label("reconstruction mean squared error", "MSE", "1"),
-    "mismatch": Label("fraction of mismatched spins", "mismatch", "1"),
+    "mismatch": Label("fraction of mismatched spins", "f_mis", "1"),
     "baseline_mse": Label("baseline mean squared error", "MSE", "1"),
-    "baseline_mismatch": Label("baseline fraction of mismatched spins", "mismatch", "1"),
+    "baseline_mismatch": Label("baseline fraction of mismatched spins", "f_mis", "1"),
     "T_thermo": Label("thermometer temperature", "T̂", "J/k_B"),
     "T_mean": Label("mean thermometer temperature", "⟨T̂⟩", "J/k_B"),
     "T_peak": Label("most probable thermometer temperature", "T̂_peak", "J/k_B"),
@@ -99,6 +101,18 @@ LABELS: dict[str, Label] = {
     "kernel_mean": Label("mean kernel", "w̄", "1"),
     "kernel_spread": Label("kernel spread between trainings", "σ_w", "1"),
     "dof": Label("degrees of freedom of the fit", "dof", "1"),
+    "blob_area": Label("peak blob area", "A", "sites"),
+    "half_width": Label("autocorrelation half-width", "w_½", "lattice spacings"),
+    "bias": Label("thermometer bias ⟨T̂⟩ − T", "ΔT", "J/k_B"),
+    "bias_peak": Label("thermometer bias of the peak T̂_peak − T", "ΔT_peak", "J/k_B"),
+    "p_mean": Label("mean thermometer class probability", "p̄", "1"),
+    "K_decimated": Label("coupling of the decimated network", "K", "1"),
+    "nn_network": Label("nearest-neighbour correlation of the network's spins", "⟨s_i s_j⟩", "1"),
+    "corner": Label("corner weight fraction of Σ|w|", "f_corner", "1"),
+    "edge": Label("edge weight fraction of Σ|w|", "f_edge", "1"),
+    "centre": Label("centre weight fraction of Σ|w|", "f_centre", "1"),
+    "corner_edge_ratio": Label("corner-to-edge weight ratio", "w_corner/w_edge", "1"),
+    "model": Label("trained model", "model", "1"),
 }
 
 # name patterns: (regex, base name, how the captured part is said). Tried in order after an exact match.
@@ -118,6 +132,11 @@ _PATTERNS: list[tuple[re.Pattern, str | None, str]] = [
     (re.compile(r"^fss_(?P<base>.+)_by_L_T(?P<x>.+)$"), None, "by L at T = {x}"),
     (re.compile(r"^(?P<base>y_t|y_h|kernels|kernel_mean|kernel_spread|accuracy)_(?P<x>.+)$"), None, "{x}"),
     (re.compile(r"^(?P<base>.+)_dof$"), "dof", "{base}"),
+    (re.compile(r"^shuffled_(?P<base>.+)$"), None, "shuffled null"),
+    (re.compile(r"^(?P<base>.+)_mean$"), None, "mean"),
+    (re.compile(r"^(?P<base>.+)_median$"), None, "median"),
+    (re.compile(r"^(?P<base>corner|edge|centre|corner_edge_ratio)_(?P<x>.+)$"), None, "{x}"),
+    (re.compile(r"^(?P<base>abs_m|binder|nn|m2)_(?P<x>learned|majority|.+)$"), None, "{x} coarse spins"),
     (re.compile(r"^map_(?P<x>.+)$"), "map", "{x}"),
     (re.compile(r"^(?P<base>level)_?(?P<x>.+)$"), None, "{x}"),
 ]
@@ -153,7 +172,8 @@ def unit_text(unit: str) -> str:
 def axis_label(name: str) -> str:
     """'temperature T (J/k_B)', 'Binder cumulant U₄ (dimensionless)': long name, symbol, unit."""
     lab = label(name)
-    sym = f" {lab.symbol}" if lab.symbol and lab.symbol != lab.long_name else ""
+    # the symbol unless the words already hold it ("test accuracy", not "test accuracy accuracy")
+    sym = f" {lab.symbol}" if lab.symbol and lab.symbol.lower() not in lab.long_name.lower().split() else ""
     unit = f" ({unit_text(lab.unit)})" if lab.unit else ""
     return f"{lab.long_name}{sym}{unit}"
 

@@ -73,9 +73,10 @@ def _dims(ds, value: np.ndarray, axes: dict) -> list[str]:
             found = ""
         if not found or found not in axes:
             fits = [a for a, v in axes.items() if np.ndim(v) == 1 and len(v) == n and a not in names]
-            # results are (temperature, ...) by convention: prefer it for the first dimension
+            # results are (temperature, ...) by convention: prefer it for the first dimension; otherwise
+            # only an axis that is the one of this length (two candidates: say none rather than guess)
             pref = [a for a in fits if a.startswith("temperatures")] if i == 0 else []
-            found = (pref or fits or [""])[0]
+            found = pref[0] if pref else (fits[0] if len(fits) == 1 else "")
         names.append(found)
     return names
 
@@ -127,10 +128,12 @@ def reduction_markdown(red: Reduction, figure_of: dict[str, str], figures_dir: s
     """Scalars (one table), 1-D arrays grouped by their axis (one table per axis), 2-D tables, and a line
     per larger array linking its figure (`figure_of`: name -> figure stem; `have`: the stems on disk)."""
     out: list[str] = []
-    scalars, by_axis, two_d, large = [], {}, [], []
+    scalars, by_axis, listed, two_d, large = [], {}, [], [], []
     for q in red.quantities:
         if q.value.size == 1:
             scalars.append(q)
+        elif q.value.ndim == 1 and q.value.size <= SMALL_1D and not q.dims[0]:
+            listed.append(q)              # per repeat / per filter: no axis to tabulate against
         elif q.value.ndim == 1 and q.value.size <= SMALL_1D:
             by_axis.setdefault(q.dims[0], []).append(q)
         elif q.value.ndim == 2 and max(q.value.shape) <= SMALL_2D:
@@ -166,6 +169,13 @@ def reduction_markdown(red: Reduction, figure_of: dict[str, str], figures_dir: s
         unit = f", {inline(unit_text(q.label.unit))}" if q.label.unit else ""
         out += [f"{inline(q.label.long_name)} ({code(q.name)}{unit}):", ""]
         out += table([head] + cols, rows) + [""]
+    if listed:
+        for q in listed:
+            unit = f" ({inline(unit_text(q.label.unit))})" if q.label.unit else ""
+            values = ", ".join(_num(v, None if q.error is None else e) for v, e in
+                               zip(q.value, q.value if q.error is None else q.error))
+            out.append(f"- {inline(q.label.long_name)} ({code(q.name)}){unit}: {values}")
+        out.append("")
     if large:
         out.append("Larger arrays (in results.h5):")
         out.append("")
@@ -173,10 +183,9 @@ def reduction_markdown(red: Reduction, figure_of: dict[str, str], figures_dir: s
             finite = q.value[np.isfinite(q.value)]
             rng = f"from {finite.min():.4g} to {finite.max():.4g}" if finite.size else "no finite values"
             unit = f" {inline(unit_text(q.label.unit))}" if q.label.unit and q.label.unit != "1" else ""
-            dims = " × ".join(f"{n} {inline(label(d).long_name) if d else ''}".strip() for d, n in zip(q.dims, q.value.shape))
             stem = figure_of.get(q.name)
-            fig = f"; shown in [{stem}]({figures_dir}/{stem}.png)" if stem and stem in have else ""
-            out.append(f"- {inline(q.label.long_name)} ({code(q.name)}): shape {tuple(q.value.shape)} ({dims}), "
+            fig = f"; shown in [{inline(stem)}]({figures_dir}/{stem}.png)" if stem and stem in have else ""
+            out.append(f"- {inline(q.label.long_name)} ({code(q.name)}): shape {tuple(q.value.shape)}, "
                        f"{rng}{unit}{fig}")
         out.append("")
     return out
