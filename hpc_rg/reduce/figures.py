@@ -9,8 +9,9 @@ Every `plot_<name>(res, folder=None, *, ax=None, panels=None)`:
 `panels` names the panels to draw (their keys are listed by `panel_keys(res, plot_fn)`); by default the
 panels of the reduction's first figure. Axis labels, units and titles come from `hpc_rg.reduce.labels`.
 
-matplotlib is imported only when something is drawn (the Agg backend unless pyplot is already in use), so
-importing this module costs nothing and a headless rank 0 needs no display.
+matplotlib is imported only when something is drawn. Files are drawn on bare `matplotlib.figure.Figure`s
+(Agg for PNG), never through pyplot, so a headless rank 0 needs no display and a notebook's backend is
+left alone; only figures handed back (neither folder nor ax) are pyplot figures.
 """
 from __future__ import annotations
 
@@ -45,21 +46,30 @@ class Figure(NamedTuple):
 # ---------------------------------------------------------------------------------------------- machinery
 
 def _plt():
-    import matplotlib
-    if "matplotlib.pyplot" not in __import__("sys").modules:
-        matplotlib.use("Agg")                  # headless (rank 0 on a node); a notebook's backend is kept
+    """pyplot, for figures handed back to the caller (a notebook shows them with its own backend)."""
     import matplotlib.pyplot as plt
     return plt
 
 
+def new_figure(size, pyplot: bool = False):
+    """A figure to draw into: a pyplot one (`pyplot`, for the caller to show), or a bare
+    matplotlib.figure.Figure that pyplot never sees (files: the Agg renderer for PNG, no backend is
+    chosen or switched, nothing global to close, safe on a headless rank 0)."""
+    if pyplot:
+        return _plt().figure(figsize=size)
+    from matplotlib.figure import Figure
+    return Figure(figsize=size)
+
+
 def save(fig, folder: Path, name: str) -> Path:
-    """`<folder>/<name>.png` at DPI and `<name>.pdf` beside it; the figure is closed. Returns the PNG."""
+    """`<folder>/<name>.png` at DPI and `<name>.pdf` beside it; a pyplot figure is closed. Returns the PNG."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     fig.savefig(path, dpi=DPI)
     fig.savefig(path.with_suffix(".pdf"))
-    _plt().close(fig)
+    if getattr(fig.canvas, "manager", None) is not None:     # made by pyplot: let it go
+        _plt().close(fig)
     return path
 
 
@@ -88,14 +98,13 @@ def draw(figures: list[Figure], folder=None, ax=None, panels: Sequence[str] | st
         for a, p in zip(axes, chosen):
             p.draw(a)
         return ax
-    plt = _plt()
     made = []
     for f in figures:
         n = len(f.panels)
         cols = max(1, min(n, f.cols))
         rows = -(-n // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(f.panel_size[0] * cols, f.panel_size[1] * rows),
-                                 squeeze=False)
+        fig = new_figure((f.panel_size[0] * cols, f.panel_size[1] * rows), pyplot=folder is None)
+        axes = fig.subplots(rows, cols, squeeze=False)
         for a in axes.ravel()[n:]:
             a.remove()
         for a, p in zip(axes.ravel(), f.panels):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpc_rg.reduce.figures import _axes_list, _plt, legend, save
+from hpc_rg.reduce.figures import _axes_list, legend, new_figure, save
 
 __all__ = ["plot_history", "plot_importance", "plot_slices", "write_figures"]
 
@@ -36,8 +36,8 @@ def _metric_label(tspec) -> str:
     return f"{tspec.metric} (as logged)"
 
 
-def _new_axes(n: int, size):
-    fig, axes = _plt().subplots(1, n, figsize=(size[0] * n, size[1]), squeeze=False)
+def _new_axes(n: int, size, pyplot: bool = True):
+    axes = new_figure((size[0] * n, size[1]), pyplot).subplots(1, n, squeeze=False)
     return axes[0, 0] if n == 1 else axes[0]
 
 
@@ -127,8 +127,11 @@ def write_figures(study, tspec, folder: Path, model: str) -> list[Path]:
     """The three figures of `tune.<model>` as PNG (150 dpi) + PDF in `folder`; returns the PNG paths."""
     folder = Path(folder)
     written = []
-    for name, fn in (("history", plot_history), ("importance", plot_importance), ("slices", plot_slices)):
-        ax = fn(study, tspec, model)
+    n_keys = max(len(tspec.space), 1)
+    for name, fn, n, size in (("history", plot_history, 1, (6, 4)),
+                              ("importance", plot_importance, 1, (6, 1.4 + 0.4 * n_keys)),
+                              ("slices", plot_slices, len(tspec.space), (3.2, 3.2))):
+        ax = fn(study, tspec, model, ax=_new_axes(n, size, pyplot=False))
         fig = _axes_list(ax)[0].figure
         fig.tight_layout()
         written.append(save(fig, folder, f"tune_{model}_{name}"))

@@ -354,10 +354,18 @@ def test_tune_figures_take_ax_and_are_saved_at_150_dpi(tmp_path):
         assert p.with_suffix(".pdf").exists()
 
 
-def test_figure_modules_import_no_matplotlib():
+def test_matplotlib_is_imported_to_draw_only_and_files_bypass_pyplot(tmp_path):
+    """Importing the figure modules costs no matplotlib; writing files goes through bare Figures (Agg for
+    PNG), so no backend is chosen or switched (a notebook's stays) and pyplot holds nothing afterwards."""
     import subprocess
     import sys
-    code = ("import sys; import hpc_rg.reduce.figures, hpc_rg.reduce.diagnostics_figures, hpc_rg.report.build, "
-            "hpc_rg.report.tune_figures, hpc_rg.reduce.labels; print('matplotlib' in sys.modules)")
+    code = ("import sys, numpy as np; from types import SimpleNamespace as NS\n"
+            "import hpc_rg.reduce.figures as F, hpc_rg.reduce.diagnostics_figures, hpc_rg.report.build, "
+            "hpc_rg.report.tune_figures, hpc_rg.reduce.labels\n"
+            "print('matplotlib' in sys.modules)\n"
+            "res = NS(values={'y_t': (np.ones((1, 2)), None), 'y_h': (np.ones((1, 2)), None)},"
+            "         axes={'temperatures': np.array([2.0]), 'level_from': np.arange(2)}, attrs={})\n"
+            f"print(F.plot_mcrg(res, {str(tmp_path)!r})[0].name, 'matplotlib.pyplot' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "mcrg.png", "False"]
+    assert (tmp_path / "mcrg.pdf").exists()
