@@ -33,11 +33,18 @@ def mosaic(stack, cols: int | None = None, normalise: bool = True) -> np.ndarray
     return out
 
 
-def _gallery(key, stack, heading, quantity, cmap="RdBu_r", cols=None):
+def _cmap(name: str, gutter: str):
+    """A colour map whose NaN (the gutters between tiles) is a colour no tile uses."""
+    import matplotlib
+    return matplotlib.colormaps[name].with_extremes(bad=gutter)
+
+
+def _gallery(key, stack, heading, quantity, cols=None):
     def d(ax):
-        ax.imshow(mosaic(stack, cols), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+        im = ax.imshow(mosaic(stack, cols), cmap=_cmap("RdBu_r", "0.7"), vmin=-1, vmax=1, interpolation="nearest")
         ax.set_axis_off()
         ax.set_title(heading, fontsize=9)
+        ax.figure.colorbar(im, ax=ax, shrink=0.7, label="value / largest |value| of its tile (dimensionless)")
     return Panel(key, d, (quantity,))
 
 
@@ -82,7 +89,7 @@ def _figures_receptive_fields(res) -> list[Figure]:
     for l in layers:
         figs.append(Figure(f"receptive_fields_layer{l}",
                            [_gallery(f"fields_layer{l}", value(res, f"fields_layer{l}")[0],
-                                     f"receptive fields, layer {l} (each scaled to its largest |w|)",
+                                     f"receptive fields, layer {l}",
                                      f"fields_layer{l}")], (6, 6), 1))
     return figs
 
@@ -106,8 +113,9 @@ def _figures_reconstructions(res) -> list[Figure]:
 
         def d(ax):
             n, m = ex.shape[:2]
-            ax.imshow(mosaic([ex[r, c] for r in range(n) for c in range(m)], cols=m, normalise=False),
-                      cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+            im = ax.imshow(mosaic([ex[r, c] for r in range(n) for c in range(m)], cols=m, normalise=False),
+                           cmap=_cmap("gray", "#e0b040"), vmin=-1, vmax=1, interpolation="nearest")
+            ax.figure.colorbar(im, ax=ax, shrink=0.7, label="spin, or its mean-field value (dimensionless)")
             w = ex.shape[-1]
             ax.set_xticks([c * (w + 1) + (w - 1) / 2 for c in range(m)],
                           ["data"] + [f"depth {x}" for x in depth], fontsize=7)
@@ -209,7 +217,7 @@ def _figures_vh_correlators(res) -> list[Figure]:
         if k.startswith("map_"):
             name = k[4:]
             figs.append(Figure(f"vh_{name}", [_gallery(k, value(res, k)[0][0],
-                                                       f"⟨v h⟩ {name}, {T_label(T0)} (each scaled to its largest |c|)",
+                                                       f"⟨v h⟩ {name}, {T_label(T0)}",
                                                        k)], (6, 6), 1))
     return figs
 

@@ -145,9 +145,7 @@ def _results_section(run: Path, figures: set[str]) -> tuple[list[str], set[str]]
             out += [f"Method: {inline(_text(note))}", ""]
         stems = _figure_stems(red)
         out += reduction_markdown(red, stems, "figures", figures)
-        mine = [s for s in dict.fromkeys(stems.values()) if s in figures]
-        mine += sorted(s for s in figures if s not in mine and s not in shown and
-                       any(s == f or s.startswith(f + "_") for f in _builder_stems(red)))
+        mine = [s for s in _builder_stems(red) if s in figures and s not in shown]     # in drawing order
         for stem in mine:
             out += _figure_markdown(stem, (run / "figures" / f"{stem}.pdf").exists())
         shown.update(mine)
