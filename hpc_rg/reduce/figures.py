@@ -8,6 +8,7 @@ Every `plot_<name>(res, folder=None, *, ax=None, panels=None)`:
   - with neither: returns new matplotlib Figures, unsaved, for the caller to show or save.
 `panels` names the panels to draw (their keys are listed by `panel_keys(res, plot_fn)`); by default the
 panels of the reduction's first figure. Axis labels, units and titles come from `hpc_rg.reduce.labels`.
+`result_from_file(path, name)` reads a reduction back from results.h5 for them (redraw without rerunning).
 
 matplotlib is imported only when something is drawn. Files are drawn on bare `matplotlib.figure.Figure`s
 (Agg for PNG), never through pyplot, so a headless rank 0 needs no display and a notebook's backend is
@@ -22,7 +23,7 @@ import numpy as np
 
 from hpc_rg.reduce.labels import axis_label, label, title
 
-__all__ = ["Panel", "Figure", "DPI", "draw", "panel_keys", "save", "plot_observables", "plot_binder",
+__all__ = ["Panel", "Figure", "DPI", "draw", "panel_keys", "figure_of", "result_from_file", "save", "plot_observables", "plot_binder",
            "plot_correlators", "plot_scaling", "plot_mi", "plot_block_rg", "plot_mcrg", "plot_decimation",
            "PLOTS"]
 
@@ -139,6 +140,17 @@ def figure_function(build: Callable[..., list[Figure]]):
     plot.__doc__ = (build.__doc__ or "") + "\n\nSee hpc_rg.reduce.figures for folder=, ax= and panels=."
     plot.figures = build
     return plot
+
+
+def result_from_file(path, reduction: str):
+    """The `reduction` group of a results.h5, as the figure functions take it (values, axes, attrs), e.g. in
+    a notebook: `plot_observables(result_from_file("runs/x/results.h5", "observables"), ax=ax, panels="abs_m")`."""
+    from hpc_rg.report.arrays import read_reductions
+    found = read_reductions(path)
+    for red in found:
+        if red.name == reduction:
+            return red.as_result()
+    raise KeyError(f"{path}: no reduction {reduction!r} (it holds {[r.name for r in found]})")
 
 
 def legend(ax, **kw) -> None:

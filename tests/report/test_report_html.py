@@ -206,6 +206,19 @@ def test_report_of_a_run_embeds_its_figures_and_tabulates_its_numbers(quick_run)
     assert "array (" not in page and "Job file" in el.inside("h2")
 
 
+def test_a_run_is_redrawn_from_its_file_into_a_notebook_axes(quick_run):
+    from hpc_rg.reduce import figures
+    fig, ax = plt.subplots()
+    res = figures.result_from_file(quick_run / "results.h5", "observables")
+    assert figures.plot_observables(res, ax=ax, panels="abs_m") is ax
+    x, y = ax.lines[0].get_data()                             # the points: (T, <|m|>) of results.h5
+    with h5py.File(quick_run / "results.h5") as f:
+        assert np.allclose(x, f["observables/axes/temperatures"][()]) and np.allclose(y, f["observables/abs_m"][()])
+    plt.close(fig)
+    with pytest.raises(KeyError, match="mcrg"):
+        figures.result_from_file(quick_run / "results.h5", "mcrg")
+
+
 def test_every_quantity_of_the_run_has_a_label_with_a_unit(quick_run):
     from hpc_rg.reduce.labels import axis_label, label
     with h5py.File(quick_run / "results.h5") as f:
