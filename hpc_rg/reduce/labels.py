@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-__all__ = ["Label", "LABELS", "label", "axis_label", "title", "unit_text"]
+__all__ = ["Label", "LABELS", "label", "axis_label", "short_label", "title", "unit_text"]
 
 
 class Label(NamedTuple):
@@ -176,6 +176,12 @@ def axis_label(name: str) -> str:
     sym = f" {lab.symbol}" if lab.symbol and lab.symbol.lower() not in lab.long_name.lower().split() else ""
     unit = f" ({unit_text(lab.unit)})" if lab.unit else ""
     return f"{lab.long_name}{sym}{unit}"
+
+
+def short_label(name: str) -> str:
+    """'T (J/k_B)', '⟨|m|⟩ (dimensionless)': symbol and unit, for table headers."""
+    lab = label(name)
+    return f"{lab.symbol} ({unit_text(lab.unit)})" if lab.unit else lab.symbol
 
 
 def title(y: str, x: str = "temperatures") -> str:

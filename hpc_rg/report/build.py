@@ -65,10 +65,11 @@ def _ensemble_lines(ens) -> list[str]:
     a = ens.attrs
     def say(v):
         return inline(v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+    schedule = ", ".join(f"{k} {say(a[k])}" for k in ("thermalize", "thin") if a.get(k) is not None)
     out.append(f"{say(a.get('model'))} on {'×'.join(map(str, ens.lattice_shape))}, algorithm "
                f"{say(a.get('algorithm'))} (one update = one {say(a.get('update_unit', 'sweep'))}), "
-               f"{ens.n_temperatures} temperatures × {ens.n_chains} chains × {ens.n_samples} samples; "
-               f"thermalize {say(a.get('thermalize'))}, thin {say(a.get('thin'))}.")
+               f"{ens.n_temperatures} temperatures × {ens.n_chains} chains × {ens.n_samples} samples"
+               + (f"; {schedule}." if schedule else "."))
     out.append("")
     e_ts = ens.timeseries("energy") if ens.has("timeseries/energy") else ens.energy
     m_ts = ens.timeseries("magnetization") if ens.has("timeseries/magnetization") else ens.magnetization
@@ -80,9 +81,9 @@ def _ensemble_lines(ens) -> list[str]:
         n = np.shape(e_ts[t])[-1]
         if n < TAU_INT_CHAIN_RATIO * max(tau, taum):
             short.append(f"T = {T:.6g} ({n} points per chain, τ_int = {max(tau, taum):.3g})")
-    from hpc_rg.reduce.labels import axis_label
-    out += _table([inline(axis_label(q)) for q in ("temperatures", "energy", "abs_m", "tau_int_energy",
-                                                   "tau_int_abs_m")], rows)
+    from hpc_rg.reduce.labels import short_label
+    out += _table([inline(short_label(q)) for q in ("temperatures", "energy", "abs_m", "tau_int_energy",
+                                                    "tau_int_abs_m")], rows)
     out.append("")
     out.append("Errors: Γ-method integrated autocorrelation time, chains combined.")
     if short:

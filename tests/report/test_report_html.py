@@ -166,6 +166,20 @@ def _ensemble(path, shape, temps, chains=2, samples=30, seed=0):
                                                             "algorithm": "test", "seed": 0, "job_toml": ""})
 
 
+def test_chains_shorter_than_50_tau_int_are_flagged_in_the_ensemble_section(tmp_path):
+    run = _job(tmp_path, "short", "")
+    _ensemble(run / "ensemble.h5", (4, 4), [2.0, 2.5], samples=20)     # τ_int >= 0.5: 50 τ_int >= 25 > 20
+    build.write_report(run)
+    quote = Elements((run / "report.html").read_text()).inside("blockquote")
+    assert "shorter than 50 τ_int" in quote and "T = 2 (20 points per chain" in quote
+    long = tmp_path / "long"
+    long.mkdir()
+    (long / "job.toml").write_text((run / "job.toml").read_text())
+    _ensemble(long / "ensemble.h5", (4, 4), [2.0], samples=400)       # iid spins: τ_int ~ 0.5, 400 > 25
+    build.write_report(long)
+    assert "blockquote" not in Elements((long / "report.html").read_text()).names()
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """An analyze run of two reductions on an 8x8 ensemble, then its report (seconds: drawing dominates)."""
