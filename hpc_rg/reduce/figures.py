@@ -102,6 +102,8 @@ def draw(figures: list[Figure], folder=None, ax=None, panels: Sequence[str] | st
     made = []
     for f in figures:
         n = len(f.panels)
+        if n == 0:                                 # nothing of this figure in the result: no empty file
+            continue
         cols = max(1, min(n, f.cols))
         rows = -(-n // cols)
         fig = new_figure((f.panel_size[0] * cols, f.panel_size[1] * rows), pyplot=folder is None)
@@ -251,7 +253,8 @@ def _figures_scaling(res) -> list[Figure]:
             labels(ax, "temperatures", q)
             legend(ax)
         return Panel(q, d, tuple(keys))
-    return [Figure("scaling_dimensions", [panel(q) for q in ("delta_s", "delta_eps")], (4.8, 3.8))]
+    panels = [panel(q) for q in ("delta_s", "delta_eps")]
+    return [Figure("scaling_dimensions", [p for p in panels if p.quantities], (4.8, 3.8))]
 
 
 def _figures_mi(res) -> list[Figure]:
