@@ -1,230 +1,323 @@
-"""PNG figures of the deep-learning diagnostics (matplotlib Agg, imported lazily; rank 0 only).
+"""Figures of the deep-learning diagnostics, drawn from a Result's values and axes only.
 
-Each `plot_<name>(result, folder) -> list[Path]` draws from the Result's values and axes only."""
+Same calling convention as `hpc_rg.reduce.figures` (folder= writes PNG at 150 dpi + PDF; ax= draws into
+the caller's axes, one per panel; panels= chooses). A stack of images (receptive fields, <v h> maps,
+kernels, reconstructions) is one panel: the images tiled into one mosaic, so that it too fits one Axes."""
 from __future__ import annotations
 
 import numpy as np
 
-from hpc_rg.reduce.figures import _plt, _save
+from hpc_rg.reduce.figures import Figure, Panel, T_label, figure_function, labels, legend, value
+from hpc_rg.reduce.labels import axis_label, label
+
+__all__ = ["plot_receptive_fields", "plot_reconstructions", "plot_rbm_flow", "plot_thermometer_calibration",
+           "plot_vh_correlators", "plot_learned_coarse_graining", "plot_decimation_network", "PLOTS", "mosaic"]
 
 
-def _grid(n):
-    c = int(np.ceil(np.sqrt(n)))
-    return int(np.ceil(n / c)), c
+def mosaic(stack, cols: int | None = None, normalise: bool = True) -> np.ndarray:
+    """Images (n, h, w) (or (n, w) chains) tiled into one array with NaN gutters; each tile divided by its
+    largest |value| when `normalise` (so one colour scale reads every tile)."""
+    imgs = [np.asarray(i, dtype=float) for i in stack]
+    imgs = [i.reshape(1, -1) if i.ndim == 1 else i for i in imgs]
+    n = len(imgs)
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    h = max(i.shape[0] for i in imgs)
+    w = max(i.shape[1] for i in imgs)
+    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for k, img in enumerate(imgs):
+        if normalise:
+            img = img / (float(np.nanmax(np.abs(img))) or 1.0)
+        r, c = divmod(k, cols)
+        out[r * (h + 1):r * (h + 1) + img.shape[0], c * (w + 1):c * (w + 1) + img.shape[1]] = img
+    return out
 
 
-def _images(plt, stack, title, folder, name):
-    n = len(stack)
-    rows, cols = _grid(n)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, img in zip(axes.ravel(), stack):
-        img = np.asarray(img)
-        img = img.reshape(1, -1) if img.ndim == 1 else img
-        lim = float(np.abs(img).max()) or 1.0
-        ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-    fig.suptitle(title)
-    return _save(fig, folder, name)
+def _cmap(name: str, gutter: str):
+    """A colour map whose NaN (the gutters between tiles) is a colour no tile uses."""
+    import matplotlib
+    return matplotlib.colormaps[name].with_extremes(bad=gutter)
 
 
-def plot_receptive_fields(res, folder):
-    plt = _plt()
-    paths = []
-    layers = res.axes["layer"]
-    for l in layers:
-        paths.append(_images(plt, res.values[f"fields_layer{l}"][0], f"receptive fields, layer {l}", folder,
-                             f"receptive_fields_layer{l}"))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+def _gallery(key, stack, heading, quantity, cols=None):
+    def d(ax):
+        im = ax.imshow(mosaic(stack, cols), cmap=_cmap("RdBu_r", "0.7"), vmin=-1, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(heading, fontsize=9)
+        ax.figure.colorbar(im, ax=ax, shrink=0.7, label="value / largest |value| of its tile (dimensionless)")
+    return Panel(key, d, (quantity,))
+
+
+def _figures_receptive_fields(res) -> list[Figure]:
+    """Locality of the learned filters (R_g and window-fraction histograms, their means per layer), then
+    each layer's filters."""
+    layers = list(np.asarray(res.axes["layer"]).tolist())
     bins = int(res.attrs.get("bins", 20))
-    for l, b in zip(layers, res.axes["window"]):
-        axes[0].hist(res.values[f"radius_layer{l}"][0], bins=bins, histtype="step", label=f"layer {l}")
-        axes[1].hist(res.values[f"window_fraction_layer{l}"][0], bins=bins, range=(0, 1), histtype="step",
-                     label=f"layer {l} (b={b})")
-    axes[0].axvline(float(res.values["uniform_radius"][0]), color="grey", ls="--", lw=0.8)
-    axes[0].set_xlabel("radius of gyration R_g")
-    axes[1].set_xlabel("fraction of |r| in the best b×b window")
-    for q, lab in (("radius_mean", "mean R_g"), ("window_fraction_mean", "mean window fraction")):
-        v, e = res.values[q]
-        axes[2].errorbar(layers, v, e, marker="o", label=lab)
-    axes[2].plot(layers, res.values["uniform_window_fraction"][0], "k--", lw=0.8, label="uniform b²/N")
-    axes[2].set_xlabel("layer")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    paths.append(_save(fig, folder, "receptive_fields_locality"))
-    return paths
+
+    def radius(ax):
+        for l in layers:
+            ax.hist(value(res, f"radius_layer{l}")[0], bins=bins, histtype="step", label=f"layer {l}")
+        ax.axvline(float(np.ravel(value(res, "uniform_radius")[0])[0]), color="grey", ls="--", lw=0.8, label="uniform weights")
+        ax.set_xlabel(axis_label("radius"))
+        ax.set_ylabel("number of filters (count)")
+        ax.set_title("radius of gyration of the filters")
+        legend(ax)
+
+    def window(ax):
+        for l, b in zip(layers, res.axes["window"]):
+            ax.hist(value(res, f"window_fraction_layer{l}")[0], bins=bins, range=(0, 1), histtype="step",
+                    label=f"layer {l} (b = {b})")
+        ax.set_xlabel(axis_label("window_fraction"))
+        ax.set_ylabel("number of filters (count)")
+        ax.set_title("weight inside the best b×b window")
+        legend(ax)
+
+    def means(ax):
+        for q in ("radius_mean", "window_fraction_mean"):
+            v, e = value(res, q)
+            ax.errorbar(layers, v, e, marker="o", label=label(q).long_name)
+        ax.plot(layers, value(res, "uniform_window_fraction")[0], "k--", lw=0.8, label="uniform b²/N")
+        ax.set_xlabel(axis_label("layer"))
+        ax.set_ylabel("R_g (lattice spacings) or f_b (dimensionless)")
+        ax.set_title("locality vs layer")
+        legend(ax)
+
+    hists = tuple(f"{q}_layer{l}" for l in layers for q in ("radius", "window_fraction"))
+    figs = [Figure("receptive_fields_locality",
+                   [Panel("radius", radius, hists), Panel("window_fraction", window, hists),
+                    Panel("locality", means, ("radius_mean", "window_fraction_mean", "uniform_window_fraction"))])]
+    for l in layers:
+        figs.append(Figure(f"receptive_fields_layer{l}",
+                           [_gallery(f"fields_layer{l}", value(res, f"fields_layer{l}")[0],
+                                     f"receptive fields, layer {l}",
+                                     f"fields_layer{l}")], (6, 6), 1))
+    return figs
 
 
-def plot_reconstructions(res, folder):
-    plt = _plt()
-    paths = []
+def _figures_reconstructions(res) -> list[Figure]:
+    """Reconstruction error against depth, then examples per temperature (data, then each depth)."""
     T = res.axes["temperatures"]
-    depth = res.axes["depth"]
-    for i in range(len(T)):
-        ex = res.values[f"examples_T{i}"][0]   # (samples, 1 + depths, *shape)
-        n, m = ex.shape[:2]
-        fig, axes = plt.subplots(n, m, figsize=(1.8 * m, 1.8 * n), squeeze=False)
-        for r in range(n):
-            for c in range(m):
-                img = ex[r, c].reshape(1, -1) if ex[r, c].ndim == 1 else ex[r, c]
-                axes[r, c].imshow(img, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-                axes[r, c].axis("off")
-                if r == 0:
-                    axes[r, c].set_title("data" if c == 0 else f"depth {depth[c - 1]}", fontsize=8)
-        fig.suptitle(f"T = {T[i]:.4g}")
-        paths.append(_save(fig, folder, f"reconstructions_T{i}"))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, q in zip(axes, ("mse", "mismatch")):
-        v, e = res.values[q]
-        for i, t in enumerate(T):
-            ax.errorbar(depth, v[i], e[i], marker="o", label=f"T={t:.4g}")
-        ax.set_xlabel("depth (layers up and down)")
-        ax.set_title(q)
-        ax.legend(fontsize=7)
-    paths.append(_save(fig, folder, "reconstruction_error"))
-    return paths
+    depth = list(np.asarray(res.axes["depth"]).tolist())
+
+    def err(q):
+        def d(ax):
+            v, e = value(res, q)
+            for i, t in enumerate(T):
+                ax.errorbar(depth, v[i], None if e is None else e[i], marker="o", label=T_label(t))
+            labels(ax, "depth", q, f"{label(q).long_name} vs depth")
+            legend(ax)
+        return Panel(q, d, (q,))
+
+    def examples(i):
+        ex = value(res, f"examples_T{i}")[0]           # (samples, 1 + depths, *shape)
+
+        def d(ax):
+            n, m = ex.shape[:2]
+            im = ax.imshow(mosaic([ex[r, c] for r in range(n) for c in range(m)], cols=m, normalise=False),
+                           cmap=_cmap("gray", "#e0b040"), vmin=-1, vmax=1, interpolation="nearest")
+            ax.figure.colorbar(im, ax=ax, shrink=0.7, label="spin, or its mean-field value (dimensionless)")
+            w = ex.shape[-1]
+            ax.set_xticks([c * (w + 1) + (w - 1) / 2 for c in range(m)],
+                          ["data"] + [f"depth {x}" for x in depth], fontsize=7)
+            ax.set_yticks([])
+            ax.set_title(f"samples and reconstructions, {T_label(T[i])}", fontsize=9)
+        return Panel(f"examples_T{i}", d, (f"examples_T{i}",))
+
+    figs = [Figure("reconstruction_error", [err(q) for q in ("mse", "mismatch")], (4.8, 3.6))]
+    figs += [Figure(f"reconstructions_T{i}", [examples(i)], (7, 5), 1)
+             for i in range(len(T)) if f"examples_T{i}" in res.values]
+    return figs
 
 
-def plot_rbm_flow(res, folder):
-    plt = _plt()
+def _figures_rbm_flow(res) -> list[Figure]:
+    """Δ_s, Δ_ε (and the thermometer's T) along the RBM flow; the thermometer's class probabilities."""
     T = res.axes["temperatures"]
     n = res.axes["length"]
     thermo = "T_thermo" in res.values
-    fig, axes = plt.subplots(1, 3 if thermo else 2, figsize=(13 if thermo else 9, 3.6))
-    for ax, q, lab in zip(axes, ("delta_s", "delta_eps"), ("Δ_s", "Δ_ε")):
-        v, e = res.values[q]
-        for i, t in enumerate(T):
-            ax.errorbar(n, v[i], e[i], marker="o", ms=3, label=f"start T={t:.4g}")
-        ax.set_xlabel("flow length")
-        ax.set_ylabel(lab)
-        ax.legend(fontsize=7)
-    if thermo:
-        v, e = res.values["T_thermo"]
-        for i, t in enumerate(T):
-            axes[2].errorbar(n, v[i], e[i], marker="o", ms=3, label=f"start T={t:.4g}")
-        axes[2].set_xlabel("flow length")
-        axes[2].set_ylabel("thermometer T")
-    paths = [_save(fig, folder, "rbm_flow")]
+
+    def flow(q):
+        def d(ax):
+            v, e = value(res, q)
+            for i, t in enumerate(T):
+                ax.errorbar(n, v[i], None if e is None else e[i], marker="o", ms=3, label=f"start {T_label(t)}")
+            labels(ax, "length", q)
+            legend(ax)
+        return Panel(q, d, (q,))
+
+    figs = [Figure("rbm_flow", [flow(q) for q in ("delta_s", "delta_eps") + (("T_thermo",) if thermo else ())],
+                   (4.4, 3.6))]
     if thermo:
         Tk = res.axes["thermometer_temperatures"]
-        p = res.values["p_thermo"][0]
-        fig, axes = plt.subplots(1, len(T), figsize=(4.5 * len(T), 3.4), squeeze=False)
-        for i, t in enumerate(T):
-            for j, nl in enumerate(n):
-                axes[0, i].plot(Tk, p[i, j], marker=".", label=f"n={nl}")
-            axes[0, i].set_title(f"flows from T={t:.4g}")
-            axes[0, i].set_xlabel("T")
-            axes[0, i].set_ylabel("average probability")
-        axes[0, -1].legend(fontsize=6)
-        paths.append(_save(fig, folder, "rbm_flow_temperature"))
-    return paths
+        p = value(res, "p_thermo")[0]
+
+        def probs(i):
+            def d(ax):
+                for j, nl in enumerate(n):
+                    ax.plot(Tk, p[i, j], marker=".", label=f"flow length {nl}")
+                labels(ax, "thermometer_temperatures", "p_thermo", f"flows from {T_label(T[i])}")
+                legend(ax, fontsize=6)
+            return Panel(f"p_thermo_T{i}", d, ("p_thermo",))
+        figs.append(Figure("rbm_flow_temperature", [probs(i) for i in range(len(T))], (4.5, 3.4), 4))
+    return figs
 
 
-def plot_thermometer_calibration(res, folder):
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    T = res.axes["temperatures"]
-    v, e = res.values["T_mean"]
-    ax.errorbar(T, v, e, marker="o", ls="none", label="⟨T̂⟩")
-    ax.plot([T.min(), T.max()], [T.min(), T.max()], "k--", lw=0.8)
-    ax.set_xlabel("true T")
-    ax.set_ylabel("thermometer T")
-    return [_save(fig, folder, "thermometer_calibration")]
+def _figures_thermometer_calibration(res) -> list[Figure]:
+    """The thermometer's mean reading against the true temperature."""
+    def d(ax):
+        T = np.asarray(res.axes["temperatures"])
+        v, e = value(res, "T_mean")
+        ax.errorbar(T, v, e, marker="o", ls="none", label="⟨T̂⟩ ± error")
+        ax.plot([T.min(), T.max()], [T.min(), T.max()], "k--", lw=0.8, label="T̂ = T")
+        ax.set_xlabel("true " + axis_label("temperatures"))
+        ax.set_ylabel(axis_label("T_mean"))
+        ax.set_title("thermometer calibration: ⟨T̂⟩ vs T")
+        legend(ax)
+    return [Figure("thermometer_calibration", [Panel("T_mean", d, ("T_mean",))], (4.8, 4.2))]
 
 
-def plot_vh_correlators(res, folder):
-    plt = _plt()
-    paths = []
-    names = [k[4:] for k in res.values if k.startswith("map_")]
-    for name in names:
-        maps = res.values[f"map_{name}"][0]     # (n_T, units, Ly, Lx)
-        paths.append(_images(plt, maps[0], f"<v h> {name}, T={res.axes['temperatures'][0]:.4g}", folder,
-                             f"vh_{name}"))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for ax, q in zip(axes, ("radius", "window_fraction")):
-        for pre, x, lab in (("rg", res.axes["rg_step"], "RG step"), ("rbm", res.axes["layer"], "RBM layer")):
-            if f"{pre}_{q}" in res.values:
-                v, e = res.values[f"{pre}_{q}"]
-                for i, t in enumerate(res.axes["temperatures"]):
-                    ax.errorbar(x, v[i], e[i], marker="o", label=f"{lab}, T={t:.4g}")
-        ax.set_xlabel("level")
-        ax.set_title(q)
-        ax.legend(fontsize=7)
-    paths.append(_save(fig, folder, "vh_locality"))
+def _figures_vh_correlators(res) -> list[Figure]:
+    """Locality of ⟨v h⟩ for block-spin RG steps and RBM layers; the thermometer on each level; the maps."""
+    def loc(q):
+        keys = [f"{pre}_{q}" for pre in ("rg", "rbm") if f"{pre}_{q}" in res.values]
+
+        def d(ax):
+            for pre, x, lab in (("rg", res.axes["rg_step"], "RG step"), ("rbm", res.axes["layer"], "RBM layer")):
+                if f"{pre}_{q}" in res.values:
+                    v, e = value(res, f"{pre}_{q}")
+                    for i, t in enumerate(res.axes["temperatures"]):
+                        ax.errorbar(x, v[i], None if e is None else e[i], marker="o", label=f"{lab}, {T_label(t)}")
+            ax.set_xlabel("level (RG step or RBM layer) (dimensionless)")
+            ax.set_ylabel(axis_label(q))
+            ax.set_title(f"{label(q).long_name} vs level")
+            legend(ax)
+        return Panel(q, d, tuple(keys))
+
+    figs = [Figure("vh_locality", [loc(q) for q in ("radius", "window_fraction")], (4.8, 3.6))]
     if "rg_p_thermo" in res.values:
         Tk = res.axes["thermometer_temperatures"]
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-        p = res.values["rg_p_thermo"][0][0]
-        for j in range(len(p)):
-            axes[0].plot(Tk, p[j], marker=".", label=f"RG step {j}")
-        if "rbm_p_thermo" in res.values:
-            for j, l in enumerate(res.axes["thermo_layer"]):
-                axes[1].plot(Tk, res.values["rbm_p_thermo"][0][0][j], marker=".", label=f"layer {l}")
-        for ax, title in zip(axes, ("block-spin RG", "stacked RBM")):
-            ax.set_title(title)
-            ax.set_xlabel("T")
-            ax.set_ylabel("average probability")
-            ax.legend(fontsize=7)
-        paths.append(_save(fig, folder, "vh_temperature"))
-    return paths
+
+        def rg(ax):
+            p = value(res, "rg_p_thermo")[0][0]
+            for j in range(len(p)):
+                ax.plot(Tk, p[j], marker=".", label=f"RG step {j}")
+            labels(ax, "thermometer_temperatures", "p_thermo", "thermometer on block-spin RG levels")
+            legend(ax)
+
+        def rbm(ax):
+            if "rbm_p_thermo" in res.values:
+                for j, l in enumerate(res.axes["thermo_layer"]):
+                    ax.plot(Tk, value(res, "rbm_p_thermo")[0][0][j], marker=".", label=f"layer {l}")
+            labels(ax, "thermometer_temperatures", "p_thermo", "thermometer on stacked RBM layers")
+            legend(ax)
+        figs.append(Figure("vh_temperature", [Panel("rg_p_thermo", rg, ("rg_p_thermo", "rg_T_thermo")),
+                                              Panel("rbm_p_thermo", rbm, ("rbm_p_thermo", "rbm_T_thermo"))],
+                           (4.8, 3.6)))
+    T0 = res.axes["temperatures"][0]
+    for k in res.values:
+        if k.startswith("map_"):
+            name = k[4:]
+            figs.append(Figure(f"vh_{name}", [_gallery(k, value(res, k)[0][0],
+                                                       f"⟨v h⟩ {name}, {T_label(T0)}",
+                                                       k)], (6, 6), 1))
+    return figs
 
 
-def plot_learned_coarse_graining(res, folder):
-    plt = _plt()
-    models = list(res.axes["model"])
-    models = [m.decode() if isinstance(m, bytes) else str(m) for m in models]
+def _figures_learned_coarse_graining(res) -> list[Figure]:
+    """Test accuracies and kernel weights of the repeated trainings, the MI of their coarse spins; the mean
+    kernels; MCRG exponents of the learned kernels."""
+    models = [m.decode() if isinstance(m, bytes) else str(m) for m in res.axes["model"]]
     bins = int(res.attrs.get("bins", 20))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for m in models:
-        acc = res.values[f"accuracy_{m}"][0]
-        axes[0].hist(acc[np.isfinite(acc)], bins=bins, histtype="step", label=m)
-        k = res.values[f"kernels_{m}"][0]
-        axes[1].hist(k.ravel(), bins=bins, histtype="step", label=m)
-    axes[0].set_xlabel("test accuracy")
-    axes[1].set_xlabel("kernel weight (sign-aligned)")
-    axes[1].axvline(1 / 8, color="r", lw=0.8)
+
+    def acc(ax):
+        for m in models:
+            a = value(res, f"accuracy_{m}")[0]
+            ax.hist(a[np.isfinite(a)], bins=bins, histtype="step", label=m)
+        ax.set_xlabel(axis_label("accuracy"))
+        ax.set_ylabel("number of trainings (count)")
+        ax.set_title("test accuracy of the repeated trainings")
+        legend(ax)
+
+    def kern(ax):
+        for m in models:
+            ax.hist(value(res, f"kernels_{m}")[0].ravel(), bins=bins, histtype="step", label=m)
+        ax.axvline(1 / 8, color="r", lw=0.8, label="1/8")
+        ax.set_xlabel(axis_label("kernels"))
+        ax.set_ylabel("number of weights (count)")
+        ax.set_title("kernel weights")
+        legend(ax)
+
     mis = [k for k in res.values if k.startswith("I_")]
-    for j, k in enumerate(mis):
-        v, e = res.values[k]
-        axes[2].errorbar(res.axes["temperatures"] + 0.002 * j, v, e, marker="o", ls="none", label=k[2:])
-    axes[2].set_ylabel("I (bits)")
-    axes[2].set_xlabel("T")
-    for ax in axes:
-        ax.legend(fontsize=6)
-    paths = [_save(fig, folder, "learned_coarse_graining")]
-    stack = [res.values[f"kernel_mean_{m}"][0][c] for m in models for c in range(len(res.values[f"kernel_mean_{m}"][0]))]
-    paths.append(_images(plt, stack, "mean kernels (" + ", ".join(models) + ")", folder, "learned_kernels"))
+
+    def mi(ax):
+        for j, k in enumerate(mis):
+            v, e = value(res, k)
+            ax.errorbar(np.asarray(res.axes["temperatures"]) + 0.002 * j, v, e, marker="o", ls="none",
+                        label=k[2:].replace("_", " "))
+        labels(ax, "temperatures", "I", "mutual information I vs T")
+        legend(ax)
+
+    panels = [Panel("accuracy", acc, tuple(f"accuracy_{m}" for m in models) + ("accuracy_mean",)),
+              Panel("kernels", kern, tuple(f"kernels_{m}" for m in models))]
+    if mis:
+        panels.append(Panel("I", mi, tuple(mis)))
+    figs = [Figure("learned_coarse_graining", panels, (4.4, 3.6))]
+    stack = [c for m in models for c in value(res, f"kernel_mean_{m}")[0]]
+    figs.append(Figure("learned_kernels", [_gallery("kernel_mean", stack, "mean kernels (" + ", ".join(models) + ")",
+                                                    f"kernel_mean_{models[0]}" if models else "")], (5, 5), 1))
     ys = [k for k in res.values if k.startswith(("y_t_", "y_h_"))]
     if ys:
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for k in ys:
-            v, e = res.values[k]
-            ax.errorbar(np.arange(v.shape[-1]) + 0.05 * ys.index(k), v[0], e[0], marker="o", label=k)
-        ax.axhline(1.0, color="grey", ls="--", lw=0.8)
-        ax.axhline(15 / 8, color="grey", ls="--", lw=0.8)
-        ax.set_xlabel("level n (n → n+1)")
-        ax.legend(fontsize=6)
-        paths.append(_save(fig, folder, "learned_kernel_mcrg"))
-    return paths
+        def mcrg(ax):
+            for j, k in enumerate(ys):
+                v, e = value(res, k)
+                ax.errorbar(np.arange(v.shape[-1]) + 0.05 * j, v[0], None if e is None else e[0], marker="o",
+                            label=k.replace("_", " ", 2))
+            ax.axhline(1.0, color="grey", ls="--", lw=0.8, label="exact y_t = 1")
+            ax.axhline(15 / 8, color="grey", ls=":", lw=0.8, label="exact y_h = 15/8")
+            ax.set_xlabel(axis_label("level_from"))
+            ax.set_ylabel("RG eigenvalue exponent y (dimensionless)")
+            ax.set_title("MCRG exponents of the learned kernels")
+            legend(ax, fontsize=6)
+        figs.append(Figure("learned_kernel_mcrg", [Panel("y", mcrg, tuple(ys))], (5.5, 4.2)))
+    return figs
 
 
-def plot_decimation_network(res, folder):
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+def _figures_decimation_network(res) -> list[Figure]:
+    """The coupling read from each layer of the decimation network beside the exact decimation, and the
+    exact flow map K_{n+1}(K_n)."""
     x = res.axes["layer"]
-    for i, T in enumerate(res.axes["temperatures"]):
-        v, e = res.values["K_network"]
-        axes[0].errorbar(x, v[i], e[i], marker="o", ls="none", label=f"network, T={T:.4g}")
-        axes[0].plot(x, res.values["K_exact"][0][i], "k--", lw=0.8)
-    axes[0].set_xlabel("layer n")
-    axes[0].set_ylabel("K_n")
-    axes[0].legend(fontsize=7)
-    K = np.linspace(0.01, 3.5, 200)
-    axes[1].plot(K, np.arctanh(np.tanh(K) ** 2), label="K' (tanh K' = tanh² K)")
-    axes[1].plot(K, K, "k:", lw=0.8)
-    for row in res.values["flow_K"][0]:
-        axes[1].plot(row[:-1], row[1:], marker="o", ms=3, lw=0.6)
-    axes[1].set_xlabel("K_n")
-    axes[1].set_ylabel("K_{n+1}")
-    axes[1].legend(fontsize=7)
-    return [_save(fig, folder, "decimation_network")]
+
+    def layers(ax):
+        v, e = value(res, "K_network")
+        for i, T in enumerate(res.axes["temperatures"]):
+            ax.errorbar(x, v[i], None if e is None else e[i], marker="o", ls="none", color=f"C{i}",
+                        label=f"network, {T_label(T)}")
+            ax.plot(x, value(res, "K_exact")[0][i], "--", lw=0.8, color=f"C{i}", label="exact" if i == 0 else None)
+        labels(ax, "layer", "K_network", "coupling K_n vs layer n")
+        legend(ax)
+
+    def flow(ax):
+        K = np.linspace(0.01, 3.5, 200)
+        ax.plot(K, np.arctanh(np.tanh(K) ** 2), label="K' (tanh K' = tanh² K)")
+        ax.plot(K, K, "k:", lw=0.8, label="K' = K")
+        for row in value(res, "flow_K")[0]:
+            ax.plot(row[:-1], row[1:], marker="o", ms=3, lw=0.6)
+        ax.set_xlabel("coupling K_n (dimensionless)")
+        ax.set_ylabel("coupling K_{n+1} (dimensionless)")
+        ax.set_title("exact decimation flow K_{n+1}(K_n)")
+        legend(ax)
+    return [Figure("decimation_network", [Panel("K_network", layers, ("K_network", "K_exact")),
+                                          Panel("flow_K", flow, ("flow_K",))], (4.8, 3.8))]
+
+
+plot_receptive_fields = figure_function(_figures_receptive_fields)
+plot_reconstructions = figure_function(_figures_reconstructions)
+plot_rbm_flow = figure_function(_figures_rbm_flow)
+plot_thermometer_calibration = figure_function(_figures_thermometer_calibration)
+plot_vh_correlators = figure_function(_figures_vh_correlators)
+plot_learned_coarse_graining = figure_function(_figures_learned_coarse_graining)
+plot_decimation_network = figure_function(_figures_decimation_network)
+
+PLOTS = {"receptive_fields": plot_receptive_fields, "reconstructions": plot_reconstructions,
+         "rbm_flow": plot_rbm_flow, "thermometer_calibration": plot_thermometer_calibration,
+         "vh_correlators": plot_vh_correlators, "learned_coarse_graining": plot_learned_coarse_graining,
+         "decimation_network": plot_decimation_network}

@@ -3,27 +3,28 @@
 Reads only files (job.toml, ensemble.h5, simulate.json, models/*.json, results.h5, figures/*.png), so it
 can be re-run on a copy of the folder. Sections: the job, the ensemble (per-temperature observables with
 errors, replica-exchange statistics, throughput), the trained models (final metrics), every reduction's
-numbers with their error bars, the figures, and, when the job's `[report] paper = "..."` names a study, a
-table of our numbers beside the paper's (`hpc_rg.report.papers`).
+numbers with their error bars (small arrays as tables, larger ones by their figure) and its figures, and,
+when the job's `[report] paper = "..."` names a study, a table of our numbers beside the paper's
+(`hpc_rg.report.papers`).
+
+report.html is report.md rendered by markdown-it-py into a jinja2 template (hpc_rg/report/templates/), with
+the figures as relative <img> links to figures/*.png (keep the folder together). Text read from files is
+escaped on its way into the markdown (`hpc_rg.report.markdown`), so no file can inject markup.
 """
 from __future__ import annotations
 
-import base64
 import contextlib
-import html
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from hpc_rg.report.markdown import code, fence, inline, render_html, table as _table
 from hpc_rg.summary import _fmt
 
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return out
+# emcee's rule of thumb: a chain shorter than 50 τ_int gives unreliable τ_int and error bars
+TAU_INT_CHAIN_RATIO = 50
 
 
 def _ensemble_section(run: Path) -> list[str]:
@@ -62,21 +63,32 @@ def _ensemble_lines(ens) -> list[str]:
     from hpc_rg.reduce.stats import mean_error
     out = []
     a = ens.attrs
-    out.append(f"{a.get('model')} on {'x'.join(map(str, ens.lattice_shape))}, algorithm {a.get('algorithm')} "
-               f"(one update = one {a.get('update_unit', 'sweep')}), {ens.n_temperatures} temperatures x "
-               f"{ens.n_chains} chains x {ens.n_samples} samples; thermalize {a.get('thermalize')}, thin "
-               f"{a.get('thin')}.")
+    def say(v):
+        return inline(v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+    schedule = ", ".join(f"{k} {say(a[k])}" for k in ("thermalize", "thin") if a.get(k) is not None)
+    out.append(f"{say(a.get('model'))} on {'×'.join(map(str, ens.lattice_shape))}, algorithm "
+               f"{say(a.get('algorithm'))} (one update = one {say(a.get('update_unit', 'sweep'))}), "
+               f"{ens.n_temperatures} temperatures × {ens.n_chains} chains × {ens.n_samples} samples"
+               + (f"; {schedule}." if schedule else "."))
     out.append("")
     e_ts = ens.timeseries("energy") if ens.has("timeseries/energy") else ens.energy
     m_ts = ens.timeseries("magnetization") if ens.has("timeseries/magnetization") else ens.magnetization
-    rows = []
+    rows, short = [], []
     for t, T in enumerate(ens.temperatures):
         e, de, tau = mean_error(e_ts[t], axis_chains=True)
         m, dm, taum = mean_error(np.abs(m_ts[t]), axis_chains=True)
         rows.append([f"{T:.6g}", _fmt(e, de), _fmt(m, dm), f"{tau:.3g}", f"{taum:.3g}"])
-    out += _table(["T", "energy per site", "⟨∣m∣⟩", "τ_int(E)", "τ_int(∣m∣)"], rows)
+        n = np.shape(e_ts[t])[-1]
+        if n < TAU_INT_CHAIN_RATIO * max(tau, taum):
+            short.append(f"T = {T:.6g} ({n} points per chain, τ_int = {max(tau, taum):.3g})")
+    from hpc_rg.reduce.labels import short_label
+    out += _table([inline(short_label(q)) for q in ("temperatures", "energy", "abs_m", "tau_int_energy",
+                                                    "tau_int_abs_m")], rows)
     out.append("")
     out.append("Errors: Γ-method integrated autocorrelation time, chains combined.")
+    if short:
+        out += ["", f"> **Warning:** chains shorter than {TAU_INT_CHAIN_RATIO} τ_int at " + "; ".join(short)
+                + ": τ_int and the error bars are unreliable there; run longer chains."]
     if ens.has("exchange/acceptance"):
         acc = ens.file["exchange/acceptance"][()]
         rt = int(ens.file["exchange/round_trips"][()].sum())
@@ -103,43 +115,85 @@ def _models_section(run: Path) -> list[str]:
                               for k, v in list(final.items())[:8])
         else:
             shown = str(final)[:200]
-        rows.append([p.stem, str(m.get("kind", "")), shown])
+        rows.append([inline(p.stem), inline(m.get("kind", "")), inline(shown)])
     out += _table(["model", "kind", "final metrics"], rows)
     return out + [""]
 
 
-def _results_section(run: Path) -> list[str]:
+def _results_section(run: Path, figures: set[str]) -> tuple[list[str], set[str]]:
+    """Every reduction: its warnings and method, its numbers (hpc_rg.report.arrays), its figures.
+    Returns the markdown and the figure stems shown here (the rest go to the Figures section)."""
     path = run / "results.h5"
     if not path.exists():
-        return []
+        return [], set()
     from hpc_rg.io.ensemble import FileError, open_hdf5
-    from hpc_rg.reduce.results import FORMAT, read_results
+    from hpc_rg.reduce.results import FORMAT
+    from hpc_rg.report.arrays import read_reductions, reduction_markdown
     with open_hdf5(path, f"a results file ({FORMAT})") as f:      # a folder, not HDF5, truncated: exit 2
         fmt = f.attrs.get("format")
     if (fmt.decode() if isinstance(fmt, bytes) else fmt) != FORMAT:
         raise FileError(path, f"attribute format = {fmt!r}: expected {FORMAT!r} (not a results file)")
     with _damaged_is_refused(path):
-        results = read_results(path)
-    out = ["## Reductions", ""]
-    for name, d in results.items():
-        out.append(f"### {name}")
-        note = d["attrs"].get("method") or d["attrs"].get("note")
-        if note:
-            out += ["", str(note)]
-        rows = []
-        for q, v in d.items():
-            if q in ("attrs", "axes") or q.endswith("_err"):
-                continue
-            v = np.asarray(v)
-            err = np.asarray(d.get(q + "_err", np.full(v.shape, np.nan)))
-            if v.size == 1:
-                rows.append([q, _fmt(float(v.reshape(-1)[0]), float(err.reshape(-1)[0]) if err.size else np.nan)])
-            elif v.size <= 12 and v.ndim == 1:
-                rows.append([q, "; ".join(_fmt(float(x), float(e)) for x, e in zip(v, err.reshape(-1)))])
-            else:
-                rows.append([q, f"array {v.shape} (see results.h5)"])
-        out += [""] + _table(["quantity", "value ± error"], rows) + [""]
-    return out
+        reductions = read_reductions(path)
+    out, shown = ["## Reductions", ""], set()
+    for red in reductions:
+        out += [f"### {inline(red.name.replace('_', ' '))}", ""]
+        warning = red.attrs.get("tau_int_warning")
+        if warning is not None and _text(warning).strip():
+            out += [f"> **Warning:** {inline(_text(warning))}", ""]
+        note = red.attrs.get("method") or red.attrs.get("note")
+        if note is not None:
+            out += [f"Method: {inline(_text(note))}", ""]
+        stems = _figure_stems(red)
+        out += reduction_markdown(red, stems, "figures", figures)
+        mine = [s for s in _builder_stems(red) if s in figures and s not in shown]     # in drawing order
+        for stem in mine:
+            out += _figure_markdown(stem, (run / "figures" / f"{stem}.pdf").exists())
+        shown.update(mine)
+    return out, shown
+
+
+def _text(v) -> str:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray) and v.size == 1:
+        return _text(v.reshape(-1)[0])
+    return str(v)
+
+
+def _plots() -> dict:
+    from hpc_rg.reduce.diagnostics_figures import PLOTS as DIAGNOSTICS
+    from hpc_rg.reduce.figures import PLOTS
+    return {**PLOTS, **DIAGNOSTICS}
+
+
+def _builder_stems(red) -> list[str]:
+    plot = _plots().get(red.name)
+    if plot is None:
+        return []
+    try:
+        return [f.name for f in plot.figures(red.as_result())]
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):   # a group this version did not write
+        return []
+
+
+def _figure_stems(red) -> dict[str, str]:
+    """{quantity: the figure stem showing it}, from the reduction's figure builder (nothing is drawn)."""
+    plot = _plots().get(red.name)
+    if plot is None:
+        return {}
+    from hpc_rg.reduce.figures import figure_of
+    try:
+        return figure_of(red.as_result(), plot)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def _figure_markdown(stem: str, has_pdf: bool) -> list[str]:
+    from urllib.parse import quote
+    png, pdf = quote(f"figures/{stem}.png"), quote(f"figures/{stem}.pdf")
+    return [f"![{inline(stem.replace('_', ' '))}]({png})", "",
+            f"*Figure {inline(stem)}* ([PNG]({png})" + (f", [PDF]({pdf}))" if has_pdf else ")"), ""]
 
 
 def _paper_section(run: Path, paper: str) -> list[str]:
@@ -147,9 +201,10 @@ def _paper_section(run: Path, paper: str) -> list[str]:
         return []
     from hpc_rg.report.papers import compare
     rows = compare(paper, run)
-    out = [f"## Beside the paper ({paper})", ""]
+    out = [f"## Beside the paper ({inline(paper)})", ""]
     out += _table(["quantity", "ours", "paper", "difference / combined error", "note"],
-                  [[r["quantity"], r["ours"], r["paper"], r.get("pull", ""), r.get("note", "")] for r in rows])
+                  [[inline(r["quantity"]), inline(r["ours"]), inline(r["paper"]), inline(r.get("pull", "")),
+                    inline(r.get("note", ""))] for r in rows])
     return out + [""]
 
 
@@ -162,18 +217,21 @@ def write_report(run: Path) -> Path:
     job = run / "job.toml"
     cfg = loads(job.read_text(), job) if job.exists() else None
     title = (cfg.report.get("title") if cfg else None) or f"hpc_rg report: {cfg.job.name if cfg else run.name}"
-    md = [f"# {title}", ""]
+    md = [f"# {inline(title)}", ""]
     if cfg is not None:
-        md += [f"Job `{cfg.job.name}` (seed {cfg.job.seed}); stages {', '.join(cfg.stages)}.", ""]
-    md += _ensemble_section(run) + _models_section(run) + _results_section(run)
+        md += [f"Job {code(cfg.job.name)} (seed {cfg.job.seed}); stages {inline(', '.join(cfg.stages))}.", ""]
+    folder = run / "figures"
+    figures = {f.stem for f in folder.glob("*.png")} if folder.is_dir() else set()
+    results, shown = _results_section(run, figures)
+    md += _ensemble_section(run) + _models_section(run) + results
     md += _paper_section(run, (cfg.report.get("paper", "") if cfg else ""))
-    figures = sorted((run / "figures").glob("*.png")) if (run / "figures").is_dir() else []
-    if figures:
+    rest = sorted(figures - shown)
+    if rest:
         md += ["## Figures", ""]
-        md += [f"![{f.stem}](figures/{f.name})" for f in figures]
-        md.append("")
+        for stem in rest:
+            md += _figure_markdown(stem, (folder / f"{stem}.pdf").exists())
     if cfg is not None:
-        md += ["## Job file", "", "```toml", cfg.text.strip(), "```", ""]
+        md += ["## Job file", ""] + fence(cfg.text.strip(), "toml") + [""]
     text = "\n".join(md)
     _atomic(run / "report.md", text)
     _atomic(run / "report.html", _html(text, run, title))
@@ -187,43 +245,5 @@ def _atomic(path: Path, text: str) -> None:
 
 
 def _html(md: str, run: Path, title: str) -> str:
-    """A self-contained page: markdown tables and headings rendered, figures embedded as data URIs."""
-    body, in_code, table = [], False, []
-
-    def flush_table():
-        if not table:
-            return
-        rows = [r.strip("|").split(" | ") for r in table if not r.startswith("|---")]
-        body.append("<table>" + "".join(
-            "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c.strip(' |'))}</{'th' if i == 0 else 'td'}>"
-                             for c in r) + "</tr>" for i, r in enumerate(rows)) + "</table>")
-        table.clear()
-
-    for line in md.splitlines():
-        if line.startswith("```"):
-            flush_table()
-            body.append("</pre>" if in_code else "<pre>")
-            in_code = not in_code
-            continue
-        if in_code:
-            body.append(html.escape(line))
-            continue
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush_table()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
-        elif line.startswith("![") and "](" in line:
-            src = line[line.index("](") + 2:-1]
-            data = base64.b64encode((run / src).read_bytes()).decode()
-            body.append(f'<figure><img src="data:image/png;base64,{data}" style="max-width:100%">'
-                        f"<figcaption>{html.escape(src)}</figcaption></figure>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush_table()
-    style = ("body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #bbb;padding:2px 6px}pre{background:#f4f4f4;padding:6px}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>" + "\n".join(body) + "</body></html>")
+    """The page of `md` (figures stay relative links into `run`, so the page is read beside them)."""
+    return render_html(md, title)

@@ -1,0 +1,191 @@
+"""The numbers of results.h5 as report markdown: scalars in one table, small arrays as tables with their
+axis values, larger ones as one line (shape, range) that links the figure showing them.
+
+Reads the file's layout directly (one group per reduction, `<q>` and `<q>_err`, `axes/<a>`; HDF5 dimension
+scales, where the writer attached them, name an array's axes; otherwise an axis is found by its length),
+so that it depends on nothing but the format. Names are said with `hpc_rg.reduce.labels` (or the dataset's
+own `long_name`/`units` attributes when the file carries them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from hpc_rg.reduce.labels import Label, label, unit_text
+from hpc_rg.report.markdown import code, inline, table
+from hpc_rg.summary import _fmt
+
+__all__ = ["Reduction", "read_reductions", "reduction_markdown", "SMALL_1D", "SMALL_2D"]
+
+SMALL_1D = 20          # a 1-D array of at most this many values is a table
+SMALL_2D = 8           # a 2-D array of at most SMALL_2D x SMALL_2D values is a table
+
+
+@dataclass
+class Quantity:
+    name: str
+    value: np.ndarray
+    error: np.ndarray | None
+    label: Label
+    dims: list[str]                       # axis name per dimension ("" where none matches)
+
+
+@dataclass
+class Reduction:
+    name: str
+    attrs: dict
+    axes: dict[str, np.ndarray]
+    quantities: list[Quantity] = field(default_factory=list)
+
+    def as_result(self):
+        """A Result-like object (values as (value, error), axes, attrs) for the figure builders."""
+        return SimpleNamespace(values={q.name: (q.value, q.error) for q in self.quantities}, axes=self.axes,
+                               attrs=self.attrs)
+
+
+def _text(v) -> str:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray) and v.dtype.kind in "SO" and v.size == 1:
+        return _text(v.reshape(-1)[0])
+    return str(v)
+
+
+def _label(name: str, ds) -> Label:
+    lab = label(name)
+    long_name, units = ds.attrs.get("long_name"), ds.attrs.get("units")
+    return Label(_text(long_name) if long_name is not None else lab.long_name, lab.symbol,
+                 _text(units) if units is not None else lab.unit)
+
+
+def _dims(ds, value: np.ndarray, axes: dict) -> list[str]:
+    names = []
+    for i, n in enumerate(value.shape):
+        found = ""
+        try:                                                 # dimension scales, when the writer attached them
+            scales = list(ds.dims[i].values())
+            if scales:
+                found = scales[0].name.rsplit("/", 1)[-1]
+        except (RuntimeError, KeyError, ValueError, TypeError):
+            found = ""
+        if not found or found not in axes:
+            fits = [a for a, v in axes.items() if np.ndim(v) == 1 and len(v) == n and a not in names]
+            # results are (temperature, ...) by convention: prefer it for the first dimension; otherwise
+            # only an axis that is the one of this length (two candidates: say none rather than guess)
+            pref = [a for a in fits if a.startswith("temperatures")] if i == 0 else []
+            found = pref[0] if pref else (fits[0] if len(fits) == 1 else "")
+        names.append(found)
+    return names
+
+
+def read_reductions(path: Path) -> list[Reduction]:
+    """Every reduction group of a results.h5 (the caller has checked the format)."""
+    import h5py
+    out = []
+    with h5py.File(path, "r") as f:
+        for name, g in f.items():
+            if not isinstance(g, h5py.Group):
+                continue
+            axes = {a: g["axes"][a][()] for a in g["axes"]} if "axes" in g else {}
+            red = Reduction(name, {k: g.attrs[k] for k in g.attrs}, axes)
+            for q, ds in g.items():
+                if not isinstance(ds, h5py.Dataset) or q.endswith("_err") or ds.is_scale:
+                    continue
+                v = np.asarray(ds[()])
+                if v.dtype.kind not in "fiub":
+                    continue
+                e = np.asarray(g[q + "_err"][()]) if q + "_err" in g else None
+                red.quantities.append(Quantity(q, v, e, _label(q, ds), _dims(ds, v, axes)))
+            out.append(red)
+    return out
+
+
+def _head(lab: Label, name: str, words: bool = False) -> str:
+    unit = f" ({inline(unit_text(lab.unit))})" if lab.unit else ""
+    return f"{inline(lab.long_name if words else lab.symbol)}{unit}"
+
+
+def _num(v, e=None) -> str:
+    v = float(v)
+    return _fmt(v, float(e)) if e is not None and np.isfinite(e) else f"{v:.6g}"
+
+
+def _axis_values(red: Reduction, dim: str, n: int) -> list[str]:
+    if dim and dim in red.axes and len(red.axes[dim]) == n:
+        return [inline(_text(x)) if isinstance(x, (bytes, str)) else f"{float(x):.6g}" for x in red.axes[dim]]
+    return [str(i) for i in range(n)]
+
+
+def _axis_head(dim: str) -> str:
+    return _head(label(dim), dim) if dim else "index"
+
+
+def reduction_markdown(red: Reduction, figure_of: dict[str, str], figures_dir: str = "figures",
+                       have: set[str] = frozenset()) -> list[str]:
+    """Scalars (one table), 1-D arrays grouped by their axis (one table per axis), 2-D tables, and a line
+    per larger array linking its figure (`figure_of`: name -> figure stem; `have`: the stems on disk)."""
+    out: list[str] = []
+    scalars, by_axis, listed, two_d, large = [], {}, [], [], []
+    for q in red.quantities:
+        if q.value.size == 1:
+            scalars.append(q)
+        elif q.value.ndim == 1 and q.value.size <= SMALL_1D and not q.dims[0]:
+            listed.append(q)              # per repeat / per filter: no axis to tabulate against
+        elif q.value.ndim == 1 and q.value.size <= SMALL_1D:
+            by_axis.setdefault(q.dims[0], []).append(q)
+        elif q.value.ndim == 2 and max(q.value.shape) <= SMALL_2D:
+            two_d.append(q)
+        else:
+            large.append(q)
+    if scalars:
+        rows = [[inline(q.label.long_name), code(q.name),
+                 _num(q.value.reshape(-1)[0], None if q.error is None else q.error.reshape(-1)[0]),
+                 inline(unit_text(q.label.unit)) if q.label.unit else ""] for q in scalars]
+        out += table(["quantity", "name", "value ± error", "unit"], rows) + [""]
+    for dim, qs in by_axis.items():
+        n = len(qs[0].value)
+        groups = [[q for q in qs if len(q.value) == n]] + [[q] for q in qs if len(q.value) != n]
+        for group in groups:
+            if not group:
+                continue
+            m = len(group[0].value)
+            symbols = [q.label.symbol for q in group]
+            # one symbol for several columns (I of blocks, of images, ...): say each in words instead
+            header = [_axis_head(dim)] + [_head(q.label, q.name, symbols.count(q.label.symbol) > 1) for q in group]
+            rows = [[x] + [_num(q.value[i], None if q.error is None else q.error[i]) for q in group]
+                    for i, x in enumerate(_axis_values(red, dim, m))]
+            names = ", ".join(f"{inline(q.label.long_name)} ({code(q.name)})" for q in group)
+            out += [f"Against {inline(label(dim).long_name) if dim else 'index'}: {names}.", ""]
+            out += table(header, rows) + [""]
+    for q in two_d:
+        r, c = q.value.shape
+        cols = _axis_values(red, q.dims[1], c)
+        head = f"{_axis_head(q.dims[0])} ↓, {_axis_head(q.dims[1])} →"
+        rows = [[x] + [_num(q.value[i, j], None if q.error is None else q.error[i, j]) for j in range(c)]
+                for i, x in enumerate(_axis_values(red, q.dims[0], r))]
+        unit = f", {inline(unit_text(q.label.unit))}" if q.label.unit else ""
+        out += [f"{inline(q.label.long_name)} ({code(q.name)}{unit}):", ""]
+        out += table([head] + cols, rows) + [""]
+    if listed:
+        for q in listed:
+            unit = f" ({inline(unit_text(q.label.unit))})" if q.label.unit else ""
+            values = ", ".join(_num(v, None if q.error is None else e) for v, e in
+                               zip(q.value, q.value if q.error is None else q.error))
+            out.append(f"- {inline(q.label.long_name)} ({code(q.name)}){unit}: {values}")
+        out.append("")
+    if large:
+        out.append("Larger arrays (in results.h5):")
+        out.append("")
+        for q in large:
+            finite = q.value[np.isfinite(q.value)]
+            rng = f"from {finite.min():.4g} to {finite.max():.4g}" if finite.size else "no finite values"
+            unit = f" {inline(unit_text(q.label.unit))}" if q.label.unit and q.label.unit != "1" else ""
+            stem = figure_of.get(q.name)
+            fig = f"; shown in [{inline(stem)}]({figures_dir}/{stem}.png)" if stem and stem in have else ""
+            out.append(f"- {inline(q.label.long_name)} ({code(q.name)}): shape {tuple(q.value.shape)}, "
+                       f"{rng}{unit}{fig}")
+        out.append("")
+    return out

@@ -1,0 +1,398 @@
+"""The report and the figures (issue 19, point 6): markdown rendered by markdown-it into the template (links,
+lists, code, tables), text from files escaped, arrays as tables or by their figure, the τ_int warning, and
+figures with labelled axes and units, PNG at 150 dpi + PDF, drawable into a caller's axes."""
+from __future__ import annotations
+
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pytest
+
+from hpc_rg.config import loads
+from hpc_rg.parallel import World
+from hpc_rg.reduce.registry import Result
+from hpc_rg.reduce.results import write_results
+from hpc_rg.report import build
+from hpc_rg.summary import _fmt
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+class Elements(HTMLParser):
+    """Tags (with attributes) and the text inside each tag kind, of a page."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.tags, self.text, self.stack = [], {}, []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        while self.stack and self.stack.pop() != tag:
+            pass
+
+    def handle_data(self, data):
+        for tag in set(self.stack):
+            self.text.setdefault(tag, []).append(data)
+
+    def names(self):
+        return [t for t, _ in self.tags]
+
+    def inside(self, tag) -> str:
+        return " ".join(self.text.get(tag, []))
+
+
+# ------------------------------------------------------------------------------------------ markdown -> HTML
+
+def test_markdown_renders_links_lists_code_and_tables(tmp_path):
+    md = "\n".join(["# Title", "", "A [link](https://example.org/x) and `inline code`.", "",
+                    "- first", "- second", "", "1. one", "2. two", "", "```toml", "[job]", 'name = "x"', "```", "",
+                    "| T | e |", "|---|---|", "| 2.0 | -1.5 |", "", "a paragraph", "that continues", "",
+                    "[point report](L=8/report.md)"])
+    page = build._html(md, tmp_path, "Title")
+    el = Elements(page)
+    names = el.names()
+    assert ("a", {"href": "https://example.org/x"}) in el.tags
+    assert names.count("li") == 4 and "ul" in names and "ol" in names
+    assert "inline code" in el.inside("code") and 'name = "x"' in el.inside("pre")
+    assert {"table", "th", "td"} <= set(names) and "-1.5" in el.inside("td") and "T" in el.inside("th")
+    assert "`" not in el.inside("p")                        # backticks rendered, not shown
+    assert "a paragraph that continues" in " ".join(el.inside("p").split())    # one paragraph, not two
+    assert ("a", {"href": "L=8/report.html"}) in el.tags    # the sweep's point reports: their HTML twin
+    assert "<style>" in page and page.count("<title>Title</title>") == 1
+
+
+def _job(tmp_path, title: str, comment: str) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    text = f'# {comment}\n[job]\nname = "esc"\nseed = 1\n[report]\ntitle = {json.dumps(title)}\n'
+    loads(text, run / "job.toml")                            # a valid job file
+    (run / "job.toml").write_text(text)
+    return run
+
+
+def test_script_in_job_title_text_and_model_names_is_escaped(tmp_path):
+    evil = '<script>alert("x")</script>'
+    run = _job(tmp_path, f"{evil} *title* `x", f"{evil} <img src=x onerror=alert(1)> ``` [a](javascript:alert(2))")
+    (run / "models").mkdir()
+    (run / "models" / "<b>m<i>.json").write_text(json.dumps({"kind": evil, "final": {"loss": 0.25, "note": evil}}))
+    build.write_report(run)
+    page = (run / "report.html").read_text()
+    el = Elements(page)
+    assert not {"script", "img", "b", "i"} & set(el.names())
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "javascript:" not in " ".join(a.get("href", "") for t, a in el.tags if t == "a")
+    assert evil in el.inside("title") and f"{evil} *title* `x" in el.inside("h1")   # shown literally
+    assert "<b>m<i>" in el.inside("td") and "[report]" in el.inside("pre")    # model name; the whole job text
+    assert "onerror=alert(1)" in el.inside("pre")
+
+
+# ------------------------------------------------------------------------------------------ arrays in the report
+
+def _hand_results(run: Path, warning: str | None) -> dict:
+    """results.h5 with a scalar, small 1-D and 2-D arrays and a large one, written by the stage's writer."""
+    T = np.array([2.0, 2.25, 2.5])
+    obs = Result(attrs={"method": "block jackknife"})
+    obs.put("energy", [-1.71, -1.5, -1.2], [0.011, 0.012, 0.013])
+    obs.put("abs_m", [0.91, 0.7, 0.4], [0.004, 0.01, 0.02])
+    obs.put("T_c", [2.2691], [0.0012])
+    obs.put("<script>x</script>", [1.0, 2.0, 3.0])
+    obs.axes["temperatures"] = T
+    if warning is not None:
+        obs.attrs["tau_int_warning"] = warning
+    cor = Result(attrs={})
+    r = np.arange(30)
+    cor.put("G_s", np.exp(-np.outer([1, 2, 3], r) / 10), np.full((3, 30), 1e-3))
+    cor.put("y_t", [[1.01, 0.98], [0.95, 1.02], [0.9, 0.97]], [[0.01] * 2] * 3)
+    cor.axes.update(temperatures=T, r=r, level_from=np.arange(2))
+    results = {"observables": obs, "correlators": cor}
+    write_results(run / "results.h5", results, "")
+    return results
+
+
+def test_small_arrays_become_tables_large_ones_their_figure(tmp_path):
+    run = _job(tmp_path, "arrays", "")
+    res = _hand_results(run, None)
+    from hpc_rg.reduce import figures
+    figures.plot_correlators(res["correlators"], run / "figures")
+    build.write_report(run)
+    md = (run / "report.md").read_text()
+    page = (run / "report.html").read_text()
+    cells = Elements(page).inside("td")
+    assert "array (" not in md and "see results.h5)" not in md
+    for v, e in zip(*res["observables"].values["energy"]):
+        assert _fmt(v, e) in cells                       # the numbers, in table cells
+    assert "2.25" in cells and _fmt(1.02, 0.01) in cells   # the axis values; the 2-D table (T x level)
+    assert _fmt(2.2691, 0.0012) in cells                  # a scalar
+    heads = Elements(page).inside("th")
+    assert "T (J/k_B)" in heads and "e (J)" in heads and "⟨|m|⟩ (dimensionless)" in heads
+    # the (3, 30) correlator: shape, range, and a link to the figure that shows it
+    line = next(line for line in md.splitlines() if "G\\_s" in line or "G_s" in line and "shape" in line)
+    assert "shape (3, 30)" in line and "from " in line and "(figures/correlators.png)" in line
+    assert ("img", {"src": "figures/correlators.png", "alt": "correlators"}) in Elements(page).tags
+    assert "<script>x</script>" not in page and "Warning" not in page
+
+
+def test_tau_int_warning_is_shown(tmp_path):
+    run = _job(tmp_path, "warn", "")
+    _hand_results(run, "chains hold 40 samples, fewer than 50 τ_int = 12: <i>unreliable</i>")
+    build.write_report(run)
+    el = Elements((run / "report.html").read_text())
+    quote = el.inside("blockquote")
+    assert "Warning" in quote and "fewer than 50 τ_int = 12: <i>unreliable</i>" in quote
+    assert "i" not in el.names()
+
+
+# ------------------------------------------------------------------------------------------ a real quick pipeline
+
+def _ensemble(path, shape, temps, chains=2, samples=30, seed=0):
+    from hpc_rg.io.ensemble import write_ensemble
+    from hpc_rg.lattice.nearest import NearestNeighbour
+    rng = np.random.default_rng(seed)
+    p = np.linspace(0.9, 0.6, len(temps)).reshape((-1,) + (1,) * (2 + len(shape)))   # ordered at low T
+    s = np.where(rng.random((len(temps), chains, samples) + shape) < p, 1, -1).astype(np.int8)
+    e = NearestNeighbour(shape).energy_per_site(s.reshape((-1,) + shape)).reshape(s.shape[:3])
+    return write_ensemble(path, temps, s, energy=e, attrs={"model": "ising2d", "J": 1.0, "h": 0.0, "alpha": 0.0,
+                                                            "algorithm": "test", "seed": 0, "job_toml": ""})
+
+
+def test_chains_shorter_than_50_tau_int_are_flagged_in_the_ensemble_section(tmp_path):
+    run = _job(tmp_path, "short", "")
+    _ensemble(run / "ensemble.h5", (4, 4), [2.0, 2.5], samples=20)     # τ_int >= 0.5: 50 τ_int >= 25 > 20
+    build.write_report(run)
+    quote = Elements((run / "report.html").read_text()).inside("blockquote")
+    assert "shorter than 50 τ_int" in quote and "T = 2 (20 points per chain" in quote
+    long = tmp_path / "long"
+    long.mkdir()
+    (long / "job.toml").write_text((run / "job.toml").read_text())
+    _ensemble(long / "ensemble.h5", (4, 4), [2.0], samples=400)       # iid spins: τ_int ~ 0.5, 400 > 25
+    build.write_report(long)
+    assert "blockquote" not in Elements((long / "report.html").read_text()).names()
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """An analyze run of two reductions on an 8x8 ensemble, then its report (seconds: drawing dominates)."""
+    from hpc_rg.reduce.stage import run_analyze
+    run = tmp_path_factory.mktemp("quick") / "run"
+    run.mkdir()
+    _ensemble(run / "ensemble.h5", (8, 8), [2.0, 2.27, 2.5])
+    text = (f'[job]\nname = "quick"\nseed = 1\nout = "{run}"\n[analyze.observables]\nreweight_points = 5\n'
+            "[analyze.mutual_information]\nblock = 2\nn_boot = 10\n")
+    (run / "job.toml").write_text(text)
+    run_analyze(loads(text, run / "job.toml"), World(None, 0, 1))
+    build.write_report(run)
+    return run
+
+
+def test_figures_are_png_at_150_dpi_and_pdf(quick_run):
+    from PIL import Image
+    pngs = sorted((quick_run / "figures").glob("*.png"))
+    assert {p.stem for p in pngs} == {"observables", "mutual_information"}
+    for p in pngs:
+        with Image.open(p) as img:
+            assert tuple(round(d) for d in img.info["dpi"]) == (150, 150)         # the pHYs chunk
+        assert p.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    with Image.open(quick_run / "figures" / "mutual_information.png") as img:      # a 5.5 x 4.2 inch figure
+        assert img.size == (round(5.5 * 150), round(4.2 * 150))
+
+
+def test_report_of_a_run_embeds_its_figures_and_tabulates_its_numbers(quick_run):
+    page = (quick_run / "report.html").read_text()
+    el = Elements(page)
+    srcs = {a["src"] for t, a in el.tags if t == "img"}
+    assert srcs == {f"figures/{s}.png" for s in ("observables", "mutual_information")}
+    assert all((quick_run / s).exists() for s in srcs)
+    with h5py.File(quick_run / "results.h5") as f:
+        v, e = f["observables/binder"][()], f["observables/binder_err"][()]
+    cells = el.inside("td")
+    assert all(_fmt(a, b) in cells for a, b in zip(v, e))
+    assert "array (" not in page and "Job file" in el.inside("h2")
+
+
+def test_a_run_is_redrawn_from_its_file_into_a_notebook_axes(quick_run):
+    from hpc_rg.reduce import figures
+    fig, ax = plt.subplots()
+    res = figures.result_from_file(quick_run / "results.h5", "observables")
+    assert figures.plot_observables(res, ax=ax, panels="abs_m") is ax
+    x, y = ax.lines[0].get_data()                             # the points: (T, <|m|>) of results.h5
+    with h5py.File(quick_run / "results.h5") as f:
+        assert np.allclose(x, f["observables/axes/temperatures"][()]) and np.allclose(y, f["observables/abs_m"][()])
+    plt.close(fig)
+    with pytest.raises(KeyError, match="mcrg"):
+        figures.result_from_file(quick_run / "results.h5", "mcrg")
+
+
+def test_every_quantity_of_the_run_has_a_label_with_a_unit(quick_run):
+    from hpc_rg.reduce.labels import axis_label, label
+    with h5py.File(quick_run / "results.h5") as f:
+        names = [n for g in f.values() for n in list(g) + list(g["axes"]) if n != "axes"]
+    assert len(names) > 20
+    for n in names:
+        lab = label(n)
+        assert lab.long_name and lab.symbol and lab.unit, n
+        assert axis_label(n).endswith(")"), n
+
+
+# ------------------------------------------------------------------------------------------ figure functions, ax=
+
+def _res(values: dict, axes: dict, attrs=None):
+    return SimpleNamespace(values={k: (np.asarray(v, float) if not isinstance(v, tuple) else
+                                       (np.asarray(v[0], float), None if v[1] is None else np.asarray(v[1], float)))
+                                   for k, v in values.items()},
+                           axes={k: np.asarray(v) for k, v in axes.items()}, attrs=attrs or {})
+
+
+def _ve(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random(shape) + 0.5, 0.05 * np.ones(shape)
+
+
+def synthetic_results() -> dict:
+    """One Result per figure function, laid out as its reduction writes it (values (value, error), axes)."""
+    T, T1, nl = [2.0, 2.5], [2.27], 2
+    img = lambda *s: (np.random.default_rng(1).normal(size=s), None)   # noqa: E731
+    return {
+        "observables": _res({q: _ve(2) for q in ("energy", "abs_m", "m2", "susceptibility", "specific_heat",
+                                                  "binder")},
+                            {"temperatures": T, "reweight_T": np.linspace(2, 2.5, 5), "L": [8],
+                             **{f"reweighted_{q}": np.linspace(0, 1, 5) for q in ("energy", "abs_m", "binder")}}),
+        "binder_crossing": _res({"T_c": ([2.27], [0.01]), "U_cross": ([0.61], [0.01])},
+                                {"grid": np.linspace(2, 2.5, 10), "U_L8": np.linspace(0.66, 0.4, 10),
+                                 "U_L16": np.linspace(0.66, 0.3, 10), "L_small": [8], "L_large": [16]}),
+        "correlators": _res({"G_s": _ve((2, 5)), "G_eps": _ve((2, 5))}, {"r": np.arange(5), "temperatures": T}),
+        "scaling_dimensions": _res({f"delta_{q}_{f}": _ve(2) for q in ("s", "eps") for f in ("plain", "chord")}
+                                   | {"delta_s_fss_m2": _ve(2), "delta_eps_fss_G": _ve(2)}, {"temperatures": T}),
+        "mutual_information": _res({"I_blocks": _ve(2), "I_image_majority": _ve(2)}, {"temperatures": T}),
+        "block_rg": _res({q: _ve((2, 3)) for q in ("abs_m", "nn", "binder")}, {"temperatures": T, "level": [0, 1, 2]}),
+        "mcrg": _res({q: _ve((2, 2)) for q in ("y_t", "y_h")}, {"temperatures": T, "level_from": [0, 1]}),
+        "decimation_1d": _res({"K": _ve((2, 4)), "K_exact": (np.ones((2, 4)), None)},
+                              {"temperatures": T, "step": np.arange(4)}),
+        "receptive_fields": _res({**{f"fields_layer{l}": img(4, 8, 8) for l in (1, 2)},
+                                  **{f"{q}_layer{l}": (np.random.default_rng(l).random(4), None)
+                                     for l in (1, 2) for q in ("radius", "window_fraction")},
+                                  "uniform_radius": ([3.2], None), "radius_mean": _ve(nl),
+                                  "window_fraction_mean": _ve(nl), "uniform_window_fraction": ([0.06, 0.25], None)},
+                                 {"layer": [1, 2], "window": [2, 4]}, {"bins": 5}),
+        "reconstructions": _res({"examples_T0": img(2, 3, 8, 8), "examples_T1": img(2, 3, 8, 8),
+                                 "mse": _ve((2, 2)), "mismatch": _ve((2, 2))}, {"temperatures": T, "depth": [1, 2]}),
+        "rbm_flow": _res({"delta_s": _ve((2, 3)), "delta_eps": _ve((2, 3)), "T_thermo": _ve((2, 3)),
+                          "p_thermo": (np.full((2, 3, 3), 1 / 3), None)},
+                         {"temperatures": T, "length": [0, 1, 5], "thermometer_temperatures": [2.0, 2.27, 2.5]}),
+        "thermometer_calibration": _res({"T_mean": _ve(3)}, {"temperatures": [2.0, 2.27, 2.5]}),
+        "vh_correlators": _res({"rg_radius": _ve((1, 2)), "rbm_radius": _ve((1, 2)), "rg_window_fraction": _ve((1, 2)),
+                                "rbm_window_fraction": _ve((1, 2)), "map_rg1": img(1, 4, 8, 8),
+                                "rg_p_thermo": (np.full((1, 2, 3), 1 / 3), None),
+                                "rbm_p_thermo": (np.full((1, 2, 3), 1 / 3), None)},
+                               {"temperatures": T1, "rg_step": [1, 2], "layer": [1, 2], "thermo_layer": [1, 2],
+                                "thermometer_temperatures": [2.0, 2.27, 2.5]}),
+        "learned_coarse_graining": _res({"accuracy_cnn": (np.array([0.8, 0.81, 0.83]), None),
+                                         "kernels_cnn": img(3, 2, 2, 2), "kernel_mean_cnn": _ve((2, 2, 2)),
+                                         "I_fine": _ve(2), "I_cnn": _ve(2), "y_t_cnn": _ve((1, 2))},
+                                        {"model": np.array([b"cnn"]), "temperatures": T}, {"bins": 5}),
+        "decimation_network": _res({"K_network": _ve((2, 3)), "K_exact": (np.ones((2, 3)), None),
+                                    "flow_K": (np.linspace(1, 0.1, 14).reshape(2, 7), None)},
+                                   {"layer": [0, 1, 2], "temperatures": T}),
+    }
+
+
+def _plots():
+    from hpc_rg.reduce.diagnostics_figures import PLOTS as DIAGNOSTICS
+    from hpc_rg.reduce.figures import PLOTS
+    return {**PLOTS, **DIAGNOSTICS}
+
+
+def test_every_figure_function_draws_into_given_axes():
+    plots, results = _plots(), synthetic_results()
+    assert set(plots) == set(results)
+    drawn = 0
+    for name, plot in plots.items():
+        res = results[name]
+        for figure in plot.figures(res):
+            keys = [p.key for p in figure.panels]
+            fig, axes = plt.subplots(1, len(keys), squeeze=False)
+            before = plt.get_fignums()
+            row = axes[0]
+            assert plot(res, ax=row, panels=keys) is row
+            assert plt.get_fignums() == before, name              # no new figure, none closed
+            for ax, key in zip(row, keys):
+                artists = len(ax.lines) + len(ax.collections) + len(ax.images) + len(ax.patches)
+                assert artists > 0, (name, key)
+                assert ax.get_title(), (name, key)
+                if not ax.images:                                 # a plot, not a mosaic of images
+                    for text in (ax.get_xlabel(), ax.get_ylabel()):
+                        assert text and text.rstrip().endswith(")"), (name, key, text)   # ... (unit)
+                    assert ax.get_legend() is not None, (name, key)
+                drawn += 1
+            plt.close(fig)
+    assert drawn >= 30
+
+
+def test_default_panels_single_axes_and_a_wrong_count():
+    res = synthetic_results()["observables"]
+    from hpc_rg.reduce import figures
+    fig, ax = plt.subplots()
+    assert figures.plot_observables(res, ax=ax, panels="abs_m") is ax
+    assert ax.get_title() == "⟨|m|⟩ vs T" and ax.get_xlabel() == "temperature T (J/k_B)"
+    with pytest.raises(ValueError, match="5 panels"):
+        figures.plot_observables(res, ax=ax)                      # the first figure has 5 panels: 1 axes given
+    with pytest.raises(ValueError, match="known"):
+        figures.plot_observables(res, ax=ax, panels="nope")
+    plt.close(fig)
+    made = figures.plot_mcrg(synthetic_results()["mcrg"])         # neither folder nor ax: figures, unsaved
+    assert len(made) == 1 and len(made[0].axes) == 2
+    plt.close(made[0])
+
+
+def test_tune_figures_take_ax_and_are_saved_at_150_dpi(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    from PIL import Image
+
+    from hpc_rg.learn.tune_spec import SpaceEntry, TuneSpec
+    from hpc_rg.report import tune_figures as tf
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # one searched key: Optuna's importance (seconds of PED-ANOVA) is skipped, its panel says why
+    tspec = TuneSpec(trials=6, metric="val_loss", direction="minimize", space=(SpaceEntry("lr", "log", 1e-4, 1e-1),))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    study.optimize(lambda t: (math.log10(t.suggest_float("lr", 1e-4, 1e-1, log=True)) + 2.5) ** 2, n_trials=6)
+    fig, axes = plt.subplots(1, 3)
+    before = plt.get_fignums()
+    assert tf.plot_history(study, tspec, "m", ax=axes[0]) is axes[0]
+    assert tf.plot_importance(study, tspec, "m", ax=axes[1]) is axes[1]
+    assert tf.plot_slices(study, tspec, "m", ax=axes[2:]) is not None
+    assert plt.get_fignums() == before
+    for ax in axes:
+        assert len(ax.lines) + len(ax.patches) + len(ax.texts) > 0 and ax.get_title()
+    assert "(" in axes[0].get_xlabel() and "(" in axes[0].get_ylabel()
+    plt.close(fig)
+    for p in tf.write_figures(study, tspec, tmp_path, "m"):
+        with Image.open(p) as img:
+            assert tuple(round(d) for d in img.info["dpi"]) == (150, 150)
+        assert p.with_suffix(".pdf").exists()
+
+
+def test_matplotlib_is_imported_to_draw_only_and_files_bypass_pyplot(tmp_path):
+    """Importing the figure modules costs no matplotlib; writing files goes through bare Figures (Agg for
+    PNG), so no backend is chosen or switched (a notebook's stays) and pyplot holds nothing afterwards."""
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np; from types import SimpleNamespace as NS\n"
+            "import hpc_rg.reduce.figures as F, hpc_rg.reduce.diagnostics_figures, hpc_rg.report.build, "
+            "hpc_rg.report.tune_figures, hpc_rg.reduce.labels\n"
+            "print('matplotlib' in sys.modules)\n"
+            "res = NS(values={'y_t': (np.ones((1, 2)), None), 'y_h': (np.ones((1, 2)), None)},"
+            "         axes={'temperatures': np.array([2.0]), 'level_from': np.arange(2)}, attrs={})\n"
+            f"print(F.plot_mcrg(res, {str(tmp_path)!r})[0].name, 'matplotlib.pyplot' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "mcrg.png", "False"]
+    assert (tmp_path / "mcrg.pdf").exists()
