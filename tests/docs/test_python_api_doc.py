@@ -42,10 +42,15 @@ def _run_folder(folder: Path) -> None:
 
 
 def test_the_example_runs(tmp_path, monkeypatch, capsys):
-    (code,) = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), re.S)
+    # every python block of the page, in order (the figure block draws into an Agg axes)
+    code = "\n".join(re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), re.S))
+    import matplotlib
+    matplotlib.use("Agg")
     _run_folder(tmp_path)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(PAGE), "exec"), {"__name__": "docs_example"})
+    space = {"__name__": "docs_example"}
+    exec(compile(code, str(PAGE), "exec"), space)
+    assert space["ax"].lines or space["ax"].containers, "the figure block drew nothing"
     out = capsys.readouterr().out
     assert "quickstart ising2d (2.0, 2.5)" in out
     assert re.search(r"T = 2\.0000: E/N = -?\d\.\d{4} \+- \d\.\d{4} \(tau_int \d+\.\d\), exact -\d\.\d{4}", out)
