@@ -97,7 +97,7 @@ class Progress:
                 tqdm = None
             if tqdm is not None:
                 self.bar = tqdm(total=self.total, initial=self.start, desc=label, unit=unit.rstrip("s") or unit,
-                                file=sys.stderr, dynamic_ncols=True, leave=False)
+                                file=sys.stderr, dynamic_ncols=True, leave=False, mininterval=0)
 
     def __enter__(self) -> "Progress":
         return self
