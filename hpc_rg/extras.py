@@ -101,7 +101,10 @@ def require_for_stage(stage: str, cfg=None) -> None:
 
 
 def from_import_error(e: BaseException, stage: str | None = None) -> MissingExtra | None:
-    """The MissingExtra for a ModuleNotFoundError of an optional dependency, else None."""
-    if isinstance(e, ModuleNotFoundError) and e.name and e.name.split(".")[0] in EXTRA_OF:
-        return MissingExtra(e.name, stage)
+    """The MissingExtra for a ModuleNotFoundError of an optional dependency that is not installed, else None
+    (a submodule missing from an installed package is a real error, not a missing extra)."""
+    if isinstance(e, ModuleNotFoundError) and e.name:
+        top = e.name.split(".")[0]
+        if top in EXTRA_OF and not available(top):
+            return MissingExtra(top, stage)
     return None

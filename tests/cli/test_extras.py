@@ -127,8 +127,11 @@ def test_demo_without_torch_names_train_and_writes_nothing(tmp_path):
     assert not (tmp_path / "demo").exists()
 
 
-def test_an_import_deep_inside_a_stage_gives_the_same_line():
+def test_an_import_deep_inside_a_stage_gives_the_same_line(monkeypatch):
+    import hpc_rg.extras as extras
     e = ModuleNotFoundError("No module named 'optuna.storages'", name="optuna.storages")
+    assert from_import_error(e, "tune") is None            # optuna is installed here: a real error
+    monkeypatch.setattr(extras, "available", lambda module: module != "optuna")
     missing = from_import_error(e, "tune")
     assert isinstance(missing, MissingExtra)
     assert missing.line() == "hpc-rg tune: needs optuna; install it with pip install 'hpc_rg[train]'"

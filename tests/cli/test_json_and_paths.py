@@ -199,3 +199,17 @@ def test_a_results_file_with_a_non_string_warning_attribute_is_shown(tmp_path):
     proc = cli("info", tmp_path / "r.h5", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["warnings"] == ["observables: 3"]
+
+
+def test_status_json_of_a_sweep(tmp_path):
+    text = JOB.format(name="sw", samples=10, temperatures=[2.5], measure_every=1).replace(
+        'stages = ["simulate", "analyze"]', 'stages = ["simulate"]')
+    (tmp_path / "sw.toml").write_text(text + '\n[sweep]\n"simulate.L" = [4, 6]\n')
+    assert cli("run", tmp_path / "sw.toml", "--point", "1", "-q").returncode == 0
+    proc = cli("status", tmp_path / "run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert rec["kind"] == "sweep" and rec["name"] == "sw" and rec["keys"] == ["simulate.L"]
+    assert [p["values"] for p in rec["points"]] == [{"simulate.L": 4}, {"simulate.L": 6}]
+    assert [p["simulate"] for p in rec["points"]] == ["-", "complete"]
+    assert [p["started"] for p in rec["points"]] == [False, True]
