@@ -143,11 +143,11 @@ def clean_venv(tmp_path_factory):
     else:
         link_core(tmp / "core")
         (site / "hpc_rg_core.pth").write_text(str(tmp / "core") + "\n")
-    # no --no-deps: pip checks install_requires against what the venv holds (and there is no index to fill gaps)
-    proc = subprocess.run(install + [str(wheel)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "CONDA"))}
     env.update(OMP_NUM_THREADS="1", PYTHONNOUSERSITE="1", HOME=str(tmp))   # nothing from ~/.local either
+    # no --no-deps: pip checks install_requires against what the venv holds (and there is no index to fill gaps)
+    proc = subprocess.run(install + [str(wheel)], capture_output=True, text=True, timeout=600, env=env, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
     return env_dir / "bin", env
 
 
