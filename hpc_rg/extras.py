@@ -77,7 +77,7 @@ STAGE_NEEDS = {
     "train": ("torch",),
     "tune": ("torch", "optuna"),
     "analyze": ("matplotlib",),          # figures; torch too when a reduction reads trained models (below)
-    "report": ("matplotlib",),
+    "report": ("jinja2", "markdown_it"),  # report.html: markdown -> HTML through a jinja2 template
     "demo": ("torch", "matplotlib"),
 }
 
