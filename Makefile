@@ -1,4 +1,5 @@
-# Set-up-and-go targets. Each creates .venv when absent and installs what is missing, then runs.
+# Set-up-and-go targets. Each creates .venv when absent and installs what is missing (the package with every
+# extra, .[all,test]; TORCH_SPEC first so that the train extra keeps that build), then runs.
 #   make demo   the quickstart pipeline under mpiexec -n 2 (simulate, train, analyze, report)
 #   make test   the whole test suite: serial, then MPI passes at 2 and 4 ranks (tests/run.sh)
 # Overridable: PYTHON (interpreter that makes the venv), TORCH_SPEC (e.g. a CUDA build on a GPU site:
@@ -20,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC) $(MPI_SPEC)
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[all,test]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -16,6 +16,7 @@ from pathlib import Path
 EXIT_USAGE = 2
 EXIT_PIPE = 128 + 13    # stdout's reader went away (`hpc-rg check JOB | head -1`): what SIGPIPE would give
 STAGE_COMMANDS = ("simulate", "train", "analyze", "run")
+# `hpc-rg demo` runs jobs/quickstart.toml, shipped in the package as hpc_rg/data/quickstart.toml
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,10 +47,20 @@ def _parser() -> argparse.ArgumentParser:
                                                          "(e.g. Slurm array tasks); the main run retrains")
     r = sub.add_parser("report", help="write report.md and report.html for a run folder")
     r.add_argument("run_dir", type=Path)
-    st = sub.add_parser("status", help="progress of a run (while it runs or after it stopped)")
+    st = sub.add_parser("status", help="progress of a run (while it runs or after it stopped)",
+                        epilog=_STATUS_JSON, formatter_class=argparse.RawDescriptionHelpFormatter)
     st.add_argument("run_dir", type=Path)
-    i = sub.add_parser("info", help="summarise an ensemble.h5 or results.h5 file")
+    st.add_argument("--json", action="store_true", help="one JSON object on stdout (keys below)")
+    i = sub.add_parser("info", help="summarise an ensemble.h5 or results.h5 file",
+                       epilog=_INFO_JSON, formatter_class=argparse.RawDescriptionHelpFormatter)
     i.add_argument("file", type=Path)
+    i.add_argument("--json", action="store_true", help="one JSON object on stdout (keys below)")
+    d = sub.add_parser("demo", help="run the packaged quickstart job (simulate, train, analyze, report) into "
+                                    "./runs/quickstart or --out")
+    d.add_argument("--out", type=Path, default=Path("runs") / "quickstart", help="the run folder to write "
+                   "(default: runs/quickstart under the current folder)")
+    d.add_argument("--resume", action="store_true", help="continue an interrupted demo")
+    d.add_argument("--force", action="store_true", help="overwrite an earlier demo in that folder")
     a = sub.add_parser("assemble", help="rewrite a run's ensemble.h5 as a self-contained file (no parts/ needed)")
     a.add_argument("run_dir", type=Path, metavar="RUN", help="the run folder (or its ensemble.h5)")
     a.add_argument("--copy", action="store_true", required=True,
@@ -69,6 +80,45 @@ def _add_log_options(parser: argparse.ArgumentParser, top: bool) -> None:
     parser.add_argument("--log-file", metavar="PATH", type=str, help="also log to PATH (appended, dated "
                         "timestamps); {rank} in PATH gives one file per MPI rank, else rank 0 writes it",
                         **({"default": None} if top else default))
+    parser.add_argument("--progress-every", metavar="SECONDS", type=_seconds,
+                        help="in a log (not a terminal), a progress line with rate and ETA every SECONDS "
+                             f"(default: $HPC_RG_PROGRESS_SECONDS or {_progress_default():g})",
+                        **({"default": None} if top else default))
+
+
+def _seconds(text: str) -> float:
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds > 0")
+    return value
+
+
+def _progress_default() -> float:
+    from hpc_rg.progress import DEFAULT_SECONDS
+    return DEFAULT_SECONDS
+
+
+_INFO_JSON = """--json prints one object. Every file: path, kind ("ensemble", "results" or "hdf5"), format, warnings
+(a list of sentences, e.g. chains shorter than 50 autocorrelation times; empty when nothing is wrong).
+An ensemble adds: model, lattice_shape, J, h, alpha, images, algorithm, update_unit, seed, thermalize, thin,
+n_temperatures, n_chains, n_samples, spins_mib, series ("timeseries" or "samples": what the estimates use),
+replica_exchange (null, or attempts, acceptance, round_trips, replicas) and temperatures: a list of {T, energy,
+energy_error, abs_m, abs_m_error, tau_int_energy, tau_int_abs_m, series_length, too_short}.
+Other files add items: a list of {name, dtype, shape, value (datasets of at most 8 numbers)}; groups are
+{name} ending in "/". Exit codes as without --json; NaN is written as null."""
+
+_STATUS_JSON = """--json prints one object. A run folder: path, kind "run", job (null or {name, seed, stages}),
+simulate (null before the first checkpoint, else {state, update, updates_total, percent, samples_done, ranks,
+checkpoint, checkpoint_age_seconds, updates_per_second, seconds_left, exchange_acceptance, round_trips}),
+files ({name: {mib, damaged}} of ensemble.h5, results.h5, report.md), models (names), tune (lines), last_simulate
+(null, "unreadable" or {wall_seconds, ranks, ns_per_site_update}), problem (null or the damaged ensemble's
+one-line error: the exit code is then 2, as without --json). A sweep folder: path, kind "sweep", name, mode,
+keys, points (a list of {index, folder, values, started, simulate, models, ensemble.h5, results.h5,
+report.md})."""
 
 
 class _Version(argparse.Action):
@@ -89,8 +139,17 @@ def _stage_not_built(stage: str, module: str) -> None:
     raise ConfigError("hpc_rg", stage, "(requested)", f"a stage this installation provides ({module} is missing)")
 
 
+def require_extras(stages, cfg) -> None:
+    """Every optional package the stages need, checked before the first runs (a missing one: one line naming
+    its extra, exit 2, nothing written)."""
+    from hpc_rg.extras import require_for_stage
+    for stage in stages:
+        require_for_stage(stage, cfg)
+
+
 def run_stage(stage: str, cfg, world, resume: bool, force: bool, worker: bool = False) -> int:
     from hpc_rg.io import run_folder
+    require_extras((stage,), cfg)
     if stage == "tune" and worker:
         # an extra worker joins a study that the main run (which holds the folder's lock) drives: the
         # journal storage is its shared state, and it writes nothing else
@@ -139,7 +198,8 @@ def _run_stage(stage: str, cfg, world, resume: bool, force: bool, worker: bool =
     else:
         raise ValueError(stage)
     if code == 0:
-        log.info("stage %s done in %.1f s", stage, time.time() - tic)
+        from hpc_rg.progress import duration
+        log.info("stage %s done in %s", stage, duration(time.time() - tic))
     return code
 
 
@@ -171,6 +231,8 @@ def _main(args, world) -> int:
             else:
                 print(config.dumps(cfg))
         return 0
+    if args.command == "demo":
+        return _demo(args, world)
     if args.command == "tune":
         cfg = config.load(args.job)
         if not cfg.tune:
@@ -179,6 +241,7 @@ def _main(args, world) -> int:
     if args.command in STAGE_COMMANDS:
         cfg = job
         stages = cfg.stages if args.command == "run" else (args.command,)
+        require_extras(stages, cfg)
         for stage in stages:
             code = run_stage(stage, cfg, world, args.resume, args.force)
             if code:
@@ -189,22 +252,68 @@ def _main(args, world) -> int:
     if not world.is_root:
         return 0
     if args.command == "report":
-        print(sweep.write_report(args.run_dir) if sweep.is_sweep_folder(args.run_dir) else _report(args.run_dir))
-    elif args.command == "status":
         if sweep.is_sweep_folder(args.run_dir):
-            print(sweep.status(args.run_dir))
+            print(sweep.write_report(args.run_dir))
         else:
-            from hpc_rg.summary import status_report
-            text, problem = status_report(args.run_dir)
-            print(text, flush=True)
+            from hpc_rg.summary import check_run_folder
+            require_extras(("report",), None)
+            print(_report(check_run_folder(args.run_dir)))
+    elif args.command == "status":
+        from hpc_rg import summary
+        if sweep.is_sweep_folder(args.run_dir):
+            print(_json(summary.sweep_status_record(args.run_dir)) if args.json else sweep.status(args.run_dir))
+        else:
+            rec, problem = summary.status_record(args.run_dir)
+            print(_json(rec) if args.json else summary.status_text(rec), flush=True)
             if problem is not None:      # a damaged ensemble.h5: shown above, and exit 2 with its one line
                 raise problem
     elif args.command == "info":
-        from hpc_rg.summary import info
-        print(info(args.file))
+        from hpc_rg import summary
+        rec = summary.info_record(args.file)
+        print(_json(rec) if args.json else summary.info_text(rec))
     elif args.command == "assemble":
         from hpc_rg.io.assemble import copy_ensemble
         print(copy_ensemble(args.run_dir, args.compression))
+    return 0
+
+
+def _json(record: dict) -> str:
+    """One JSON object; NaN and infinities (no JSON) become null."""
+    import json
+    import math
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    return json.dumps(clean(record), indent=1, allow_nan=False)
+
+
+def _demo(args, world) -> int:
+    """`hpc-rg demo`: the quickstart job shipped in the package (hpc_rg/data/quickstart.toml, the same file as
+    jobs/quickstart.toml), with its `out` pointed at --out, run like `hpc-rg run`."""
+    import json
+    import re
+    from importlib.resources import files
+    from hpc_rg import config
+    text = files("hpc_rg.data").joinpath("quickstart.toml").read_text(encoding="utf-8")
+    out = args.out.expanduser().resolve()
+    # TOML's basic strings read JSON's string escapes, so json.dumps quotes any path safely
+    text, n = re.subn(r"(?m)^out\s*=.*$", lambda _: f"out = {json.dumps(str(out))}", text, count=1)
+    if n != 1:
+        raise RuntimeError("the packaged quickstart.toml has no `out = ...` line in [job]")
+    cfg = config.loads(text, out.parent / "quickstart.toml")
+    require_extras(cfg.stages, cfg)
+    for stage in cfg.stages:
+        code = run_stage(stage, cfg, world, args.resume, args.force)
+        if code:
+            return code
+    if world.is_root:
+        print(f"report: {cfg.out / 'report.md'}" if (cfg.out / "report.md").exists() else f"run folder: {cfg.out}")
     return 0
 
 
@@ -227,6 +336,8 @@ def _sweep_command(args, job, world) -> int:
                 print(explain(points[0].cfg) if args.explain else dumps(points[0].cfg))
         return 0
     sweep.check_folders(points, args.command, args.resume, args.force)
+    for point in points:
+        require_extras(point.cfg.stages if args.command == "run" else (args.command,), point.cfg)
     if world.is_root:                              # before any point runs, so status/report see every point
         job.write_index()
     world.barrier()
@@ -254,10 +365,17 @@ def main(argv: list[str] | None = None) -> int:
             return _stdout_closed()
         raise
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from hpc_rg import progress
     from hpc_rg.config import ConfigError
+    from hpc_rg.extras import MissingExtra, from_import_error
     from hpc_rg.parallel import setup_logging, world
-    w = world()
+    try:
+        w = world()
+    except MissingExtra as e:            # launched on several ranks without mpi4py
+        print(e.line(), file=sys.stderr, flush=True)
+        return EXIT_USAGE
     setup_logging(args.verbose)
+    progress.configure(args.progress_every)
     restore_logging = _nothing
     from hpc_rg.io.diskfull import quiet_dealloc_errors
     quiet_dealloc_errors()
@@ -269,21 +387,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _stdout_closed()
     except ConfigError as e:
-        from hpc_rg.io.diskfull import DiskFullError
-        if isinstance(e, DiskFullError):
-            return _disk_full(w, e)
-        # Validation is deterministic, so normally every rank raises the same error: rank 0 speaks and all
-        # exit 2. If only some ranks raised, the others would wait forever: abort them after a moment.
-        if w.is_root:
-            print(f"hpc-rg: error: {e}", file=sys.stderr, flush=True)
-        if w.size > 1:
-            _abort_stragglers(w, EXIT_USAGE, None if w.is_root else f"hpc-rg: error (rank {w.rank}): {e}")
-        return EXIT_USAGE
+        return _user_error(w, e, args.command)
     except KeyboardInterrupt:
         return 130
     except BaseException as e:
         if isinstance(e, SystemExit):
             raise
+        missing = from_import_error(e, args.command)    # an optional package imported deep inside a stage
+        if missing is not None:
+            return _user_error(w, missing, args.command)
         from hpc_rg.io import diskfull
         if diskfull.is_disk_full(e):
             return _disk_full(w, diskfull.as_disk_full(e))
@@ -293,6 +405,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         restore_logging()
+        progress.configure(None)
+
+
+def _user_error(w, e, command: str) -> int:
+    """A ConfigError (or a MissingExtra, or a full disk): one line on stderr, exit 2."""
+    from hpc_rg.extras import MissingExtra
+    from hpc_rg.io.diskfull import DiskFullError
+    if isinstance(e, DiskFullError):
+        return _disk_full(w, e)
+    if isinstance(e, MissingExtra) and e.stage is None:
+        e.stage = command
+    line = e.line() if isinstance(e, MissingExtra) else f"hpc-rg: error: {e}"
+    # Validation is deterministic, so normally every rank raises the same error: rank 0 speaks and all
+    # exit 2. If only some ranks raised, the others would wait forever: abort them after a moment.
+    if w.is_root:
+        print(line, file=sys.stderr, flush=True)
+    if w.size > 1:
+        _abort_stragglers(w, EXIT_USAGE, None if w.is_root else f"hpc-rg: error (rank {w.rank}): {e}")
+    return EXIT_USAGE
 
 
 def _log_options(args, w):

@@ -100,6 +100,12 @@ def world() -> World:
             comm = MPI.COMM_WORLD
             _WORLD = World(comm, comm.Get_rank(), comm.Get_size())
         except ImportError:
+            # without mpi4py a process is one rank; launched as one of several (mpiexec/srun set these), it
+            # would silently duplicate the work of the others: say which extra gives the ranks instead
+            launched = max(int(os.environ.get(v, "1") or 1) for v in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"))
+            if launched > 1:
+                from hpc_rg.extras import MissingExtra
+                raise MissingExtra("mpi4py", f"on {launched} ranks") from None
             _WORLD = World(None, 0, 1)
     return _WORLD
 

@@ -19,6 +19,7 @@ in a few sorted passes (`prefetch_windows`).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -33,6 +34,7 @@ from torch import nn
 from hpc_rg.learn.data import local_batches
 from hpc_rg.learn.uniforms import UniformStream
 from hpc_rg.parallel import World, allreduce_sum_inplace, deal, get_logger, local_rank, seed_sequence
+from hpc_rg.progress import Progress, duration
 
 
 def torch_seed(seq: np.random.SeedSequence) -> int:
@@ -133,11 +135,6 @@ def lr_factor(opts: Options, epoch: int) -> float:
     if opts.lr_schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * epoch / opts.epochs))
     return 1.0
-
-
-def _fmt_eta(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def evaluate(task, world: World, gen, block: int = 1000) -> dict[str, float]:
@@ -243,8 +240,9 @@ def fit(task, world: World, opts: Options, state: State | None = None,
     n_steps = len(task.train_idx) // opts.batch_size
     if n_steps == 0:
         raise ValueError(f"{opts.label}: {len(task.train_idx)} training samples < batch_size = {opts.batch_size}")
-    t_start = time.perf_counter()
-    first = state.epoch
+    # one bar on a terminal, else a line with samples/s and ETA every few seconds; the epoch lines only with -v
+    progress = Progress(opts.label, opts.epochs * n_steps * opts.batch_size, "samples",
+                        start=state.epoch * n_steps * opts.batch_size, is_root=world.is_root, enabled=opts.verbose)
     for epoch in range(state.epoch, opts.epochs):
         t0 = time.perf_counter()
         for g in opt.param_groups:
@@ -253,6 +251,7 @@ def fit(task, world: World, opts: Options, state: State | None = None,
                               opts.dtype)
         shuffle = seed_sequence(opts.job_seed, *opts.key, 1, epoch, purpose="train")
         task.trainable.train()
+        steps_done = epoch * n_steps
         sums: dict[str, float] = {}
         batches = list(local_batches(task.train_idx, opts.batch_size, world.size if shared else 1,
                                      world.rank if shared else 0, shuffle))
@@ -281,6 +280,8 @@ def fit(task, world: World, opts: Options, state: State | None = None,
                 opt.step()
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * weight
+                steps_done += 1
+                progress.update(steps_done * opts.batch_size, lambda: f"epoch {epoch + 1}/{opts.epochs}")
         task.prefetch(None)
         if hasattr(task, "end_epoch"):   # e.g. weight averaging over the last epochs (RBMTask)
             task.end_epoch(epoch + 1, opts.epochs)
@@ -303,12 +304,14 @@ def fit(task, world: World, opts: Options, state: State | None = None,
         state.optimizer = opt.state_dict()
         if checkpoint is not None:
             checkpoint(state)
-        done = epoch + 1 - first
-        eta = (time.perf_counter() - t_start) / done * (opts.epochs - epoch - 1)
         shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds", "lr", *opts.tag))
-        (log.info if opts.verbose else log.debug)(f"{opts.label}: epoch {epoch + 1}/{opts.epochs} {shown} ({dt:.2f} s/epoch, ETA {_fmt_eta(eta)})")
+        if log.isEnabledFor(logging.DEBUG):    # -v: a line per epoch (the periodic progress line otherwise)
+            log.debug(f"{opts.label}: epoch {epoch + 1}/{opts.epochs} {shown} ({dt:.2f} s/epoch, "
+                      f"ETA {duration(progress.eta())})")
         if stop is not None and epoch + 1 < opts.epochs and stop():
+            progress.close()
             raise Interrupted(f"{opts.label}: stopped after epoch {epoch + 1}/{opts.epochs}")
+    progress.close()
     return state
 
 

@@ -34,10 +34,10 @@ from hpc_rg.lattice import from_config
 from hpc_rg.mc.registry import sampler_class, update_unit
 from hpc_rg.mc.tempering import Tempering
 from hpc_rg.parallel import deal, get_logger, seed_sequence
+from hpc_rg.progress import Progress, duration
 
 EXIT_INTERRUPTED = 3          # stopped by a signal or the time limit after a checkpoint: resumable
 SYNC_TARGET_SECONDS = 0.5     # aim for one collective stop/checkpoint decision per this much wall time
-PROGRESS_SECONDS = 10.0
 
 
 @dataclass
@@ -270,10 +270,14 @@ class Simulation:
         sim, world = self.sim, self.world
         start = time.time()
         deadline = slurm_deadline(start)
-        last_ckpt = last_sync = last_log = start
+        last_ckpt = last_sync = start
         stride, opportunities = 1, 0
         writer = self.open_part()
         t_begin = self.t
+        # rank 0: a bar on a terminal, a line with rate and ETA every few seconds in a log (hpc_rg.progress)
+        progress = Progress("simulate", sim.updates, update_unit(sim.algorithm) + "s", start=t_begin,
+                            is_root=world.is_root)
+        samples_line = lambda: f"samples {self.j}/{sim.samples}"     # noqa: E731 (formatted only when shown)
         fault = fault_injection(world.rank)
         while self.t < sim.updates:
             t0, t1 = self.t, self.next_event()
@@ -299,6 +303,7 @@ class Simulation:
             self.t = t1
             if sample_now:
                 self.j += 1
+            progress.update(self.t, samples_line)
             if fault is not None:
                 fault(self.t)
             for item in self._route(outbox):
@@ -338,18 +343,13 @@ class Simulation:
                     self.tempering.step(energies, self.lattice.n_sites)
                     for rep in self.replicas.values():
                         rep.sampler.beta = self.betas[self.slot(rep)]
-                if world.is_root and now - last_log >= PROGRESS_SECONDS:
-                    last_log = now
-                    done = (self.t - t_begin) / max(sim.updates - t_begin, 1)
-                    eta = (now - start) * (1 - done) / max(done, 1e-9)
-                    self.log.info("update %d/%d, samples %d/%d, %.0f s elapsed, ETA %.0f s", self.t, sim.updates,
-                                  self.j, sim.samples, now - start, eta)
             self.rate = (self.t - t_begin) / max(time.time() - start, 1e-9)
             due = ckpt_time or stop_now or (sim.checkpoint_every and self.t % sim.checkpoint_every == 0)
             if due and self.t < sim.updates:
                 writer = self.checkpoint(writer, reopen=not stop_now)
                 last_ckpt = time.time()
             if stop_now and self.t < sim.updates:
+                progress.close()
                 # what stopped the run, as the rank that got it says (not the Slurm limit when rank 0 had no
                 # signal but another rank did)
                 why = ", ".join(dict.fromkeys(sig for _, sig in stopped)) or "the Slurm time limit"
@@ -358,6 +358,7 @@ class Simulation:
                 self.log.warning("stopped by %s at update %d of %d; checkpoint written, resume with --resume%s",
                                  why, self.t, sim.updates, where)
                 return EXIT_INTERRUPTED
+        progress.close()
         self.checkpoint(writer, reopen=False)
         self.finish(time.time() - start)
         return 0
@@ -435,8 +436,8 @@ class Simulation:
                      "writer": "mpio" if mpio.available() and world.size > 1 else "virtual",
                      "ns_per_site_update": 1e9 * sum(seconds) / max(spin_updates, 1)}
             (self.out / "simulate.json").write_text(json.dumps(stats, indent=1))
-            self.log.info("wrote %s (%d temperatures x %d chains x %d samples of %s) in %.1f s", path, self.n_t,
-                          sim.chains, self.j, "x".join(map(str, self.lattice.shape)), wall)
+            self.log.info("wrote %s (%d temperatures x %d chains x %d samples of %s) in %s", path, self.n_t,
+                          sim.chains, self.j, "x".join(map(str, self.lattice.shape)), duration(wall))
         world.barrier()
 
 TUNE_ROUNDS = 6

@@ -16,7 +16,7 @@ from hpc_rg.reduce import figures, observables as obs, rg, scaling
 from hpc_rg.reduce import mutual_info as mi
 from hpc_rg.reduce.blocks import block_means
 from hpc_rg.reduce.registry import Context, Result, reduction
-from hpc_rg.reduce.stats import jackknife_blocks, jackknife_replicas
+from hpc_rg.reduce.stats import jackknife_blocks, jackknife_replicas, tau_int_warning
 
 
 def _t_indices(ens, temperatures) -> list[int]:
@@ -50,7 +50,7 @@ def run_observables(spec, ctx: Context) -> Result:
     """E, |m|, ⟨m²⟩, χ, C, U per temperature (and file/L), jackknife errors; optional reweighted curves."""
     res = Result(attrs={"method": "block jackknife over chain stretches; tau_int by Γ-method"})
     paths = ctx.resolve(spec.files)
-    Ls = []
+    Ls, warnings = [], []
     for i, path in enumerate(paths):
         d = _scalar_data(path)
         mine = deal(len(d["temperatures"]), ctx.world.size, ctx.world.rank)
@@ -67,6 +67,11 @@ def run_observables(spec, ctx: Context) -> Result:
             err = [merged[t][q][1] for t in range(len(d["temperatures"]))]
             res.put(q + sfx, val, None if q.startswith("tau") else err)
         res.axes["temperatures" + sfx] = d["temperatures"]
+        tau = np.maximum([merged[t]["tau_int_energy"][0] for t in range(len(d["temperatures"]))],
+                         [merged[t]["tau_int_abs_m"][0] for t in range(len(d["temperatures"]))])
+        note = tau_int_warning(d["e"].shape[-1], tau, d["temperatures"], "E, |m|")
+        if note:
+            warnings.append(f"L = {d['L']}: {note}" if tag else note)
         if spec.reweight_points and len(d["temperatures"]) > 1:
             grid = np.linspace(d["temperatures"][0], d["temperatures"][-1], spec.reweight_points)
             curve = obs.reweighted_curve(d["temperatures"], d["e"], d["m"], d["n_sites"], grid)
@@ -75,6 +80,8 @@ def run_observables(spec, ctx: Context) -> Result:
                 res.axes[f"reweighted_{q}{sfx}"] = curve[:, k]
         Ls.append(d["L"])
     res.axes["L"] = np.array(Ls)
+    # '' when every chain holds >= 50 τ (emcee's rule); the stage logs it, `hpc-rg info` and the report show it
+    res.attrs["tau_int_warning"] = "; ".join(warnings)
     _provenance(res, paths)
     res.plot = figures.plot_observables
     return res

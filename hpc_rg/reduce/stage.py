@@ -14,6 +14,7 @@ import time
 
 from hpc_rg.config import ConfigError
 from hpc_rg.parallel import EXIT_INTERRUPTED, StopRequests, get_logger
+from hpc_rg.progress import duration
 from hpc_rg.reduce.registry import Context, load_all
 from hpc_rg.reduce.results import write_results
 from hpc_rg.reduce.validate import validate as validate_reductions
@@ -39,13 +40,22 @@ def _run_analyze(cfg, world, stop: StopRequests) -> int:
         raise ConfigError(cfg.file, "job.out", str(out), f"a run folder with ensemble.h5 (missing: {ctx.ensemble_path}); "
                           "run `hpc-rg simulate` first")
     validate_reductions(cfg, ctx.ensemble_path)   # files and lattices of every reduction, before any runs
-    for name, spec in cfg.analyze.items():
+    total = len(cfg.analyze)
+    t_stage = time.perf_counter()
+    for k, (name, spec) in enumerate(cfg.analyze.items()):
         t0 = time.perf_counter()
+        # a line as each reduction starts and ends: a long one is never silent, and the log says which ran long
+        log.info("analyze %s (%d of %d): started", name, k + 1, total)
         res = reductions[name](spec, ctx)
         res.attrs["seconds"] = time.perf_counter() - t0
         res.attrs["ranks"] = world.size
         ctx.results[name] = res
-        log.info("analyze %s: %.2f s on %d rank(s)", name, res.attrs["seconds"], world.size)
+        left = (time.perf_counter() - t_stage) / (k + 1) * (total - k - 1)
+        log.info("analyze %s (%d of %d): done in %s on %d rank(s)%s", name, k + 1, total,
+                 duration(res.attrs["seconds"]), world.size,
+                 f"; {total - k - 1} left, ETA {duration(left)}" if k + 1 < total else "")
+        if res.attrs.get("tau_int_warning"):
+            log.warning("analyze %s: %s", name, res.attrs["tau_int_warning"])
         if stop.agree():
             log.warning("analyze: stopped by %s after %s; results.h5 not written, run again with --resume",
                         stop.why(), name)

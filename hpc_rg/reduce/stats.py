@@ -63,6 +63,36 @@ def mean_error(x: np.ndarray, axis_chains: bool = False) -> tuple[float, float, 
     return mean, err, tau
 
 
+# emcee's rule (emcee.autocorr.integrated_time, tol = 50): a chain shorter than 50 autocorrelation times
+# gives an unreliable τ, and so unreliable error bars. emcee's τ is 1 + 2Σρ(t), twice this module's τ_int.
+TAU_TOL = 50
+
+
+def min_samples(tau_int) -> np.ndarray:
+    """Samples per chain that emcee's rule asks for: 50 τ in emcee's convention = 100 τ_int here."""
+    return TAU_TOL * 2.0 * np.asarray(tau_int, dtype=np.float64)
+
+
+def chains_too_short(n_samples: int, tau_int) -> np.ndarray:
+    """True where a chain of `n_samples` holds fewer than 50 τ (emcee's rule) for this τ_int."""
+    return np.asarray(n_samples) < min_samples(tau_int)
+
+
+def tau_int_warning(n_samples: int, tau_int, temperatures, what: str = "E", unit: str = "samples") -> str:
+    """'' when every chain holds at least 50 τ, else one sentence for logs and reports: where, how short,
+    and how many samples would do. `tau_int` and `temperatures` are per temperature."""
+    tau = np.atleast_1d(np.asarray(tau_int, dtype=np.float64))
+    short = chains_too_short(n_samples, tau)
+    if not short.any():
+        return ""
+    temps = np.atleast_1d(np.asarray(temperatures, dtype=np.float64))[short]
+    shown = ", ".join(f"{T:.6g}" for T in temps[:6]) + (", ..." if len(temps) > 6 else "")
+    need = int(np.ceil(min_samples(tau[short].max())))
+    return (f"chains of {int(n_samples)} {unit} hold fewer than {TAU_TOL} autocorrelation times (emcee's rule) "
+            f"at T = {shown}: tau_int({what}) up to {tau[short].max():.3g} asks for at least {need} {unit} per "
+            f"chain; tau_int and the error bars there are unreliable (run longer)")
+
+
 def binning_error(x: np.ndarray, n_bins: int | None = None) -> tuple[float, float]:
     """(mean, error) from non-overlapping bins (default ~ 10 + N^(1/3) bins, as Carlo.jl does)."""
     x = np.asarray(x, dtype=np.float64)
