@@ -23,10 +23,6 @@ import numpy as np
 from hpc_rg.report.markdown import code, fence, inline, render_html, table as _table
 from hpc_rg.summary import _fmt
 
-# emcee's rule of thumb: a chain shorter than 50 τ_int gives unreliable τ_int and error bars
-TAU_INT_CHAIN_RATIO = 50
-
-
 def _ensemble_section(run: Path) -> list[str]:
     path = run / "ensemble.h5"
     if not path.exists():
@@ -60,7 +56,7 @@ def _damaged_is_refused(path: Path):
 
 
 def _ensemble_lines(ens) -> list[str]:
-    from hpc_rg.reduce.stats import mean_error
+    from hpc_rg.reduce.stats import TAU_TOL, chains_too_short, mean_error
     out = []
     a = ens.attrs
     def say(v):
@@ -79,7 +75,7 @@ def _ensemble_lines(ens) -> list[str]:
         m, dm, taum = mean_error(np.abs(m_ts[t]), axis_chains=True)
         rows.append([f"{T:.6g}", _fmt(e, de), _fmt(m, dm), f"{tau:.3g}", f"{taum:.3g}"])
         n = np.shape(e_ts[t])[-1]
-        if n < TAU_INT_CHAIN_RATIO * max(tau, taum):
+        if chains_too_short(n, max(tau, taum)):     # emcee's rule, one helper for info, analyze, report
             short.append(f"T = {T:.6g} ({n} points per chain, τ_int = {max(tau, taum):.3g})")
     from hpc_rg.reduce.labels import short_label
     out += _table([inline(short_label(q)) for q in ("temperatures", "energy", "abs_m", "tau_int_energy",
@@ -87,7 +83,7 @@ def _ensemble_lines(ens) -> list[str]:
     out.append("")
     out.append("Errors: Γ-method integrated autocorrelation time, chains combined.")
     if short:
-        out += ["", f"> **Warning:** chains shorter than {TAU_INT_CHAIN_RATIO} τ_int at " + "; ".join(short)
+        out += ["", f"> **Warning:** chains shorter than {TAU_TOL} autocorrelation times (emcee's rule) at " + "; ".join(short)
                 + ": τ_int and the error bars are unreliable there; run longer chains."]
     if ens.has("exchange/acceptance"):
         acc = ens.file["exchange/acceptance"][()]

@@ -168,14 +168,14 @@ def _ensemble(path, shape, temps, chains=2, samples=30, seed=0):
 
 def test_chains_shorter_than_50_tau_int_are_flagged_in_the_ensemble_section(tmp_path):
     run = _job(tmp_path, "short", "")
-    _ensemble(run / "ensemble.h5", (4, 4), [2.0, 2.5], samples=20)     # τ_int >= 0.5: 50 τ_int >= 25 > 20
+    _ensemble(run / "ensemble.h5", (4, 4), [2.0, 2.5], samples=20)     # τ_int >= 0.5: 50 τ (emcee) = 100 τ_int >= 50 > 20
     build.write_report(run)
     quote = Elements((run / "report.html").read_text()).inside("blockquote")
-    assert "shorter than 50 τ_int" in quote and "T = 2 (20 points per chain" in quote
+    assert "shorter than 50 autocorrelation times" in quote and "T = 2 (20 points per chain" in quote
     long = tmp_path / "long"
     long.mkdir()
     (long / "job.toml").write_text((run / "job.toml").read_text())
-    _ensemble(long / "ensemble.h5", (4, 4), [2.0], samples=400)       # iid spins: τ_int ~ 0.5, 400 > 25
+    _ensemble(long / "ensemble.h5", (4, 4), [2.0], samples=400)       # iid spins: τ_int ~ 0.5, 400 > 100 τ_int
     build.write_report(long)
     assert "blockquote" not in Elements((long / "report.html").read_text()).names()
 
