@@ -4,6 +4,11 @@ functions only (the analyze stage imports every reduction module).
   neural_mi     I(X; Y) of neighbouring b×b blocks and/or of a block and its environment ring, by a variational
                 bound (InfoNCE or NWJ) over several seeds, beside the bias-corrected histogram MI of the same
                 pairs (`mutual_info`). Seeds are dealt over the ranks; the result does not depend on their number.
+  coarse_rules  block-spin rules side by side (majority = sign of the block sum, and the b×b kernels of trained
+                rsmi / coarse_cnn models as sign(w·s)): per rule I(H; E) of the coarse spin and its block's
+                environment (neural bound, and histogram when the ring has <= 31 sites), the couplings of the
+                coarse Hamiltonian fitted by pseudo-likelihood for ranges 1, √2, 2 on the once-blocked
+                lattice (jackknife errors), and the MCRG exponents y_t, y_h per level (as `mcrg`).
 """
 from __future__ import annotations
 
@@ -72,8 +77,8 @@ def run_neural_mi(spec, ctx: Context) -> Result:
                                   f"{', embed ' + str(spec.embed) if spec.critic == 'separable' else ''}), "
                                   f"{spec.steps} Adam steps of {spec.batch} pairs from distinct configurations, "
                                   f"held-out fraction {spec.test_fraction}, {spec.seeds} seeds dealt over ranks; "
-                                  "error = sqrt(spread over seeds² + held-out stderr²); histogram: Miller-Madow, "
-                                  "bootstrap over blocks of configurations",
+                                  "error = sqrt(spread over seeds² + held-out stderr²); histogram: Miller-Madow "
+                                  "and Grassberger, bootstrap over blocks of configurations",
                         "estimator": spec.estimator, "critic": spec.critic, "block": spec.block,
                         "buffer": spec.buffer, "shell": spec.shell, "units": "bits"})
     with open_ensemble(ctx.ensemble_path) as ens:
@@ -102,13 +107,143 @@ def run_neural_mi(spec, ctx: Context) -> Result:
                 put(f"seconds_per_estimate_{kind}", float(np.mean([p["seconds_per_estimate"] for p in r["per_seed"]])))
                 if spec.histogram and x.shape[-1] <= 31 and y.shape[-1] <= 31 and \
                         (kind == "block_environment" or spec.block <= 4):
-                    v, e = histogram_mi(_codes(x), _codes(y), "miller_madow", seed=int(ctx.seed) + t)
-                    put(f"I_{kind}_histogram", v, e)
+                    for method, tag in (("miller_madow", ""), ("grassberger", "_grassberger")):
+                        v, e = histogram_mi(_codes(x), _codes(y), method, seed=int(ctx.seed) + t)
+                        put(f"I_{kind}_histogram{tag}", v, e)
         res.attrs["log2_batch"] = float(np.log2(min(spec.batch, r["n_train"], r["n_test"])))
         for name, (v, e) in out.items():
             res.put(name, v, None if np.all(np.isnan(e)) else e)
         res.attrs["ensembles"] = str(ctx.ensemble_path)
         res.attrs["n_chains"] = int(ens.n_chains)
         res.attrs["n_samples"] = int(ens.n_samples)
+        res.attrs["lattice_shape"] = np.array(ens.lattice_shape)
+    return res
+
+
+# ------------------------------------------------------------------------------------------ coarse_rules
+RANGES = ("1", "sqrt2", "2")
+
+
+def neighbour_sums(s: np.ndarray) -> np.ndarray:
+    """(N, l, l) ±1 -> (N, l, l, 3): the sums of the 4 neighbours at distance 1, √2 and 2 of every site."""
+    x = s.astype(np.float64)
+    r = lambda dy, dx: np.roll(x, (dy, dx), axis=(1, 2))
+    d1 = r(0, 1) + r(0, -1) + r(1, 0) + r(-1, 0)
+    d2 = r(1, 1) + r(1, -1) + r(-1, 1) + r(-1, -1)
+    d3 = r(0, 2) + r(0, -2) + r(2, 0) + r(-2, 0)
+    return np.stack([d1, d2, d3], axis=-1)
+
+
+def pseudo_likelihood_couplings(s: np.ndarray, n_couplings: int = 3, iters: int = 50) -> np.ndarray:
+    """Couplings K_r of H = −Σ_r K_r Σ_{pairs at range r} σσ (ranges 1, √2, 2; the first n_couplings) that
+    maximise the pseudo-likelihood Π_i P(σ_i | rest) = Π_i 1 / (1 + exp(−2 σ_i Σ_r K_r S_r,i)) of the
+    configurations s (N, l, l): a convex logistic regression, solved by Newton's method."""
+    f = neighbour_sums(s)[..., :n_couplings].reshape(-1, n_couplings)
+    y = s.reshape(-1).astype(np.float64)
+    z = 2.0 * y[:, None] * f                      # log P(σ_i | rest) = −log(1 + exp(−z·K))
+    k = np.zeros(n_couplings)
+    for _ in range(iters):
+        m = z @ k
+        p = 0.5 * (1.0 - np.tanh(0.5 * m))       # sigmoid(−m), stably
+        grad = -(z * p[:, None]).mean(0)
+        hess = (z * (p * (1 - p))[:, None]).T @ z / len(z)
+        step = np.linalg.solve(hess + 1e-12 * np.eye(n_couplings), grad)
+        k -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return k
+
+
+def _rule_kernels(spec, ctx: Context) -> dict[str, np.ndarray]:
+    """name -> (b, b) weights: the rules of the spec, then the first channel of each named model's kernel."""
+    from hpc_rg.config import ConfigError
+    b = spec.block
+    out = {}
+    for r in spec.rules:
+        out[r] = np.ones((b, b))        # majority: the sign of the block sum (ties: a seeded coin)
+    for name in spec.models:
+        from hpc_rg.learn.modelfile import load_model
+        model, meta = load_model(ctx.out / "models" / f"{name}.pt")
+        if meta["kind"] not in ("rsmi", "coarse_cnn"):
+            raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.models", name,
+                              f"an rsmi or coarse_cnn model (models/{name}.pt is a {meta['kind']})")
+        k = model.kernel().cpu().numpy()
+        if k.shape[-1] != b:
+            raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.block", b,
+                              f"the block of model {name} ({k.shape[-1]})")
+        out[name] = k[0].astype(np.float64)
+    return out
+
+
+@reduction("coarse_rules")
+def run_coarse_rules(spec, ctx: Context) -> Result:
+    """Per rule and temperature: I(H; E) (neural bound; histogram when cheap), pseudo-likelihood couplings
+    K_1, K_√2, K_2 of the once-blocked lattice (and their ratios to K_1), MCRG y_t and y_h per level."""
+    from hpc_rg.parallel import seed_sequence
+    from hpc_rg.reduce import mi_neural as mn, rg
+    from hpc_rg.reduce.blocks import block_means
+    from hpc_rg.reduce.stats import jackknife_blocks
+    kernels = _rule_kernels(spec, ctx)
+    b = spec.block
+    opts = mn.BoundOptions(estimator=spec.estimator, steps=spec.steps, batch=spec.batch, lr=spec.lr)
+    res = Result(attrs={"method": f"rules as sign(w·s) (majority: w = 1, ties by a seeded coin); I(H;E): "
+                                  f"{spec.estimator} bound ({spec.seeds} seeds, error = sqrt(spread² + "
+                                  f"stderr²)) of the coarse spin and its environment ring (buffer {spec.buffer}, "
+                                  f"shell {spec.shell}); couplings: pseudo-likelihood on the once-blocked lattice, "
+                                  f"jackknife over {spec.n_blocks} blocks of configurations; MCRG as `mcrg`",
+                        "rules": ",".join(kernels), "block": b, "units": "bits"})
+    for name, w in kernels.items():
+        res.attrs[f"kernel_{name}"] = w.ravel()
+    with open_ensemble(ctx.ensemble_path) as ens:
+        ts = _t_indices(ens, spec.temperatures)
+        res.axes["temperatures"] = ens.temperatures[ts]
+        side = min(ens.lattice_shape)
+        levels = max(1, int(np.floor(np.log(side / 8) / np.log(b))))
+        res.axes["level_from"] = np.arange(levels)
+        out: dict[str, tuple[list, list]] = {}
+
+        def put(q, v, e=None):
+            out.setdefault(q, ([], []))
+            out[q][0].append(v)
+            out[q][1].append(np.full(np.shape(v), np.nan) if e is None else e)
+
+        for t in ts:
+            spins = load_configurations(ens, t, spec.max_samples)
+            _, env = mn.block_environment_pairs(spins, b, spec.buffer, spec.shell)
+            for k, (name, w) in enumerate(kernels.items()):
+                rng = np.random.default_rng(seed_sequence(ctx.seed, 21, 1, t, k, purpose="analysis"))
+                coarse = rg.block(spins, b, w, rng)                        # (N, L/b, L/b)
+                h = coarse.reshape(len(coarse), -1, 1)
+                r = mn.estimate(h, env, opts, spec.seeds, ctx.seed, key=(21, 2, t, k),
+                                test_fraction=spec.test_fraction, world=ctx.world)
+                put(f"I_HE_{name}", r["bits"], float(np.hypot(0.0 if spec.seeds == 1 else r["spread_bits"],
+                                                              r["stderr_bits"])))
+                if env.shape[-1] <= 31:
+                    v, e = histogram_mi(_codes(h), _codes(env), "grassberger", seed=int(ctx.seed) + t)
+                    put(f"I_HE_{name}_histogram", v, e)
+                parts = np.array_split(np.arange(len(coarse)), spec.n_blocks)
+                full = pseudo_likelihood_couplings(coarse)
+                loo = np.array([pseudo_likelihood_couplings(coarse[np.setdiff1d(np.arange(len(coarse)), p)])
+                                for p in parts])
+                nb = len(parts)
+                err = np.sqrt((nb - 1) / nb * ((loo - loo.mean(0)) ** 2).sum(0))
+                for j, rr in enumerate(RANGES):
+                    put(f"K{rr}_{name}", full[j], err[j])
+                ratio = np.abs(full[1:]).sum() / abs(full[0])
+                loo_ratio = np.abs(loo[:, 1:]).sum(1) / np.abs(loo[:, 0])
+                put(f"longer_range_ratio_{name}", ratio,
+                    float(np.sqrt((nb - 1) / nb * ((loo_ratio - loo_ratio.mean()) ** 2).sum())))
+                if spec.mcrg:
+                    def fn(x, where, w=w, k=k):
+                        return rg.mcrg_primaries(rg.block_levels(np.asarray(x), b, levels, w,
+                                                                 seed=int(ctx.seed) + 7919 * k + where[2]))
+                    bm, _ = block_means(ens, t, fn, ctx.world, spec.n_blocks, 64, spec.max_samples)
+                    y, e = rg.mcrg_exponents(bm, b)
+                    put(f"y_t_{name}", y[:, 0], e[:, 0])
+                    put(f"y_h_{name}", y[:, 1], e[:, 1])
+        for q, (v, e) in out.items():
+            e = np.asarray(e, dtype=np.float64)
+            res.put(q, v, None if np.all(np.isnan(e)) else e)
+        res.attrs["ensembles"] = str(ctx.ensemble_path)
         res.attrs["lattice_shape"] = np.array(ens.lattice_shape)
     return res

@@ -170,6 +170,35 @@ class NeuralMISpec:
         return None
 
 
+@dataclass(frozen=True)
+class CoarseRulesSpec:
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    block: int = spec(2, min=2, doc="block side b of every rule")
+    rules: tuple[str, ...] = spec(("majority",), doc="built-in rules: majority (sign of the block sum, ties by "
+                                  "a seeded coin)")
+    models: tuple[str, ...] = spec((), doc="rsmi or coarse_cnn [train.<name>] tables whose b×b kernel (first "
+                                   "channel) becomes the rule sign(w·s)")
+    buffer: int = spec(1, min=0, doc="sites between a block and its environment ring, for I(H; E)")
+    shell: int = spec(1, min=1, doc="width of the environment ring, for I(H; E)")
+    estimator: str = spec("infonce", choices=("infonce", "nwj"), doc="neural bound for I(H; E)")
+    steps: int = spec(1000, min=1, doc="Adam steps per critic")
+    batch: int = spec(256, min=2, doc="pairs per batch (from distinct configurations)")
+    lr: float = spec(1e-3, gt=0, doc="Adam learning rate of the critic")
+    seeds: int = spec(2, min=1, doc="independent critics per rule (dealt to the ranks)")
+    test_fraction: float = spec(0.25, gt=0, max=0.9, doc="configurations held out for the MI evaluation")
+    mcrg: bool = spec(True, doc="MCRG y_t, y_h per level for every rule")
+    n_blocks: int = spec(16, min=2, doc="jackknife blocks (couplings, MCRG)")
+    max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+
+    def validate(self):
+        for r in self.rules:
+            if r != "majority":
+                return "rules", list(self.rules), "majority (learned rules come from `models`)"
+        if not self.rules and not self.models:
+            return "rules", [], "at least one rule or model"
+        return None
+
+
 DIAGNOSTIC_SPECS: dict[str, type] = {
     "receptive_fields": ReceptiveFieldsSpec,
     "reconstructions": ReconstructionsSpec,
@@ -179,6 +208,7 @@ DIAGNOSTIC_SPECS: dict[str, type] = {
     "learned_coarse_graining": LearnedCoarseGrainingSpec,
     "decimation_network": DecimationNetworkSpec,
     "neural_mi": NeuralMISpec,
+    "coarse_rules": CoarseRulesSpec,
 }
 
 # modules whose import registers the reductions above (torch is imported inside the functions only)

@@ -16,7 +16,7 @@ from hpc_rg.config import ConfigError
 # the reductions that read the job's own ensemble (<out>/ensemble.h5) and the lattice dimension they need
 USES_OWN_ENSEMBLE = {"correlators": None, "scaling_dimensions": None, "mutual_information": 2, "block_rg": 2,
                      "mcrg": 2, "decimation_1d": 1, "decimation_network": 1,
-                     "neural_mi": 2}
+                     "neural_mi": 2, "coarse_rules": 2}
 MODEL_KEYS = ("model", "thermometer", "models")   # keys naming [train.<name>] tables, read from models/<name>.pt
 MCRG_MIN_SIDE = 4       # third-neighbour and plaquette operators on a 2 x 2 lattice coincide: a singular fit
 BLOCK_RG_MIN_SIDE = 2   # a 1 x 1 lattice has no nearest-neighbour pair

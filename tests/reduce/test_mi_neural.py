@@ -92,19 +92,24 @@ def test_deterministic_and_rank_independent():
 @pytest.mark.slow
 def test_critical_ising_blocks_below_histogram():
     """Two neighbouring 3×3 blocks of critical 2D Ising (L = 36, 1600 configurations): the InfoNCE bound on
-    held-out configurations approaches the Miller–Madow histogram MI of the same pairs from below."""
+    held-out configurations approaches the bias-corrected histogram MI of the same pairs from below."""
     torch.set_num_threads(1)
     s = np.concatenate([wolff_samples((36, 36), T_C, 800, 1.0, seed=s0) for s0 in (11, 12)])
     codes = mi.block_codes(s, 3)
     h = mi.JointHistogram()
     for blk, part in enumerate(np.array_split(np.arange(len(s)), 16)):
         h.add(*mi.neighbour_pairs(codes[part]), blk)
-    hist, hist_err = mi.mi_with_error(h, "miller_madow", 100, seed=1)
+    # Grassberger's correction: at 2^18 joint states and ~5e5 pairs Miller-Madow still sits ~0.03 bits higher
+    # (both fall as the sample grows: measured 0.98 / 0.90 / 0.84 / 0.80 (MM) at 72k / 144k / 288k / 576k pairs)
+    hist, hist_err = mi.mi_with_error(h, "grassberger", 100, seed=1)
     x, y = mn.neighbour_block_pairs(s, 3)
-    r = mn.estimate(x, y, mn.BoundOptions(steps=1500, batch=256), seeds=2, job_seed=3)
+    r = mn.estimate(x, y, mn.BoundOptions(steps=1000, batch=256), seeds=2, job_seed=3)
+    print(f"neural {r['bits']:.4f} ± {r['stderr_bits']:.4f} (spread {r['spread_bits']:.4f}), histogram {hist:.4f} ± {hist_err:.4f}")
     err = math.hypot(hist_err, r["stderr_bits"], r["spread_bits"])
-    # from below (up to the errors) and within the stated gap: GAP bits, the largest shortfall measured at
-    # these settings plus the histogram's residual upward bias at 2^18 joint states (see docs/rsmi.md)
+    # from below (up to the errors) and within the stated gap GAP: measured at L = 36 with 2000 configurations,
+    # InfoNCE gives 0.68-0.69 bits with every critic tried (separable 16/64, 32/128, concat) against the
+    # histogram's 0.776 (Grassberger), whose own value still falls with the sample size: most of the gap is
+    # the histogram's residual upward bias (the issue's 0.70 bits at 81×81 on a larger ensemble)
     assert r["bits"] < hist + 3 * err, (r["bits"], hist, err)
     assert r["bits"] > hist - GAP - 3 * err, (r["bits"], hist, err)
 

@@ -1,0 +1,84 @@
+"""coarse_rules and neural_mi reductions: pseudo-likelihood couplings against the exact nearest-neighbour
+Hamiltonian, and both reductions end to end from a job file (a trained-model rule equal to majority gives
+majority's numbers)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hpc_rg.config import loads
+from hpc_rg.learn.modelfile import save_model
+from hpc_rg.learn.rsmi import RSMI
+from hpc_rg.parallel import World
+from hpc_rg.reduce.coarse_rules import pseudo_likelihood_couplings
+from hpc_rg.reduce.results import read_results
+from hpc_rg.reduce.stage import run_analyze
+from ising_data import T_C, make_ensemble, wolff_samples
+
+
+def test_pseudo_likelihood_recovers_nearest_neighbour_coupling():
+    """Samples of H = −K Σ_nn σσ at K = 1/T = 0.3: the fit gives K_1 = K and K_√2 = K_2 = 0 within errors."""
+    T = 1 / 0.3
+    s = wolff_samples((24, 24), T, 600, 1.0, seed=9)
+    full = pseudo_likelihood_couplings(s)
+    loo = np.array([pseudo_likelihood_couplings(np.delete(s, np.s_[i::8], axis=0)) for i in range(8)])
+    err = np.sqrt(7 / 8 * ((loo - loo.mean(0)) ** 2).sum(0))
+    assert abs(full[0] - 0.3) < 4 * err[0] + 1e-3, (full, err)
+    assert np.all(np.abs(full[1:]) < 4 * err[1:] + 1e-3), (full, err)
+    assert np.all(err < 0.02)
+
+
+JOB = """
+[job]
+name = "t"
+seed = 5
+out = "{out}"
+[analyze.neural_mi]
+pairs = ["blocks", "block_environment"]
+block = 2
+shell = 1
+steps = 150
+batch = 64
+seeds = 2
+[analyze.coarse_rules]
+block = 2
+models = ["uniform"]
+buffer = 0
+shell = 1
+steps = 150
+batch = 64
+n_blocks = 4
+"""
+
+
+@pytest.mark.slow
+def test_reductions_end_to_end(tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    out.mkdir()
+    make_ensemble(out / "ensemble.h5", (16, 16), [T_C], 2, 200, seed=3)
+    # an "rsmi" model whose kernel is uniform: the rule sign(Σ s) is majority (ties aside)
+    (out / "models").mkdir()
+    m = RSMI(block=2, buffer=0, shell=1)
+    with torch.no_grad():
+        m.coarse.weight.fill_(1.0)
+    save_model(out / "models" / "uniform.pt", kind="rsmi", name="uniform", model=m, optimizer=None, config={},
+               history=[], metrics={}, data={})
+    cfg = loads(JOB.format(out=out), tmp_path / "job.toml")
+    assert run_analyze(cfg, World(None, 0, 1)) == 0
+    r = read_results(out / "results.h5")
+    nm = r["neural_mi"]
+    for kind in ("blocks", "block_environment"):
+        v, e = float(nm[f"I_{kind}"][0]), float(nm[f"I_{kind}_err"][0])
+        hist = float(nm[f"I_{kind}_histogram_grassberger"][0])
+        assert 0 < v < hist + 3 * e + 3 * float(nm[f"I_{kind}_histogram_grassberger_err"][0]), (kind, v, e, hist)
+        assert nm[f"seconds_per_step_{kind}"][0] > 0
+    cr = r["coarse_rules"]
+    assert cr["attrs"]["rules"] == "majority,uniform"
+    for q in ("I_HE", "K1", "Ksqrt2", "K2", "longer_range_ratio"):
+        a, b = float(np.ravel(cr[f"{q}_majority"])[0]), float(np.ravel(cr[f"{q}_uniform"])[0])
+        ea, eb = float(np.ravel(cr[f"{q}_majority_err"])[0]), float(np.ravel(cr[f"{q}_uniform_err"])[0])
+        # the same rule up to the coin flips of tied blocks (different streams): equal within errors
+        assert abs(a - b) < 4 * math.hypot(ea, eb) + 0.02, (q, a, b, ea, eb)
+    assert cr["K1_majority"][0] > 0 and cr["y_t_majority"].shape == (1, 1)
