@@ -49,6 +49,9 @@ def check_lattice(file, name: str, spec, shape: tuple[int, ...], source: str) ->
                               f"at most {_max_levels(side, spec.block, MCRG_MIN_SIDE)} blockings by {spec.block} "
                               f"of the {shown} lattice of {source} (the coarsest must be at least "
                               f"{MCRG_MIN_SIDE} x {MCRG_MIN_SIDE}; 0 means down to about 8 x 8)")
+    if name == "neural_mi" and "blocks" in spec.pairs and any(n % spec.block for n in shape):
+        raise ConfigError(file, f"{key}.block", spec.block, f"a block side dividing the {shown} lattice of "
+                          f"{source} (neighbouring blocks of a periodic tiling)")
     if name == "decimation_network" and (shape[0] % 2 or shape[0] < 4):
         raise ConfigError(file, key, f"{shown} lattice", f"a chain that can be halved at least once (L even, "
                           f">= 4); {source} has L = {shape[0]}")

@@ -12,6 +12,10 @@ from hpc_rg.reduce import mutual_info as mi
 from ising_data import T_C, wolff_samples
 
 
+# the stated gap between the InfoNCE bound and the histogram MI of neighbouring 3×3 critical blocks (bits)
+GAP = 0.15
+
+
 def _gaussians(n, d, rho, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 1, d))
@@ -114,4 +118,17 @@ def test_critical_ising_blocks_below_histogram():
     assert r["bits"] > hist - GAP - 3 * err, (r["bits"], hist, err)
 
 
-GAP = 0.15
+
+
+
+@pytest.mark.mpi(min_size=2)
+def test_seeds_dealt_over_ranks_give_the_serial_numbers():
+    """Run: mpiexec -n 2 (or 4) python -m pytest --only-mpi tests/reduce/test_mi_neural.py"""
+    from hpc_rg.parallel import World, world
+    torch.set_num_threads(1)
+    x, y = _gaussians(600, 1, 0.6, seed=7)
+    opts = mn.BoundOptions(steps=60, batch=32)
+    par = mn.estimate(x, y, opts, seeds=3, job_seed=5, key=(1,), world=world())
+    ser = mn.estimate(x, y, opts, seeds=3, job_seed=5, key=(1,), world=World(None, 0, 1))
+    assert [p["bits"] for p in par["per_seed"]] == [p["bits"] for p in ser["per_seed"]]
+    assert par["bits"] == ser["bits"] and par["spread_bits"] == ser["spread_bits"]
