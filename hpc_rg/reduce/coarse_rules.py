@@ -239,8 +239,9 @@ def run_coarse_rules(spec, ctx: Context) -> Result:
                                                                  seed=int(ctx.seed) + 7919 * k + where[2]))
                     bm, _ = block_means(ens, t, fn, ctx.world, spec.n_blocks, 64, spec.max_samples)
                     y, e = rg.mcrg_exponents(bm, b)
-                    put(f"y_t_{name}", y[:, 0], e[:, 0])
-                    put(f"y_h_{name}", y[:, 1], e[:, 1])
+                    for j in range(levels):     # one entry per level pair n -> n+1 (1D over temperatures)
+                        put(f"y_t_{name}_level{j}", y[j, 0], e[j, 0])
+                        put(f"y_h_{name}_level{j}", y[j, 1], e[j, 1])
         for q, (v, e) in out.items():
             e = np.asarray(e, dtype=np.float64)
             res.put(q, v, None if np.all(np.isnan(e)) else e)

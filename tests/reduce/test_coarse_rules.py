@@ -81,4 +81,4 @@ def test_reductions_end_to_end(tmp_path):
         ea, eb = float(np.ravel(cr[f"{q}_majority_err"])[0]), float(np.ravel(cr[f"{q}_uniform_err"])[0])
         # the same rule up to the coin flips of tied blocks (different streams): equal within errors
         assert abs(a - b) < 4 * math.hypot(ea, eb) + 0.02, (q, a, b, ea, eb)
-    assert cr["K1_majority"][0] > 0 and cr["y_t_majority"].shape == (1, 1)
+    assert cr["K1_majority"][0] > 0 and cr["y_t_majority_level0"].shape == (1,)
