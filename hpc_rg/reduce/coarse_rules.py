@@ -36,11 +36,21 @@ def load_configurations(ens, t: int, max_samples: int = 0) -> np.ndarray:
     return x.reshape((-1,) + x.shape[2:])
 
 
-def _subset_pairs(x, y, max_pairs: int, seed) -> tuple[np.ndarray, np.ndarray]:
-    if not max_pairs or x.shape[1] <= max_pairs:
-        return x, y
-    keep = np.sort(np.random.default_rng(seed).choice(x.shape[1], max_pairs, replace=False))
-    return x[:, keep], y[:, keep]
+def subset_pairs(spins: np.ndarray, kind: str, b: int, buffer: int, shell: int, max_pairs: int, seed,
+                 chunk: int = 256):
+    """`variable_pairs`, keeping the same seeded subset of `max_pairs` pair positions of every configuration
+    (0: all), built `chunk` configurations at a time so that the full pair arrays never exist at once.
+    Returns (x, y, kept positions: an index array or slice)."""
+    first_x, _ = variable_pairs(spins[:1], kind, b, buffer, shell)
+    n_pairs = first_x.shape[1]
+    keep = np.sort(np.random.default_rng(seed).choice(n_pairs, max_pairs, replace=False)) \
+        if max_pairs and max_pairs < n_pairs else slice(None)
+    xs, ys = [], []
+    for lo in range(0, len(spins), chunk):
+        x, y = variable_pairs(spins[lo:lo + chunk], kind, b, buffer, shell)
+        xs.append(x[:, keep])
+        ys.append(y[:, keep])
+    return np.concatenate(xs), np.concatenate(ys), keep
 
 
 def histogram_mi(a_codes: np.ndarray, b_codes: np.ndarray, estimator: str, seed: int) -> tuple[float, float]:
@@ -94,8 +104,8 @@ def run_neural_mi(spec, ctx: Context) -> Result:
         for t in ts:
             spins = load_configurations(ens, t, spec.max_samples)
             for k, kind in enumerate(spec.pairs):
-                x, y = variable_pairs(spins, kind, spec.block, spec.buffer, spec.shell)
-                x, y = _subset_pairs(x, y, spec.max_pairs, seed_sequence(ctx.seed, 21, t, k, purpose="analysis"))
+                x, y, _ = subset_pairs(spins, kind, spec.block, spec.buffer, spec.shell, spec.max_pairs,
+                                    seed_sequence(ctx.seed, 21, t, k, purpose="analysis"))
                 r = mn.estimate(x, y, opts, spec.seeds, ctx.seed, key=(21, t, k), test_fraction=spec.test_fraction,
                                 world=ctx.world)
                 spread = 0.0 if spec.seeds == 1 else r["spread_bits"]
@@ -155,10 +165,11 @@ def pseudo_likelihood_couplings(s: np.ndarray, n_couplings: int = 3, iters: int 
 
 
 def _rule_kernels(spec, ctx: Context) -> dict[str, np.ndarray]:
-    """name -> (b, b) weights: the rules of the spec, then the first channel of each named model's kernel."""
+    """(name -> (b, b) weights, name -> chosen repeat): the rules of the spec, then the first channel of each
+    named model's kernel (an rsmi model with repeats: the repeat of the largest held-out bound)."""
     from hpc_rg.config import ConfigError
     b = spec.block
-    out = {}
+    out, chosen = {}, {}
     for r in spec.rules:
         out[r] = np.ones((b, b))        # majority: the sign of the block sum (ties: a seeded coin)
     for name in spec.models:
@@ -168,11 +179,18 @@ def _rule_kernels(spec, ctx: Context) -> dict[str, np.ndarray]:
             raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.models", name,
                               f"an rsmi or coarse_cnn model (models/{name}.pt is a {meta['kind']})")
         k = model.kernel().cpu().numpy()
+        reps = [r for r in (meta.get("repeats") or []) if isinstance(r, dict) and r.get("kernel") is not None]
+        if meta["kind"] == "rsmi" and reps:
+            # RSMI's training can stop in a local optimum (seen: a kernel on one diagonal pair of a 2×2 block):
+            # of the repeats, the one with the largest held-out bound (its own objective) is the RSMI rule
+            best = max(reps, key=lambda r: r.get("metrics", {}).get("test_mi_bits") or -np.inf)
+            k = np.asarray(best["kernel"])
+            chosen[name] = int(best["repeat"])
         if k.shape[-1] != b:
             raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.block", b,
                               f"the block of model {name} ({k.shape[-1]})")
         out[name] = k[0].astype(np.float64)
-    return out
+    return out, chosen
 
 
 @reduction("coarse_rules")
@@ -183,7 +201,7 @@ def run_coarse_rules(spec, ctx: Context) -> Result:
     from hpc_rg.reduce import mi_neural as mn, rg
     from hpc_rg.reduce.blocks import block_means
     from hpc_rg.reduce.stats import jackknife_blocks
-    kernels = _rule_kernels(spec, ctx)
+    kernels, chosen = _rule_kernels(spec, ctx)
     b = spec.block
     opts = mn.BoundOptions(estimator=spec.estimator, steps=spec.steps, batch=spec.batch, lr=spec.lr)
     res = Result(attrs={"method": f"rules as sign(w·s) (majority: w = 1, ties by a seeded coin); I(H;E): "
@@ -194,6 +212,8 @@ def run_coarse_rules(spec, ctx: Context) -> Result:
                         "rules": ",".join(kernels), "block": b, "units": "bits"})
     for name, w in kernels.items():
         res.attrs[f"kernel_{name}"] = w.ravel()
+    for name, r in chosen.items():
+        res.attrs[f"repeat_{name}"] = r
     with open_ensemble(ctx.ensemble_path) as ens:
         ts = _t_indices(ens, spec.temperatures)
         res.axes["temperatures"] = ens.temperatures[ts]
@@ -209,11 +229,12 @@ def run_coarse_rules(spec, ctx: Context) -> Result:
 
         for t in ts:
             spins = load_configurations(ens, t, spec.max_samples)
-            _, env = mn.block_environment_pairs(spins, b, spec.buffer, spec.shell)
+            _, env, keep = subset_pairs(spins, "block_environment", b, spec.buffer, spec.shell, spec.max_pairs,
+                                        seed_sequence(ctx.seed, 21, 3, t, purpose="analysis"))
             for k, (name, w) in enumerate(kernels.items()):
                 rng = np.random.default_rng(seed_sequence(ctx.seed, 21, 1, t, k, purpose="analysis"))
                 coarse = rg.block(spins, b, w, rng)                        # (N, L/b, L/b)
-                h = coarse.reshape(len(coarse), -1, 1)
+                h = coarse.reshape(len(coarse), -1, 1)[:, keep]     # the blocks whose environments were kept
                 r = mn.estimate(h, env, opts, spec.seeds, ctx.seed, key=(21, 2, t, k),
                                 test_fraction=spec.test_fraction, world=ctx.world)
                 put(f"I_HE_{name}", r["bits"], float(np.hypot(0.0 if spec.seeds == 1 else r["spread_bits"],

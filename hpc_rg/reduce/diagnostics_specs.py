@@ -186,6 +186,7 @@ class CoarseRulesSpec:
     lr: float = spec(1e-3, gt=0, doc="Adam learning rate of the critic")
     seeds: int = spec(2, min=1, doc="independent critics per rule (dealt to the ranks)")
     test_fraction: float = spec(0.25, gt=0, max=0.9, doc="configurations held out for the MI evaluation")
+    max_pairs: int = spec(0, min=0, doc="blocks per configuration used for I(H; E) (a seeded subset; 0: all)")
     mcrg: bool = spec(True, doc="MCRG y_t, y_h per level for every rule")
     n_blocks: int = spec(16, min=2, doc="jackknife blocks (couplings, MCRG)")
     max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")

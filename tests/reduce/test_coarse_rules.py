@@ -52,19 +52,22 @@ n_blocks = 4
 """
 
 
-@pytest.mark.slow
 def test_reductions_end_to_end(tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "run"
     out.mkdir()
     make_ensemble(out / "ensemble.h5", (16, 16), [T_C], 2, 200, seed=3)
-    # an "rsmi" model whose kernel is uniform: the rule sign(Σ s) is majority (ties aside)
+    # an "rsmi" model with two repeats: repeat 0 (the model's own weights) a poor diagonal-pair kernel, repeat 1
+    # uniform with the larger held-out bound; coarse_rules must take repeat 1, whose rule sign(Σ s) is majority
     (out / "models").mkdir()
     m = RSMI(block=2, buffer=0, shell=1)
+    diagonal = np.array([[[-1.9, 0.09], [0.09, -1.9]]], np.float32)
     with torch.no_grad():
-        m.coarse.weight.fill_(1.0)
+        m.coarse.weight.copy_(torch.from_numpy(diagonal.reshape(1, 4)))
+    reps = [{"repeat": 0, "metrics": {"test_mi_bits": 0.3}, "kernel": diagonal},
+            {"repeat": 1, "metrics": {"test_mi_bits": 0.5}, "kernel": np.ones((1, 2, 2), np.float32)}]
     save_model(out / "models" / "uniform.pt", kind="rsmi", name="uniform", model=m, optimizer=None, config={},
-               history=[], metrics={}, data={})
+               history=[], metrics={}, data={}, repeats=reps)
     cfg = loads(JOB.format(out=out), tmp_path / "job.toml")
     assert run_analyze(cfg, World(None, 0, 1)) == 0
     r = read_results(out / "results.h5")
@@ -75,7 +78,7 @@ def test_reductions_end_to_end(tmp_path):
         assert 0 < v < hist + 3 * e + 3 * float(nm[f"I_{kind}_histogram_grassberger_err"][0]), (kind, v, e, hist)
         assert nm[f"seconds_per_step_{kind}"][0] > 0
     cr = r["coarse_rules"]
-    assert cr["attrs"]["rules"] == "majority,uniform"
+    assert cr["attrs"]["rules"] == "majority,uniform" and cr["attrs"]["repeat_uniform"] == 1
     for q in ("I_HE", "K1", "Ksqrt2", "K2", "longer_range_ratio"):
         a, b = float(np.ravel(cr[f"{q}_majority"])[0]), float(np.ravel(cr[f"{q}_uniform"])[0])
         ea, eb = float(np.ravel(cr[f"{q}_majority_err"])[0]), float(np.ravel(cr[f"{q}_uniform_err"])[0])
