@@ -93,7 +93,6 @@ def test_deterministic_and_rank_independent():
     assert np.allclose([p["bits"] for p in a["per_seed"]], per, rtol=0, atol=0)
 
 
-@pytest.mark.slow
 def test_critical_ising_blocks_below_histogram():
     """Two neighbouring 3×3 blocks of critical 2D Ising (L = 36, 1600 configurations): the InfoNCE bound on
     held-out configurations approaches the bias-corrected histogram MI of the same pairs from below."""
