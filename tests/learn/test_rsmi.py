@@ -122,3 +122,13 @@ def test_job_files_are_valid(name):
     from hpc_rg.config import load
     cfg = load(Path(__file__).parents[2] / "jobs" / name)
     assert cfg.train["rsmi"].block == 2 and "coarse_rules" in cfg.analyze and "neural_mi" in cfg.analyze
+
+
+def test_rsmi_can_be_searched(tmp_path, critical_ensemble):
+    """[tune.<rsmi>] validates with its held-out bound as the metric (a KeyError before rsmi had monitors)."""
+    cfg = _job(tmp_path, critical_ensemble, RSMI_TABLE + '[tune.rsmi]\ntrials = 2\nmetric = "val_mi_bits"\n'
+               'space.lr = {log = [1e-3, 1e-2]}\n')
+    assert cfg.tune["rsmi"].metric == "val_mi_bits"
+    with pytest.raises(ConfigError, match="val_mi_bits"):
+        _job(tmp_path, critical_ensemble, RSMI_TABLE + '[tune.rsmi]\ntrials = 2\nmetric = "val_accuracy"\n'
+             'space.lr = {log = [1e-3, 1e-2]}\n')
