@@ -201,6 +201,10 @@ def _rule_kernels(spec, ctx: Context) -> dict[str, np.ndarray]:
         if meta["kind"] not in ("rsmi", "coarse_cnn"):
             raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.models", name,
                               f"an rsmi or coarse_cnn model (models/{name}.pt is a {meta['kind']})")
+        if meta["kind"] == "rsmi" and meta["args"].get("mlp"):
+            raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.models", name,
+                              f"a linear rsmi model (models/{name}.pt has an MLP map, mlp = "
+                              f"{meta['args']['mlp']}: no b×b kernel rule)")
         k = model.kernel().cpu().numpy()
         reps = [r for r in (meta.get("repeats") or []) if isinstance(r, dict) and r.get("kernel") is not None]
         if meta["kind"] == "rsmi" and reps:
