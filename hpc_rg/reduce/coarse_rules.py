@@ -216,7 +216,10 @@ def _rule_kernels(spec, ctx: Context) -> dict[str, np.ndarray]:
         if k.shape[-1] != b:
             raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.block", b,
                               f"the block of model {name} ({k.shape[-1]})")
-        out[name] = k[0].astype(np.float64)
+        w = k[0].astype(np.float64)
+        # a learned kernel's overall sign is arbitrary (Z2: H and −H carry the same information); a negative
+        # one would flip the odd operators at every blocking and leave MCRG's odd eigenvalue negative (y_h NaN)
+        out[name] = -w if w.sum() < 0 else w
     return out, chosen
 
 
@@ -231,7 +234,8 @@ def run_coarse_rules(spec, ctx: Context) -> Result:
     kernels, chosen = _rule_kernels(spec, ctx)
     b = spec.block
     opts = mn.BoundOptions(estimator=spec.estimator, steps=spec.steps, batch=spec.batch, lr=spec.lr)
-    res = Result(attrs={"method": f"rules as sign(w·s) (majority: w = 1, ties by a seeded coin); I(H;E): "
+    res = Result(attrs={"method": f"rules as sign(w·s) (majority: w = 1, ties by a seeded coin; learned kernels "
+                                  f"with Σw < 0 negated); I(H;E): "
                                   f"{spec.estimator} bound ({spec.seeds} seeds, error = sqrt(spread² + "
                                   f"stderr²)) of the coarse spin and its environment ring (buffer {spec.buffer}, "
                                   f"shell {spec.shell}); couplings: pseudo-likelihood on the once-blocked lattice, "
