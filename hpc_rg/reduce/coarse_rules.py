@@ -120,6 +120,22 @@ def run_neural_mi(spec, ctx: Context) -> Result:
                     for method, tag in (("miller_madow", ""), ("grassberger", "_grassberger")):
                         v, e = histogram_mi(_codes(x), _codes(y), method, seed=int(ctx.seed) + t)
                         put(f"I_{kind}_histogram{tag}", v, e)
+            for k, name in enumerate(spec.models):
+                # seed 000's Table 2 for a learned kernel without discretisation: the real-valued images of
+                # neighbouring blocks, beside the histograms of their exact values and of their signs
+                real = image_table(ctx, name, spec.block)
+                x, y, _ = subset_pairs(spins, "blocks", spec.block, 0, 1, spec.max_pairs,
+                                       seed_sequence(ctx.seed, 21, t, 100 + k, purpose="analysis"))
+                cx, cy = _codes(x), _codes(y)
+                r = mn.estimate(real[cx].astype(np.float32), real[cy].astype(np.float32), opts, spec.seeds,
+                                ctx.seed, key=(21, t, 100 + k), test_fraction=spec.test_fraction, world=ctx.world)
+                spread = 0.0 if spec.seeds == 1 else r["spread_bits"]
+                put(f"I_images_{name}", r["bits"], float(np.hypot(spread, r["stderr_bits"])))
+                exact = np.unique(np.round(real, 8), axis=0, return_inverse=True)[1].ravel()
+                sign = (real > 0).astype(np.int64) @ (np.int64(1) << np.arange(real.shape[1], dtype=np.int64))
+                for tag, lev in (("exact", exact), ("sign", sign)):
+                    v, e = histogram_mi(lev[cx], lev[cy], "grassberger", seed=int(ctx.seed) + t)
+                    put(f"I_images_{name}_histogram_{tag}", v, e)
         res.attrs["log2_batch"] = float(np.log2(min(spec.batch, r["n_train"], r["n_test"])))
         for name, (v, e) in out.items():
             res.put(name, v, None if np.all(np.isnan(e)) else e)
@@ -128,6 +144,25 @@ def run_neural_mi(spec, ctx: Context) -> Result:
         res.attrs["n_samples"] = int(ens.n_samples)
         res.attrs["lattice_shape"] = np.array(ens.lattice_shape)
     return res
+
+
+def image_table(ctx: Context, name: str, b: int) -> np.ndarray:
+    """(2^{b²}, channels) real-valued coarse variables of every b×b block state (indexed by its code) under
+    the map of model `name` (coarse_cnn: tanh(w·s + c); rsmi: its relaxed output at the final τ)."""
+    import torch
+    from hpc_rg.config import ConfigError
+    from hpc_rg.learn.modelfile import load_model
+    model, meta = load_model(ctx.out / "models" / f"{name}.pt")
+    if meta["kind"] not in ("rsmi", "coarse_cnn") or int(meta["args"].get("block", 0)) != b:
+        raise ConfigError(ctx.cfg.file, "analyze.neural_mi.models", name, f"an rsmi or coarse_cnn model with "
+                          f"block = {b} (models/{name}.pt: {meta['kind']}, block {meta['args'].get('block')})")
+    states = torch.from_numpy(mi.all_block_states(b).astype(np.float32))
+    with torch.no_grad():
+        if meta["kind"] == "coarse_cnn":
+            img = model.coarse_grain(states[:, None]).reshape(len(states), -1)
+        else:
+            img = model.coarse_grain(states.reshape(len(states), -1))
+    return img.double().numpy()
 
 
 # ------------------------------------------------------------------------------------------ coarse_rules

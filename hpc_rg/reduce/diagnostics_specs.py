@@ -157,6 +157,9 @@ class NeuralMISpec:
     seeds: int = spec(3, min=1, doc="independent critics (dealt to the ranks): mean and spread")
     test_fraction: float = spec(0.25, gt=0, max=0.9, doc="configurations held out for the evaluation")
     max_pairs: int = spec(0, min=0, doc="pairs kept per configuration (a seeded subset; 0: all)")
+    models: tuple[str, ...] = spec((), doc="coarse_cnn or rsmi [train.<name>] tables (block = b <= 4): the MI of "
+                                   "the real-valued images of neighbouring blocks (no discretisation), beside the "
+                                   "histograms of their exact values and of their signs (seed 000's Table 2)")
     histogram: bool = spec(True, doc="also the bias-corrected histogram MI of the same pairs (blocks: b <= 4; "
                            "block_environment: at most 31 environment sites)")
     max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
@@ -167,6 +170,8 @@ class NeuralMISpec:
                 return "pairs", list(self.pairs), "blocks and/or block_environment"
         if not self.pairs:
             return "pairs", [], "at least one of blocks, block_environment"
+        if self.models and self.block > 4:
+            return "block", self.block, "at most 4 with models (every block state's image is tabulated)"
         return None
 
 

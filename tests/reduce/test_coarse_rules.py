@@ -39,6 +39,7 @@ seed = 5
 out = "{out}"
 [analyze.neural_mi]
 pairs = ["blocks", "block_environment"]
+models = ["uniform"]
 block = 2
 shell = 1
 steps = 150
@@ -80,6 +81,12 @@ def test_reductions_end_to_end(tmp_path):
         hist = float(nm[f"I_{kind}_histogram_grassberger"][0])
         assert 0 < v < hist + 3 * e + 3 * float(nm[f"I_{kind}_histogram_grassberger_err"][0]), (kind, v, e, hist)
         assert nm[f"seconds_per_step_{kind}"][0] > 0
+    # the real-valued images of the (diagonal-pair) kernel: 9 distinct values of 16 states, sign 2 values
+    img, img_err = float(nm["I_images_uniform"][0]), float(nm["I_images_uniform_err"][0])
+    exact = float(nm["I_images_uniform_histogram_exact"][0])
+    exact_err = float(nm["I_images_uniform_histogram_exact_err"][0])
+    assert float(nm["I_images_uniform_histogram_sign"][0]) <= exact + 3 * exact_err   # a function of the exact
+    assert 0 < img < exact + 3 * img_err + 3 * exact_err
     cr = r["coarse_rules"]
     assert cr["attrs"]["rules"] == "majority,uniform" and cr["attrs"]["repeat_uniform"] == 1
     for q in ("I_HE", "K1", "Ksqrt2", "K2", "longer_range_ratio"):
