@@ -146,6 +146,15 @@ def run_neural_mi(spec, ctx: Context) -> Result:
     return res
 
 
+def best_repeat(meta: dict) -> dict | None:
+    """Of an rsmi model's repeats, the one with the largest held-out bound (its own objective): RSMI's training
+    can stop in a local optimum (seen: a kernel on one diagonal pair of a 2×2 block). None for other kinds."""
+    reps = [r for r in (meta.get("repeats") or []) if isinstance(r, dict) and r.get("kernel") is not None]
+    if meta.get("kind") != "rsmi" or not reps:
+        return None
+    return max(reps, key=lambda r: r.get("metrics", {}).get("test_mi_bits") or -np.inf)
+
+
 def image_table(ctx: Context, name: str, b: int) -> np.ndarray:
     """(2^{b²}, channels) real-valued coarse variables of every b×b block state (indexed by its code) under
     the map of model `name` (coarse_cnn: tanh(w·s + c); rsmi: its relaxed output at the final τ)."""
@@ -156,6 +165,10 @@ def image_table(ctx: Context, name: str, b: int) -> np.ndarray:
     if meta["kind"] not in ("rsmi", "coarse_cnn") or int(meta["args"].get("block", 0)) != b:
         raise ConfigError(ctx.cfg.file, "analyze.neural_mi.models", name, f"an rsmi or coarse_cnn model with "
                           f"block = {b} (models/{name}.pt: {meta['kind']}, block {meta['args'].get('block')})")
+    best = best_repeat(meta)
+    if best is not None and not meta["args"].get("mlp"):     # the linear map is the kernel alone
+        with torch.no_grad():
+            model.coarse.weight.copy_(torch.as_tensor(np.asarray(best["kernel"]).reshape(model.coarse.weight.shape)))
     states = torch.from_numpy(mi.all_block_states(b).astype(np.float32))
     with torch.no_grad():
         if meta["kind"] == "coarse_cnn":
@@ -241,11 +254,8 @@ def _rule_kernels(spec, ctx: Context) -> dict[str, np.ndarray]:
                               f"a linear rsmi model (models/{name}.pt has an MLP map, mlp = "
                               f"{meta['args']['mlp']}: no b×b kernel rule)")
         k = model.kernel().cpu().numpy()
-        reps = [r for r in (meta.get("repeats") or []) if isinstance(r, dict) and r.get("kernel") is not None]
-        if meta["kind"] == "rsmi" and reps:
-            # RSMI's training can stop in a local optimum (seen: a kernel on one diagonal pair of a 2×2 block):
-            # of the repeats, the one with the largest held-out bound (its own objective) is the RSMI rule
-            best = max(reps, key=lambda r: r.get("metrics", {}).get("test_mi_bits") or -np.inf)
+        best = best_repeat(meta)
+        if best is not None:
             k = np.asarray(best["kernel"])
             chosen[name] = int(best["repeat"])
         if k.shape[-1] != b:
