@@ -50,6 +50,9 @@ def build(kind: str, args: dict):
         from hpc_rg.learn.thermometer import Thermometer
         # files written before the `inputs` option existed were all trained with the |m|, m² features
         return Thermometer(**{"inputs": "conv_m", **args})
+    if kind == "rsmi":
+        from hpc_rg.learn.rsmi import RSMI
+        return RSMI(**args)
     raise ValueError(f"unknown model kind {kind!r}")
 
 

@@ -8,6 +8,8 @@ papers' hyperparameters:
   autoencoder  seed 003: 1600-400-100-25, ReLU encoder, tanh decoder, MSE + L1 5e-4, batch 100, 400 epochs
   coarse_cnn   seed 000 (Nguyen & Howe): 3x3 conv stride 3 (tanh), Dense 9 ReLU, 10 ReLU, sigmoid; 5000 train /
                2000 test patches of 9x9, Adam, 500 repeats
+  rsmi         issue #21 (Koch-Janusz & Ringel 2018; RSMI-NE, Gökmen et al. 2021): a b x b coarse-graining map
+               trained to maximise the InfoNCE bound on I(H; environment), critic trained jointly
   thermometer  seed 002: a supervised classifier over the training temperatures (architecture not given in
                the paper; ours is a small translation-invariant CNN, so it also reads coarse-grained lattices)
 `batch_size` is always the global batch: under DDP each of N ranks takes batch_size / N samples per step.
@@ -19,7 +21,7 @@ from typing import Literal
 
 from hpc_rg.config import spec
 
-KINDS = ("rbm", "dbn", "autoencoder", "coarse_cnn", "thermometer")
+KINDS = ("rbm", "dbn", "autoencoder", "coarse_cnn", "thermometer", "rsmi")
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,38 @@ class ThermometerSpec(_Common):
     batch_size: int = spec(100, min=1, doc="global mini-batch size")
 
 
+@dataclass(frozen=True)
+class RSMISpec(_Common):
+    block: int = spec(2, min=1, doc="side b of the block V that one coarse variable set H = Λ(V) replaces")
+    channels: int = spec(1, min=1, max=8, doc="coarse variables per block (channels of Λ)")
+    buffer: int = spec(1, min=0, doc="sites between the block and its environment, ignored (short-range "
+                       "correlations the coarse variable should not chase)")
+    shell: int = spec(2, min=1, doc="width of the environment ring E beyond the buffer")
+    mlp: int = spec(0, min=0, doc="Λ: 0 = linear b x b kernel per channel (no bias); > 0 = MLP with this many "
+                    "tanh hidden units")
+    relax: Literal["tanh", "gumbel"] = spec("tanh", doc="relaxed discrete output: tanh(Λ/τ), or binary "
+                                            "Gumbel-softmax tanh((Λ + logistic noise)/2τ)")
+    tau_start: float = spec(1.0, gt=0, doc="relaxation temperature τ at the start (annealed geometrically)")
+    tau_end: float = spec(0.1, gt=0, doc="τ after the last epoch")
+    hidden: int = spec(64, min=1, doc="hidden units per layer of the critic MLPs")
+    layers: int = spec(2, min=1, doc="hidden layers of the critic MLPs")
+    embed: int = spec(16, min=1, doc="embedding dimension of the separable critic")
+    epochs: int = spec(20, min=1, doc="passes over the training configurations (one window per "
+                       "configuration per epoch, at a random place)")
+    batch_size: int = spec(256, min=2, doc="configurations per batch (K: the bound is at most log2 K bits)")
+    lr: float = spec(3e-3, gt=0, doc="learning rate (map and critic)")
+
+    def validate(self):
+        if self.tau_end > self.tau_start:
+            return "tau_end", self.tau_end, f"at most tau_start = {self.tau_start} (τ is annealed downwards)"
+        return super().validate()
+
+
 SPECS: dict[str, type] = {
     "rbm": RBMSpec,
     "dbn": DBNSpec,
     "autoencoder": AutoencoderSpec,
     "coarse_cnn": CoarseCNNSpec,
     "thermometer": ThermometerSpec,
+    "rsmi": RSMISpec,
 }

@@ -206,6 +206,9 @@ def _describe(cfg, m: Model) -> dict:
             if kind in ("dbn", "autoencoder") and spec.layers[0] != n_sites:
                 raise ConfigError(cfg.file, f"train.{name}.layers", list(spec.layers),
                                   f"first size {n_sites} (the lattice has {list(source.lattice_shape)} sites)")
+            if kind == "rsmi":
+                from hpc_rg.learn.validate import check_rsmi_window
+                check_rsmi_window(cfg.file, name, spec, tuple(source.lattice_shape), str(path))
             if kind == "thermometer" and (len(source.temperatures) < 2 or len(source.lattice_shape) != 2):
                 raise ConfigError(cfg.file, f"train.{name}.temperatures", list(source.temperatures),
                                   "at least two temperatures of a 2D ensemble (it classifies temperatures)")
@@ -267,6 +270,9 @@ def _model_and_tasks(kind, spec, data, device, job_seed, index, repeat):
         return model, ob.autoencoder_tasks(model, spec, source, train_idx, test_idx, device)
     if kind == "thermometer":
         return model, [ob.ThermometerTask(model, source, train_idx, test_idx, device)]
+    if kind == "rsmi":
+        from hpc_rg.learn.rsmi import RSMITask
+        return model, [RSMITask(model, source, train_idx, test_idx, device, spec.batch_size)]
     raise ValueError(kind)
 
 
@@ -287,6 +293,10 @@ def _model_args(kind, spec, n_sites: int, temperatures) -> dict:
     if kind == "thermometer":
         return {"temperatures": list(temperatures), "channels": spec.channels, "hidden": spec.hidden,
                 "inputs": spec.inputs}
+    if kind == "rsmi":
+        return {"block": spec.block, "channels": spec.channels, "buffer": spec.buffer, "shell": spec.shell,
+                "mlp": spec.mlp, "hidden": spec.hidden, "layers": spec.layers, "embed": spec.embed,
+                "relax": spec.relax, "tau_start": spec.tau_start, "tau_end": spec.tau_end}
     raise ValueError(kind)
 
 
@@ -574,7 +584,7 @@ def _train_repeat(cfg, m: Model, r: int, data, device, resume) -> dict:
         history = fit(task, SINGLE, opts, State(history=history)).history
     res = {"repeat": r, "metrics": _final_metrics(m.kind, m.spec, model, tasks, history),
            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    if m.kind == "coarse_cnn":
+    if m.kind in ("coarse_cnn", "rsmi"):     # the learned kernels, kept per repeat in the .json
         res["kernel"] = model.kernel().detach().cpu().numpy()
     save_atomic(_plain(res), rfile)
     get_logger().info(f"train.{m.name}: repeat {r} "

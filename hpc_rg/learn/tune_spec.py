@@ -36,6 +36,7 @@ METRICS: dict[str, dict[str, str]] = {
             "val_free_energy": "minimize", "val_loss": "minimize"},
     "dbn": {"val_reconstruction": "minimize", "val_pseudo_log_likelihood": "maximize",
             "val_free_energy": "minimize", "val_loss": "minimize"},
+    "rsmi": {"val_mi_bits": "maximize"},       # the InfoNCE bound on I(H; E), the quantity RSMI maximises
 }
 # what `val_loss` stands for in each kind (the monitor of the quantity the optimiser lowers)
 LOSS_KEY = {"coarse_cnn": "bce", "thermometer": "cross_entropy", "autoencoder": "mse", "rbm": "reconstruction",

@@ -62,6 +62,8 @@ def check_data(file, name: str, spec, data: DataShape) -> None:
             raise ConfigError(file, f"{key}.block", spec.block,
                               f"a block b with b^2 <= the lattice side {list(shape)} of {data.source}")
         return      # trains on n_train patches: batch_size <= n_train is checked by the spec itself
+    if kind == "rsmi":
+        check_rsmi_window(file, name, spec, shape, data.source)
     if kind == "thermometer" and (len(selected) < 2 or len(shape) != 2):
         raise ConfigError(file, f"{key}.temperatures", list(selected),
                           f"at least two temperatures of a 2D ensemble ({data.source} is {list(shape)})")
@@ -72,6 +74,15 @@ def check_data(file, name: str, spec, data: DataShape) -> None:
         raise ConfigError(file, f"{key}.batch_size", spec.batch_size,
                           f"at most the {n_train} training configurations ({len(selected)} temperature(s) x "
                           f"{per_t} configurations of {data.source}, less test_fraction = {spec.test_fraction})")
+
+
+def check_rsmi_window(file, name: str, spec, shape: tuple[int, ...], source: str) -> None:
+    """An RSMI window (block + buffer + shell on each side) must fit a 2D lattice without wrapping onto itself."""
+    w = spec.block + 2 * (spec.buffer + spec.shell)
+    if len(shape) != 2 or min(shape) < w:
+        raise ConfigError(file, f"train.{name}.shell", spec.shell,
+                          f"a window block + 2 (buffer + shell) = {w} that fits the 2D lattice "
+                          f"{list(shape)} of {source}")
 
 
 def check_job(cfg) -> None:

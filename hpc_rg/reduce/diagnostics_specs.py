@@ -134,6 +134,77 @@ class DecimationNetworkSpec:
     batch: int = spec(512, min=1, doc="configurations per streamed batch")
 
 
+@dataclass(frozen=True)
+class NeuralMISpec:
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    pairs: tuple[str, ...] = spec(("blocks",), doc="what I(X; Y) is of: blocks = neighbouring b×b blocks "
+                                  "(the pairs of mutual_information); block_environment = a b×b block and its "
+                                  "environment ring (width `shell`, beyond a `buffer`)")
+    block: int = spec(3, min=1, max=8, doc="block side b")
+    buffer: int = spec(0, min=0, doc="sites between a block and its environment ring (block_environment)")
+    shell: int = spec(1, min=1, doc="width of the environment ring (block_environment)")
+    estimator: str = spec("infonce", choices=("infonce", "nwj"), doc="variational lower bound: infonce "
+                          "(low variance, at most log2 batch bits) or nwj (MINE-f: unbiased, noisier)")
+    critic: str = spec("separable", choices=("separable", "concat"), doc="separable f = g(x)·h(y) (batch "
+                       "evaluations per step) or concat f = MLP([x, y]) (batch² evaluations)")
+    hidden: int = spec(64, min=1, doc="units per hidden layer of the critic")
+    layers: int = spec(2, min=1, doc="hidden layers of the critic MLP(s)")
+    embed: int = spec(16, min=1, doc="embedding dimension of the separable critic")
+    steps: int = spec(2000, min=1, doc="Adam steps per critic")
+    batch: int = spec(256, min=2, doc="pairs per batch, each from a different configuration (the others are "
+                      "the negatives)")
+    lr: float = spec(1e-3, gt=0, doc="Adam learning rate")
+    seeds: int = spec(3, min=1, doc="independent critics (dealt to the ranks): mean and spread")
+    test_fraction: float = spec(0.25, gt=0, max=0.9, doc="configurations held out for the evaluation")
+    max_pairs: int = spec(0, min=0, doc="pairs kept per configuration (a seeded subset; 0: all)")
+    models: tuple[str, ...] = spec((), doc="coarse_cnn or rsmi [train.<name>] tables (block = b <= 4): the MI of "
+                                   "the real-valued images of neighbouring blocks (no discretisation), beside the "
+                                   "histograms of their exact values and of their signs (seed 000's Table 2)")
+    histogram: bool = spec(True, doc="also the bias-corrected histogram MI of the same pairs (blocks: b <= 4; "
+                           "block_environment: at most 31 environment sites)")
+    max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+
+    def validate(self):
+        for p in self.pairs:
+            if p not in ("blocks", "block_environment"):
+                return "pairs", list(self.pairs), "blocks and/or block_environment"
+        if not self.pairs:
+            return "pairs", [], "at least one of blocks, block_environment"
+        if self.models and self.block > 4:
+            return "block", self.block, "at most 4 with models (every block state's image is tabulated)"
+        return None
+
+
+@dataclass(frozen=True)
+class CoarseRulesSpec:
+    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    block: int = spec(2, min=2, doc="block side b of every rule")
+    rules: tuple[str, ...] = spec(("majority",), doc="built-in rules: majority (sign of the block sum, ties by "
+                                  "a seeded coin)")
+    models: tuple[str, ...] = spec((), doc="rsmi or coarse_cnn [train.<name>] tables whose b×b kernel (first "
+                                   "channel) becomes the rule sign(w·s)")
+    buffer: int = spec(1, min=0, doc="sites between a block and its environment ring, for I(H; E)")
+    shell: int = spec(1, min=1, doc="width of the environment ring, for I(H; E)")
+    estimator: str = spec("infonce", choices=("infonce", "nwj"), doc="neural bound for I(H; E)")
+    steps: int = spec(1000, min=1, doc="Adam steps per critic")
+    batch: int = spec(256, min=2, doc="pairs per batch (from distinct configurations)")
+    lr: float = spec(1e-3, gt=0, doc="Adam learning rate of the critic")
+    seeds: int = spec(2, min=1, doc="independent critics per rule (dealt to the ranks)")
+    test_fraction: float = spec(0.25, gt=0, max=0.9, doc="configurations held out for the MI evaluation")
+    max_pairs: int = spec(0, min=0, doc="blocks per configuration used for I(H; E) (a seeded subset; 0: all)")
+    mcrg: bool = spec(True, doc="MCRG y_t, y_h per level for every rule")
+    n_blocks: int = spec(16, min=2, doc="jackknife blocks (couplings, MCRG)")
+    max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+
+    def validate(self):
+        for r in self.rules:
+            if r != "majority":
+                return "rules", list(self.rules), "majority (learned rules come from `models`)"
+        if not self.rules and not self.models:
+            return "rules", [], "at least one rule or model"
+        return None
+
+
 DIAGNOSTIC_SPECS: dict[str, type] = {
     "receptive_fields": ReceptiveFieldsSpec,
     "reconstructions": ReconstructionsSpec,
@@ -142,6 +213,8 @@ DIAGNOSTIC_SPECS: dict[str, type] = {
     "thermometer_calibration": ThermometerCalibrationSpec,
     "learned_coarse_graining": LearnedCoarseGrainingSpec,
     "decimation_network": DecimationNetworkSpec,
+    "neural_mi": NeuralMISpec,
+    "coarse_rules": CoarseRulesSpec,
 }
 
 # modules whose import registers the reductions above (torch is imported inside the functions only)
@@ -153,4 +226,5 @@ DIAGNOSTIC_MODULES: list[str] = [
     "hpc_rg.reduce.vh_correlators",
     "hpc_rg.reduce.learned_coarse_graining",
     "hpc_rg.reduce.decimation_network",
+    "hpc_rg.reduce.coarse_rules",
 ]

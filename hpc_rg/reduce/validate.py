@@ -15,7 +15,8 @@ from hpc_rg.config import ConfigError
 
 # the reductions that read the job's own ensemble (<out>/ensemble.h5) and the lattice dimension they need
 USES_OWN_ENSEMBLE = {"correlators": None, "scaling_dimensions": None, "mutual_information": 2, "block_rg": 2,
-                     "mcrg": 2, "decimation_1d": 1, "decimation_network": 1}
+                     "mcrg": 2, "decimation_1d": 1, "decimation_network": 1,
+                     "neural_mi": 2, "coarse_rules": 2}
 MODEL_KEYS = ("model", "thermometer", "models")   # keys naming [train.<name>] tables, read from models/<name>.pt
 MCRG_MIN_SIDE = 4       # third-neighbour and plaquette operators on a 2 x 2 lattice coincide: a singular fit
 BLOCK_RG_MIN_SIDE = 2   # a 1 x 1 lattice has no nearest-neighbour pair
@@ -48,6 +49,9 @@ def check_lattice(file, name: str, spec, shape: tuple[int, ...], source: str) ->
                               f"at most {_max_levels(side, spec.block, MCRG_MIN_SIDE)} blockings by {spec.block} "
                               f"of the {shown} lattice of {source} (the coarsest must be at least "
                               f"{MCRG_MIN_SIDE} x {MCRG_MIN_SIDE}; 0 means down to about 8 x 8)")
+    if name == "neural_mi" and "blocks" in spec.pairs and any(n % spec.block for n in shape):
+        raise ConfigError(file, f"{key}.block", spec.block, f"a block side dividing the {shown} lattice of "
+                          f"{source} (neighbouring blocks of a periodic tiling)")
     if name == "decimation_network" and (shape[0] % 2 or shape[0] < 4):
         raise ConfigError(file, key, f"{shown} lattice", f"a chain that can be halved at least once (L even, "
                           f">= 4); {source} has L = {shape[0]}")
