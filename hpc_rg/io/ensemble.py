@@ -170,7 +170,10 @@ def write_ensemble(path: str | Path, temperatures, spins, energy=None, magnetiza
             f.attrs[k] = v
         f["temperatures"] = np.asarray(temperatures, dtype=np.float64)
         stored = spin_storage.to_stored(spins, storage)
-        d = f.create_dataset("spins", data=stored, chunks=spins_chunk(stored.shape[3:]),
+        # bits: a packed configuration is small (64x64: 512 bytes), so a chunk holds ~1 MiB of whole ones
+        chunks = spins_chunk(shape) if storage == "int8" else \
+            (1, 1, chunk_rows(n_s, int(np.prod(stored.shape[3:]))), *stored.shape[3:])
+        d = f.create_dataset("spins", data=stored, chunks=chunks,
                              fillvalue=SPIN_FILL if storage == "int8" else 0)
         spin_storage.mark(d, storage, spins.shape)
         if energy is not None:
