@@ -51,12 +51,19 @@ def pack(spins: np.ndarray) -> np.ndarray:
     return np.packbits(np.asarray(spins) > 0, axis=-1)
 
 
+# byte value -> its 8 spins (int8 ±1, first spin from the highest bit) as one 8-byte word: unpacking is a
+# single gather of words (2-4x faster than np.unpackbits followed by 2b - 1, which passes over the data 3 times)
+_SPINS_OF_BYTE = np.ascontiguousarray(
+    np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.int8) * 2 - 1).view(np.uint64)[:, 0]
+
+
 def unpack(packed: np.ndarray, nx: int) -> np.ndarray:
-    """uint8 (..., ceil(nx/8)) -> int8 ±1 (..., nx), the exact inverse of `pack`."""
-    bits = np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=-1, count=int(nx)).view(np.int8)
-    bits <<= 1                  # {0, 1} -> {-1, +1} in place: 2b - 1
-    bits -= 1
-    return bits
+    """uint8 (..., ceil(nx/8)) -> int8 ±1 (..., nx), C-contiguous, the exact inverse of `pack`."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    if packed.shape[-1] != packed_width(nx):
+        raise ValueError(f"packed rows of {packed.shape[-1]} bytes cannot hold {nx} spins")
+    spins = _SPINS_OF_BYTE[packed].view(np.int8)        # (..., 8 * ceil(nx/8)): memory order is spin order
+    return spins if spins.shape[-1] == nx else np.ascontiguousarray(spins[..., :nx])
 
 
 def to_stored(spins: np.ndarray, storage: str) -> np.ndarray:
