@@ -18,7 +18,8 @@ Prints one JSON line per case:
                                               (PartWriter.add_sample, close with fsync, assemble), read for
                                               reductions (Ensemble.iter_spins, what blocks.iter_segment does)
                                               and read for training (learn.data.EnsembleSource.read of shuffled
-                                              batches); "ratio" fields are bits over int8
+                                              batches of 64, the first 2048 samples of an epoch); "ratio"
+                                              fields: disk bits/int8, speed bits/int8 (> 1: bits faster)
 
     taskset -c 1 .venv/bin/python benchmarks/io_throughput.py --only-storage [--storage-L 64 256 1024]
 """
@@ -104,21 +105,23 @@ def _storage_read_reduce(folder: Path) -> float:
     return time.perf_counter() - t0
 
 
-def _storage_read_train(folder: Path, batch: int = 64) -> float:
+def _storage_read_train(folder: Path, n: int, batch: int = 64) -> float:
+    """Seconds to read the first n samples of a shuffled epoch in batches, as local_batches hands them out."""
     from hpc_rg.learn.data import EnsembleSource
     t0 = time.perf_counter()
     src = EnsembleSource(folder / "ensemble.h5")
-    order = np.random.default_rng(0).permutation(src.n)
-    for lo in range(0, src.n, batch):                       # one shuffled epoch, as local_batches reads it
+    order = np.random.default_rng(0).permutation(src.n)[:n]
+    for lo in range(0, len(order), batch):
         src.read(np.sort(order[lo:lo + batch]))
     src.close()
     return time.perf_counter() - t0
 
 
-def storage_compare(folder: Path, L: int, mib: int, repeats: int) -> dict:
+def storage_compare(folder: Path, L: int, mib: int, repeats: int, train_samples: int = 2048) -> dict:
     """int8 against bits at lattice side L, with `mib` MiB of int8 spins; best of `repeats` per path."""
     n = max(4, mib * 2**20 // (L * L) // 4 * 4)
     pool = np.random.default_rng(1).integers(0, 2, size=(16, 1, L, L), dtype=np.int8) * 2 - 1
+    n_train = min(n, train_samples)
     best = {st: {"write": np.inf, "read_reduce": np.inf, "read_train": np.inf} for st in ("int8", "bits")}
     disk = {}
     for _ in range(repeats):
@@ -127,12 +130,12 @@ def storage_compare(folder: Path, L: int, mib: int, repeats: int) -> dict:
             best[st]["write"] = min(best[st]["write"], _storage_write(sub, L, n, st, pool))
             disk[st] = sum(p.stat().st_size for p in sub.glob("*.h5"))
             best[st]["read_reduce"] = min(best[st]["read_reduce"], _storage_read_reduce(sub))
-            best[st]["read_train"] = min(best[st]["read_train"], _storage_read_train(sub))
-    rec = {"case": "spin_storage", "L": L, "samples": n, "repeats": repeats}
+            best[st]["read_train"] = min(best[st]["read_train"], _storage_read_train(sub, n_train))
+    rec = {"case": "spin_storage", "L": L, "samples": n, "train_samples": n_train, "repeats": repeats}
     for st in ("int8", "bits"):
         rec[f"{st}_disk_bytes_per_sample"] = round(disk[st] / n, 1)
         for path, sec in best[st].items():
-            rec[f"{st}_{path}_samples_per_s"] = round(n / sec, 1)
+            rec[f"{st}_{path}_samples_per_s"] = round((n_train if path == "read_train" else n) / sec, 1)
     rec["disk_ratio"] = round(disk["bits"] / disk["int8"], 4)
     for path in ("write", "read_reduce", "read_train"):
         rec[f"{path}_speed_ratio"] = round(best["int8"][path] / best["bits"][path], 3)
