@@ -188,6 +188,7 @@ def test_pack_unpack_round_trip_exactly(shape):
     s = np.random.default_rng(0).integers(0, 2, size=(4, *shape), dtype=np.int8) * 2 - 1
     p = spin_storage.pack(s)
     assert p.dtype == np.uint8 and p.shape == (4, *shape[:-1], -(-shape[-1] // 8))
+    np.testing.assert_array_equal(p, np.packbits(s > 0, axis=-1))           # the documented layout
     out = spin_storage.unpack(p, shape[-1])
     assert out.dtype == np.int8
     np.testing.assert_array_equal(out, s)
