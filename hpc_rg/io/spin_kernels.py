@@ -31,6 +31,20 @@ def unpack_rows(packed, out):
             out[r, j] = 1 if (packed[r, j >> 3] >> (7 - (j & 7))) & 1 else -1
 
 
+LOW_BITS = np.uint64(0x0101010101010101)     # bit 0 of every byte of a word
+GATHER = np.uint64(0x8040201008040201)       # bit 0 of byte k -> bit 63 - k of the product (no carries)
+
+
+@njit(cache=True, nogil=True)
+def pack_words(words, out):
+    """8 int8 ±1 spins read as one little-endian word -> one byte (first spin in the high bit). A +1 byte
+    (0x01) has bit 1 clear, a -1 byte (0xFF) has it set, so bit 1 of the complement, moved to bit 0, is the
+    spin's bit; the multiplication gathers the 8 bits into the top byte."""
+    for i in range(words.size):
+        m = (~words[i] >> np.uint64(1)) & LOW_BITS
+        out[i] = np.uint8((m * GATHER) >> np.uint64(56))
+
+
 @njit(cache=True, nogil=True)
 def pack_rows(spins, out):
     """spins (rows, nx) int8 ±1 -> out (rows, ceil(nx/8)) uint8: bit 1 for +1, first spin in the high bit,

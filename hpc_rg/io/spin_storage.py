@@ -14,6 +14,8 @@ exactly as int8 ones, in the same bounded batches, without knowing how they are 
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 STORAGES = ("int8", "bits")
@@ -53,7 +55,11 @@ def pack(spins: np.ndarray) -> np.ndarray:
     spins = np.ascontiguousarray(spins, dtype=np.int8)
     nx = spins.shape[-1]
     out = np.empty(spins.shape[:-1] + (packed_width(nx),), dtype=np.uint8)
-    if out.size:
+    if not out.size:
+        return out
+    if nx % 8 == 0 and sys.byteorder == "little":      # 8 spins per machine word, packed word by word
+        spin_kernels.pack_words(spins.reshape(-1).view(np.uint64), out.reshape(-1))
+    else:
         spin_kernels.pack_rows(spins.reshape(-1, nx), out.reshape(-1, out.shape[-1]))
     return out
 
