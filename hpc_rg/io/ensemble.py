@@ -1,6 +1,8 @@
 """ensemble.h5 (format `hpc_rg.ensemble/1`): the schema, a reader, and a one-shot serial writer.
 
-Layout (DESIGN.md): /temperatures (n_T,), /spins int8 (n_T, n_chains, n_samples, *lattice_shape),
+Layout (docs/file-formats.md): /temperatures (n_T,), /spins int8 (n_T, n_chains, n_samples, *lattice_shape)
+(or, with simulate.spin_storage = "bits", uint8 packed 8 spins per byte along x: `hpc_rg.io.spin_storage`;
+`Ensemble.spins` reads either as int8),
 /energy and /magnetization float64 (n_T, n_chains, n_samples) per site, /timeseries/{energy,magnetization}
 float64 (n_T, n_chains, n_measurements), /exchange/*. Samples are stored by temperature.
 The parallel writers live in `hpc_rg.io.parts` (per-rank parts + virtual dataset) and `hpc_rg.io.mpio`
@@ -11,7 +13,9 @@ is a folder, a file that is not HDF5 or is truncated, a file without the dataset
 virtual /spins whose source parts are missing or damaged. The last matters most: HDF5 silently reads the
 fill value where a virtual source is missing, so an ensemble.h5 copied without its parts/ would read as
 data. /spins has the fill value SPIN_FILL, which is no spin, but the sources are checked before anything
-is read, so it is never seen.
+is read, so it is never seen (packed spins have no value to spare: there the check alone protects).
+Every writer labels the file for netCDF readers (`hpc_rg.io.labels`: dimension scales, units, long names)
+and records the provenance (`hpc_rg.provenance.file_attrs`: version, git commit).
 """
 from __future__ import annotations
 

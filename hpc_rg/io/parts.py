@@ -7,7 +7,8 @@ deleted on resume and its samples are produced again from the checkpoint (bit fo
 self-describing (their units and offsets are attributes), so the number of ranks may change between runs.
 
 Layout of a part: each array (spins, energy, magnetization, ts_energy, ts_magnetization; units x width x
-rows [x site]) is an extendible chunked dataset `<name>` holding whole chunks only, followed by
+rows [x site]; spins packed 8 per byte along x when the part's attribute spin_storage is "bits", packed as
+they arrive in `add_sample`) is an extendible chunked dataset `<name>` holding whole chunks only, followed by
 `<name>_tail` (attribute offset) holding the rows short of a whole chunk in exactly their size, so a part
 takes the bytes of its data (a partly filled chunk would be allocated whole: with one ~1 MiB chunk per unit
 and part, parts took ~20x their data). `segments`/`read_rows` read either layout, including older parts
