@@ -235,8 +235,17 @@ class SimulateConfig:
     checkpoint_every: int = spec(0, min=0, doc="updates between checkpoints (0: only by time and at the end)")
     checkpoint_seconds: float = spec(600.0, min=0, doc="seconds between checkpoints (0: off)")
     compression: Literal["none", "gzip", "lzf"] = spec("none", doc="HDF5 filter for /spins")
+    spin_storage: Optional[Literal["int8", "bits"]] = spec(
+        None, doc="how /spins is stored: int8 (one byte per spin) or bits (8 spins per byte, numpy.packbits "
+                  "along x; 1/8 of the disk, read back as int8 by every reader); default bits for L >= 256, "
+                  "int8 below")
     block: int = spec(0, min=0, doc="block size the analyses will use; L must be divisible by it")
     measure_every: int = spec(1, min=1, doc="updates between time-series measurements")
+
+    def __post_init__(self):
+        if self.spin_storage is None:     # the default follows the lattice size (hpc_rg.io.spin_storage)
+            from hpc_rg.io.spin_storage import default_storage
+            object.__setattr__(self, "spin_storage", default_storage(self.L))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -251,7 +260,7 @@ class SimulateConfig:
     def physics(self) -> dict:
         """The keys that define the ensemble (a resume must not change them)."""
         d = dataclass_to_table(self)
-        for k in ("samples", "checkpoint_every", "checkpoint_seconds", "device", "compression"):
+        for k in ("samples", "checkpoint_every", "checkpoint_seconds", "device", "compression", "spin_storage"):
             d.pop(k, None)
         return d
 

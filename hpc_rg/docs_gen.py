@@ -104,8 +104,11 @@ def spec_keys(cls: type) -> list[Key]:
             default = _toml_value(f.default_factory())
         else:
             default = ""
+        note = ""
+        if f.default is None:      # resolved from other keys when the job is read (simulate.spin_storage)
+            default, note = "", "from other keys, see the meaning"
         out.append(Key(f.name, _type_text(hints[f.name]), default, _allowed(f.metadata),
-                       " ".join(str(f.metadata.get("doc", "")).split())))
+                       " ".join(str(f.metadata.get("doc", "")).split()), default_note=note))
     return out
 
 

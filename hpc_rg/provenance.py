@@ -57,3 +57,9 @@ def version_string() -> str:
         return __version__
     commit, dirty = state
     return f"{__version__} (git {commit[:12]}{', modified' if dirty else ''})"
+
+
+def file_attrs() -> dict[str, str | int]:
+    """`provenance()` as HDF5 root attributes every netCDF reader can decode: `git_dirty` as 0/1 (h5py
+    stores a bool as an HDF5 enum, which h5netcdf and netCDF-C do not read as a plain attribute)."""
+    return {k: int(v) if isinstance(v, bool) else v for k, v in provenance().items()}

@@ -19,6 +19,7 @@ import numpy as np
 
 from hpc_rg.io import diskfull
 from hpc_rg.io.ensemble import FileError, chunk_rows, open_ensemble
+from hpc_rg.io.labels import is_scale, label_ensemble, strip
 
 CHUNK_BYTES = 1 << 20       # as the collective writer: several samples of one chain per chunk, ~1 MiB
 BLOCK_BYTES = 64 << 20      # bytes read and written per step (memory bound)
@@ -41,7 +42,7 @@ def _real_copy(src: h5py.Dataset, dst_parent: h5py.Group, name: str, compression
     chunks = (1, 1, per, *shape[3:]) if per and all(shape) else None
     dst = dst_parent.create_dataset(name, shape=shape, dtype=src.dtype, chunks=chunks,
                                     compression=compression if chunks else None, fillvalue=src.fillvalue)
-    for k, v in src.attrs.items():
+    for k, v in strip(src.attrs).items():
         dst.attrs[k] = v
     if not all(shape):
         return
@@ -61,8 +62,8 @@ def copy_ensemble(target: Path, compression: str | None = None) -> Path:
     if compression not in (None, *COMPRESSIONS):
         raise FileError(path, f"compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
     comp = None if compression in (None, "none") else compression
-    with open_ensemble(path):        # refuses a damaged file or missing/damaged sources (exit 2)
-        pass
+    with open_ensemble(path) as ens:     # refuses a damaged file or missing/damaged sources (exit 2)
+        temperatures, storage = ens.temperatures, ens.spin_storage
     tmp = path.with_name(path.name + ".copy.tmp")
     try:
         fout = h5py.File(tmp, "w")
@@ -71,6 +72,7 @@ def copy_ensemble(target: Path, compression: str | None = None) -> Path:
                 for k, v in fin.attrs.items():
                     fout.attrs[k] = v
                 _copy_members(fin, fout, comp)
+            label_ensemble(fout, temperatures, storage)    # scales are per file: made again in the copy
             fout.flush()         # a full disk shows here, before close (which could not recover from it)
         except BaseException as e:
             if not diskfull.is_disk_full(e):
@@ -93,19 +95,20 @@ def copy_ensemble(target: Path, compression: str | None = None) -> Path:
 
 
 def _copy_members(fin: h5py.Group, fout: h5py.Group, comp: str | None) -> None:
+    """Everything but the dimension scales and the attributes that refer to them (object references into
+    the source file), which `label_ensemble` makes again in the copy."""
     for name, obj in fin.items():
+        if isinstance(obj, h5py.Dataset) and is_scale(obj):
+            continue
         if isinstance(obj, h5py.Dataset) and obj.is_virtual:
             _real_copy(obj, fout, name, comp)
-        elif isinstance(obj, h5py.Group) and _has_virtual(obj):
+        elif isinstance(obj, h5py.Group):
             g = fout.create_group(name)
             for k, v in obj.attrs.items():
                 g.attrs[k] = v
             _copy_members(obj, g, comp)
         else:
-            fin.copy(obj, fout, name)          # H5Ocopy: data, creation properties and attributes as they are
-
-
-def _has_virtual(group: h5py.Group) -> bool:
-    found = []
-    group.visititems(lambda _, o: found.append(1) if isinstance(o, h5py.Dataset) and o.is_virtual else None)
-    return bool(found)
+            # H5Ocopy: data and creation properties as they are; the attributes but the scale references
+            fin.copy(obj, fout, name, without_attrs=True)
+            for k, v in strip(obj.attrs).items():
+                fout[name].attrs[k] = v

@@ -1,6 +1,8 @@
 """ensemble.h5 (format `hpc_rg.ensemble/1`): the schema, a reader, and a one-shot serial writer.
 
-Layout (DESIGN.md): /temperatures (n_T,), /spins int8 (n_T, n_chains, n_samples, *lattice_shape),
+Layout (docs/file-formats.md): /temperatures (n_T,), /spins int8 (n_T, n_chains, n_samples, *lattice_shape)
+(or, with simulate.spin_storage = "bits", uint8 packed 8 spins per byte along x: `hpc_rg.io.spin_storage`;
+`Ensemble.spins` reads either as int8),
 /energy and /magnetization float64 (n_T, n_chains, n_samples) per site, /timeseries/{energy,magnetization}
 float64 (n_T, n_chains, n_measurements), /exchange/*. Samples are stored by temperature.
 The parallel writers live in `hpc_rg.io.parts` (per-rank parts + virtual dataset) and `hpc_rg.io.mpio`
@@ -11,7 +13,9 @@ is a folder, a file that is not HDF5 or is truncated, a file without the dataset
 virtual /spins whose source parts are missing or damaged. The last matters most: HDF5 silently reads the
 fill value where a virtual source is missing, so an ensemble.h5 copied without its parts/ would read as
 data. /spins has the fill value SPIN_FILL, which is no spin, but the sources are checked before anything
-is read, so it is never seen.
+is read, so it is never seen (packed spins have no value to spare: there the check alone protects).
+Every writer labels the file for netCDF readers (`hpc_rg.io.labels`: dimension scales, units, long names)
+and records the provenance (`hpc_rg.provenance.file_attrs`: version, git commit).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import h5py
 import numpy as np
 
 from hpc_rg.config import ConfigError
+from hpc_rg.io import spin_storage
 
 FORMAT = "hpc_rg.ensemble/1"
 SPIN_FILL = -128          # fill value of /spins: not a spin (+-1), so no unwritten sample can pass for data
@@ -146,8 +151,13 @@ def chunk_rows(n_rows: int, row_bytes: int, max_bytes: int = 1 << 20) -> int:
 
 
 def write_ensemble(path: str | Path, temperatures, spins, energy=None, magnetization=None, attrs=None,
-                   timeseries: dict | None = None) -> Path:
-    """Write a complete ensemble in one go (tests, converted data). Atomic: temp name, then rename."""
+                   timeseries: dict | None = None, storage: str = "int8") -> Path:
+    """Write a complete ensemble in one go (tests, converted data). Atomic: temp name, then rename.
+    `storage`: "int8" or "bits" (see `hpc_rg.io.spin_storage`)."""
+    from hpc_rg.io.labels import label_ensemble
+    from hpc_rg.provenance import file_attrs
+    if storage not in spin_storage.STORAGES:
+        raise ValueError(f"spin storage {storage!r}: expected one of {', '.join(spin_storage.STORAGES)}")
     path = Path(path)
     spins = np.asarray(spins, dtype=np.int8)
     n_t, n_c, n_s = spins.shape[:3]
@@ -160,15 +170,22 @@ def write_ensemble(path: str | Path, temperatures, spins, energy=None, magnetiza
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["lattice_shape"] = np.array(shape, dtype=np.int64)
-        for k, v in (attrs or {}).items():
+        for k, v in {**file_attrs(), **(attrs or {})}.items():
             f.attrs[k] = v
         f["temperatures"] = np.asarray(temperatures, dtype=np.float64)
-        f.create_dataset("spins", data=spins, chunks=spins_chunk(shape), fillvalue=SPIN_FILL)
+        stored = spin_storage.to_stored(spins, storage)
+        # bits: a packed configuration is small (64x64: 512 bytes), so a chunk holds ~1 MiB of whole ones
+        chunks = spins_chunk(shape) if storage == "int8" else \
+            (1, 1, chunk_rows(n_s, int(np.prod(stored.shape[3:]))), *stored.shape[3:])
+        d = f.create_dataset("spins", data=stored, chunks=chunks,
+                             fillvalue=SPIN_FILL if storage == "int8" else 0)
+        spin_storage.mark(d, storage, spins.shape)
         if energy is not None:
             f["energy"] = np.asarray(energy, dtype=np.float64).reshape(n_t, n_c, n_s)
         f["magnetization"] = np.asarray(magnetization, dtype=np.float64).reshape(n_t, n_c, n_s)
         for name, data in (timeseries or {}).items():
             f[f"timeseries/{name}"] = np.asarray(data, dtype=np.float64)
+        label_ensemble(f, temperatures, storage)
     os.replace(tmp, path)
     return path
 
@@ -198,17 +215,28 @@ class Ensemble:
                 raise FileError(path, f"has no {what} (truncated, or not written by hpc-rg)")
             self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
             self.temperatures = f["temperatures"][()]
-            self.spins = f["spins"]
+            stored = f["spins"]
             self.lattice_shape = tuple(int(x) for x in np.atleast_1d(f.attrs["lattice_shape"]))
-            shape = tuple(self.spins.shape)
+            self.spin_storage = spin_storage.storage_of(stored)
+            if self.spin_storage not in spin_storage.STORAGES:
+                raise FileError(path, f"/spins attribute {spin_storage.ATTR} = {self.spin_storage!r}: expected one "
+                                      f"of {', '.join(spin_storage.STORAGES)} (written by a newer hpc-rg?)")
+            shape = tuple(stored.shape)
             expected = (len(self.temperatures),) + shape[1:3] + self.lattice_shape
-            if len(shape) != 3 + len(self.lattice_shape) or shape != expected or self.spins.dtype != np.int8:
-                raise FileError(path, f"/spins is {self.spins.dtype} {shape}: expected int8 {expected} "
+            on_disk = spin_storage.stored_shape(expected, self.spin_storage)
+            dtype = spin_storage.stored_dtype(self.spin_storage)
+            if len(shape) != 3 + len(self.lattice_shape) or shape != on_disk or stored.dtype != dtype:
+                how = "" if self.spin_storage == "int8" else " (spins packed 8 per byte along x)"
+                raise FileError(path, f"/spins is {stored.dtype} {shape}: expected {dtype} {on_disk}{how} "
                                       "(temperatures x chains x samples x lattice_shape)")
+            # what every reader indexes: int8 (..., *lattice_shape) whatever the storage
+            self.spins = spin_storage.PackedSpins(stored, self.lattice_shape[-1]) \
+                if self.spin_storage == "bits" else stored
+            self.spins_dataset = stored
             for name in ("energy", "magnetization"):
                 if name in f and tuple(f[name].shape) != shape[:3]:
                     raise FileError(path, f"/{name} has shape {tuple(f[name].shape)}: expected {shape[:3]}")
-            check_sources(path, self.spins)
+            check_sources(path, stored)
         except FileError:
             raise
         except (OSError, KeyError, ValueError, TypeError) as e:
@@ -244,7 +272,7 @@ class Ensemble:
         (int8 arrays (k, *lattice_shape)); memory is bounded by the batch, not the ensemble."""
         for c in range(self.n_chains):
             for s0 in range(0, self.n_samples, batch):
-                yield self.spins[t, c, s0:s0 + batch]
+                yield self.spins[t, c, s0:s0 + batch]      # a "bits" file: these rows only, unpacked
 
     def to_xarray(self):
         """A lazy `xarray.Dataset`: spins (temperature, chain, sample, y, x), energy and magnetization

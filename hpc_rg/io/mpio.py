@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.io import diskfull
+from hpc_rg.io import diskfull, spin_storage
 from hpc_rg.io.ensemble import FORMAT, SPIN_FILL, chunk_rows
-from hpc_rg.io.parts import BUFFER_BYTES, list_parts, segments
+from hpc_rg.io.parts import BUFFER_BYTES, list_parts, part_storage, segments
 from hpc_rg.parallel import deal
 
 CHUNK_BYTES = 1 << 20
@@ -64,6 +64,7 @@ def _inventory(parts_folder: Path, n_parts: int) -> dict:
         with h5py.File(path, "r") as f:
             nj, nk = int(f.attrs["n_samples"]), int(f.attrs["n_measurements"])
             parts.append({"path": str(path), "units": [(int(g), int(t)) for g, t in f.attrs["units"]],
+                          "storage": part_storage(f),
                           "width": int(f.attrs["width"]), "j0": int(f.attrs["j0"]), "k0": int(f.attrs["k0"]),
                           "nj": nj, "nk": nk,
                           # where each array's rows lie in the part (chunked dataset, then its exact-size tail)
@@ -75,8 +76,13 @@ def _inventory(parts_folder: Path, n_parts: int) -> dict:
     return {"parts": parts, "slot_history": slot_history}
 
 
-def _check_coverage(inv: dict, parts_folder, n_t: int, n_chains: int, n_samples: int, n_measurements: int) -> int:
-    """The common chain width of the parts; raises when a sample of some unit is in no part."""
+def _check_coverage(inv: dict, parts_folder, n_t: int, n_chains: int, n_samples: int, n_measurements: int,
+                    storage: str = "int8") -> int:
+    """The common chain width of the parts; raises when a sample of some unit is in no part, or a part
+    stores its spins otherwise than `storage`."""
+    from hpc_rg.io.parts import check_storage
+    for p in inv["parts"]:
+        check_storage(p["path"], p["storage"], storage)
     widths = {p["width"] for p in inv["parts"]}
     if len(widths) != 1:
         raise RuntimeError(f"{parts_folder}: parts with chain widths {sorted(widths)} (expected one width)")
@@ -174,13 +180,18 @@ def _collective_write(dset, dxpl, start: tuple | None, data: np.ndarray | None) 
 
 def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temperatures, n_chains: int,
                         lattice_shape, n_samples: int, n_measurements: int, attrs: dict | None,
-                        exchange: dict | None = None, compression: str | None = None) -> Path:
+                        exchange: dict | None = None, compression: str | None = None,
+                        storage: str = "int8") -> Path:
     """Write `<out>/ensemble.h5` from parts 0..n_parts-1 with collective parallel HDF5. Called by EVERY rank
     of `world` (a `hpc_rg.parallel.World` with an mpi4py communicator); `attrs` and `exchange` are taken
     from rank 0 (the other ranks may pass None). `compression` ("gzip", "lzf", "none"/None) applies to
-    /spins. Returns the path on every rank, once the file is complete under its final name."""
+    /spins. `storage`: how the parts store spins ("int8" or "bits": copied as they are, never unpacked).
+    Returns the path on every rank, once the file is complete under its final name."""
     import h5py
     from h5py import h5fd, h5p
+
+    from hpc_rg.io.labels import label_ensemble
+    from hpc_rg.provenance import file_attrs
 
     out, parts_folder = Path(out), Path(parts_folder)
     shape = tuple(int(x) for x in lattice_shape)
@@ -193,8 +204,8 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
     if world.is_root:
         try:
             inv = _inventory(parts_folder, n_parts)
-            width = _check_coverage(inv, parts_folder, n_t, n_chains, n_samples, n_measurements)
-            plan = {"inv": inv, "width": width, "attrs": dict(attrs or {}), "exchange": exchange}
+            width = _check_coverage(inv, parts_folder, n_t, n_chains, n_samples, n_measurements, storage)
+            plan = {"inv": inv, "width": width, "attrs": {**file_attrs(), **(attrs or {})}, "exchange": exchange}
         except Exception as e:       # noqa: BLE001 -- re-raised on every rank below
             plan = {"error": f"{type(e).__name__}: {e}"}
             err = e
@@ -214,11 +225,13 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
     units_of = [[(u // n_t, u % n_t) for u in deal(n_units, world.size, r)] for r in range(world.size)]
 
     comp = None if compression in (None, "none") else compression
-    per = chunk_rows(n_samples, int(np.prod(shape)), CHUNK_BYTES)
-    chunks = (1, 1, per, *shape)
+    stored = spin_storage.stored_shape(shape, storage)          # a configuration as the parts hold it
+    spin_dtype = spin_storage.stored_dtype(storage)
+    per = chunk_rows(n_samples, int(np.prod(stored)), CHUNK_BYTES)
+    chunks = (1, 1, per, *stored)
     # each block is a whole number of chunks of one unit, so every chunk is written once, by one rank,
     # in one call (no read-modify-write of compressed chunks)
-    step = {"spins": max(per, BUFFER_BYTES // max(width * int(np.prod(shape)), 1) // per * per)}
+    step = {"spins": max(per, BUFFER_BYTES // max(width * int(np.prod(stored)), 1) // per * per)}
     for name in ("energy", "magnetization", "timeseries/energy", "timeseries/magnetization"):
         step[name] = max(1, BUFFER_BYTES // (8 * width))
     length = {"spins": n_samples, "energy": n_samples, "magnetization": n_samples,
@@ -235,9 +248,10 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
         for k, v in plan["attrs"].items():
             f.attrs[k] = v
         dsets = {"temperatures": f.create_dataset("temperatures", shape=(n_t,), dtype=np.float64)}
-        dsets["spins"] = f.create_dataset("spins", shape=(n_t, n_chains, n_samples, *shape), dtype=np.int8,
+        dsets["spins"] = f.create_dataset("spins", shape=(n_t, n_chains, n_samples, *stored), dtype=spin_dtype,
                                           chunks=chunks, compression=comp, fill_time="never",
-                                          fillvalue=SPIN_FILL)
+                                          fillvalue=SPIN_FILL if storage == "int8" else 0)
+        spin_storage.mark(dsets["spins"], storage, (n_t, n_chains, n_samples, *shape))
         for name in ("energy", "magnetization", "timeseries/energy", "timeseries/magnetization"):
             dsets[name] = f.create_dataset(name, shape=(n_t, n_chains, length[name]), dtype=np.float64)
         small = [("temperatures", np.asarray(temperatures, dtype=np.float64))]
@@ -255,8 +269,8 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
                 _collective_write(dsets[name], dxpl, None, v if world.is_root else None)
 
         for name in ("spins", "energy", "magnetization", "timeseries/energy", "timeseries/magnetization"):
-            tail = shape if name == "spins" else ()
-            dtype = np.int8 if name == "spins" else np.float64
+            tail = stored if name == "spins" else ()
+            dtype = spin_dtype if name == "spins" else np.float64
             todo = [[(u, a, b) for u in units_of[r] for a, b in _blocks(length[name], step[name])]
                     for r in range(world.size)]
             rounds = max(len(t) for t in todo)
@@ -278,6 +292,11 @@ def assemble_collective(world, out: Path, parts_folder: Path, n_parts: int, temp
                 _collective_write(dsets[name], dxpl, start, data)
             if world.any(failure is not None):
                 break
+        if not world.any(failure is not None):
+            # dimension scales and descriptions: the same metadata calls on every rank, the temperature
+            # coordinate written by rank 0 in a collective write the others join
+            label_ensemble(f, temperatures, storage,
+                           write=lambda d, v: _collective_write(d, dxpl, None, v if world.is_root else None))
     except BaseException as e:
         # a write error (a full disk above all) reaches every rank in the same collective call: the file
         # is abandoned, not closed (closing retries the write, see hpc_rg.io.diskfull), and its name removed

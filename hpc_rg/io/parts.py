@@ -7,7 +7,8 @@ deleted on resume and its samples are produced again from the checkpoint (bit fo
 self-describing (their units and offsets are attributes), so the number of ranks may change between runs.
 
 Layout of a part: each array (spins, energy, magnetization, ts_energy, ts_magnetization; units x width x
-rows [x site]) is an extendible chunked dataset `<name>` holding whole chunks only, followed by
+rows [x site]; spins packed 8 per byte along x when the part's attribute spin_storage is "bits", packed as
+they arrive in `add_sample`) is an extendible chunked dataset `<name>` holding whole chunks only, followed by
 `<name>_tail` (attribute offset) holding the rows short of a whole chunk in exactly their size, so a part
 takes the bytes of its data (a partly filled chunk would be allocated whole: with one ~1 MiB chunk per unit
 and part, parts took ~20x their data). `segments`/`read_rows` read either layout, including older parts
@@ -31,7 +32,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hpc_rg.io import diskfull
+from hpc_rg.io import diskfull, spin_storage
 from hpc_rg.io.ensemble import FORMAT, SPIN_FILL
 
 PART_RE = re.compile(r"p(\d{5})\.r(\d{4})\.h5$")
@@ -168,7 +169,10 @@ class PartWriter:
     """Appends samples and time-series points of this rank's units to one part file."""
 
     def __init__(self, path: Path, units: list[tuple[int, int]], width: int, lattice_shape: tuple[int, ...],
-                 j0: int, k0: int, compression: str | None = None):
+                 j0: int, k0: int, compression: str | None = None, storage: str = "int8"):
+        if storage not in spin_storage.STORAGES:
+            raise ValueError(f"spin storage {storage!r}: expected one of {', '.join(spin_storage.STORAGES)}")
+        self.storage = storage
         self.path = Path(path)
         self.units = list(units)
         self.index = {u: i for i, u in enumerate(self.units)}
@@ -182,8 +186,11 @@ class PartWriter:
         self.file.attrs["width"] = width
         self.file.attrs["j0"] = j0
         self.file.attrs["k0"] = k0
+        self.file.attrs[spin_storage.ATTR] = storage      # int8, or bits: packed along x as they arrive
+        self.stored = spin_storage.stored_shape(self.shape, storage)
         comp = None if compression in (None, "none") else compression
-        self.spins = _Column(self.file, "spins", n_u, width, self.shape, np.int8, self._per(), comp, SPIN_FILL)
+        self.spins = _Column(self.file, "spins", n_u, width, self.stored, spin_storage.stored_dtype(storage),
+                             self._per(), comp, SPIN_FILL if storage == "int8" else 0)
         self.scalars = {name: _Column(self.file, name, n_u, width, (), np.float64, SCALAR_ROWS)
                         for name in ("energy", "magnetization", "ts_energy", "ts_magnetization")}
         self._buf: dict[int, list] = {}   # sample index -> per-unit (spins, e, m)
@@ -195,11 +202,12 @@ class PartWriter:
     def _per(self) -> int:
         """Several consecutive samples of one chain per chunk, up to ~1 MiB: fewer, larger writes, and a
         temperature's samples are still whole contiguous chunks."""
-        return max(1, (1 << 20) // int(np.prod(self.shape)))
+        return max(1, (1 << 20) // int(np.prod(self.stored)))
 
     # samples ------------------------------------------------------------------------------------------
     def add_sample(self, unit, j: int, spins: np.ndarray, energy: np.ndarray, magnetization: np.ndarray) -> None:
         """Unit `unit`'s configurations (width, *shape) at sample index j (global)."""
+        spins = spin_storage.to_stored(spins, self.storage)     # bits: packed now, buffered 8x smaller
         row = self._buf.setdefault(j, [None] * len(self.units))
         row[self.index[unit]] = (spins, energy, magnetization)
         self._buf_bytes += spins.nbytes
@@ -231,7 +239,7 @@ class PartWriter:
             self._buf_bytes -= sum(x[0].nbytes for x in rows[-1])
         if rows:
             n = len(rows)
-            block = np.empty((len(self.units), self.width, n, *self.shape), dtype=np.int8)
+            block = np.empty((len(self.units), self.width, n, *self.stored), dtype=self.spins.dtype)
             scal = np.empty((2, len(self.units), self.width, n))
             for i, r in enumerate(rows):
                 for u, (sp, e, m) in enumerate(r):
@@ -299,15 +307,34 @@ class PartWriter:
             os.close(fd)
 
 
+def part_storage(f: h5py.File) -> str:
+    """How an open part stores its spins ("int8" for parts written before "bits" existed)."""
+    v = f.attrs.get(spin_storage.ATTR, "int8")
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def check_storage(path, found: str, storage: str) -> None:
+    """Every part of an ensemble must store its spins as the ensemble does (one virtual or real dataset)."""
+    if found != storage:
+        raise RuntimeError(f"{path}: spins stored as {found!r}, the ensemble is assembled as {storage!r} (a run "
+                           "resumed with another simulate.spin_storage?)")
+
+
 def assemble(out: Path, parts_folder: Path, n_parts: int, temperatures, n_chains: int, lattice_shape,
-             n_samples: int, n_measurements: int, attrs: dict, exchange: dict | None = None) -> Path:
-    """Write `<out>/ensemble.h5` over parts 0..n_parts-1 (atomic rename)."""
+             n_samples: int, n_measurements: int, attrs: dict, exchange: dict | None = None,
+             storage: str = "int8") -> Path:
+    """Write `<out>/ensemble.h5` over parts 0..n_parts-1 (atomic rename). `storage`: how the parts store
+    spins ("int8" or "bits"), and so /spins; a part that says otherwise is refused."""
+    from hpc_rg.io.labels import label_ensemble
+    from hpc_rg.provenance import file_attrs
     out = Path(out)
     shape = tuple(int(x) for x in lattice_shape)
     n_t = len(temperatures)
     final = out / "ensemble.h5"
     tmp = out / "ensemble.h5.tmp"
-    layout = h5py.VirtualLayout(shape=(n_t, n_chains, n_samples, *shape), dtype=np.int8)
+    full = (n_t, n_chains, n_samples, *shape)
+    layout = h5py.VirtualLayout(shape=spin_storage.stored_shape(full, storage),
+                                dtype=spin_storage.stored_dtype(storage))
     scal = {name: np.full((n_t, n_chains, n), np.nan) for name, n in
             (("energy", n_samples), ("magnetization", n_samples),
              ("ts_energy", n_measurements), ("ts_magnetization", n_measurements))}
@@ -318,6 +345,7 @@ def assemble(out: Path, parts_folder: Path, n_parts: int, temperatures, n_chains
             continue
         rel = os.path.relpath(path, out)
         with h5py.File(path, "r") as f:
+            check_storage(path, part_storage(f), storage)
             units = f.attrs["units"]
             width = int(f.attrs["width"])
             j0, k0 = int(f.attrs["j0"]), int(f.attrs["k0"])
@@ -348,10 +376,12 @@ def assemble(out: Path, parts_folder: Path, n_parts: int, temperatures, n_chains
         try:
             f.attrs["format"] = FORMAT
             f.attrs["lattice_shape"] = np.array(shape, dtype=np.int64)
-            for k, v in attrs.items():
+            for k, v in {**file_attrs(), **attrs}.items():
                 f.attrs[k] = v
             f["temperatures"] = np.asarray(temperatures, dtype=np.float64)
-            f.create_virtual_dataset("spins", layout, fillvalue=SPIN_FILL)   # never read: sources are checked
+            # the fill value is never read (sources are checked); int8's is no spin, bits have none to spare
+            d = f.create_virtual_dataset("spins", layout, fillvalue=SPIN_FILL if storage == "int8" else 0)
+            spin_storage.mark(d, storage, full)
             f["energy"] = scal["energy"]
             f["magnetization"] = scal["magnetization"]
             f["timeseries/energy"] = scal["ts_energy"]
@@ -362,6 +392,7 @@ def assemble(out: Path, parts_folder: Path, n_parts: int, temperatures, n_chains
                     g[k] = v
                 if history:
                     g["slot_history"] = np.concatenate([h for _, h in sorted(history, key=lambda x: x[0])])
+            label_ensemble(f, temperatures, storage)
             f.flush()           # a full disk shows here, before close (which could not recover from it)
         except BaseException as e:
             if not diskfull.is_disk_full(e):

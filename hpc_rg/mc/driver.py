@@ -231,6 +231,10 @@ class Simulation:
             if diff:
                 raise RunFolderError(self.ckpt_dir / ckpt.COMMIT, f"{diff}; resume with the job that made the run, "
                                                                   "or pass --force to start over")
+            stored = record.get("spin_storage", "int8")     # records from before "bits": int8 parts
+            if stored != self.sim.spin_storage:
+                raise ConfigError(self.cfg.file, "simulate.spin_storage", self.sim.spin_storage,
+                                  f'"{stored}", as the parts already in {self.out} (or pass --force to start over)')
             if record["samples_done"] > self.sim.samples:
                 raise ConfigError(self.cfg.file, "simulate.samples", self.sim.samples,
                                   f">= {record['samples_done']} (the samples already stored in {self.out})")
@@ -263,7 +267,7 @@ class Simulation:
     def open_part(self) -> PartWriter:
         return PartWriter(part_path(self.parts_dir, self.n_parts, self.world.rank), self.units, self.width,
                           self.lattice.shape, self.j, self.measurements_done(self.t),
-                          compression=self.sim.compression)
+                          compression=self.sim.compression, storage=self.sim.spin_storage)
 
     # -- the loop -----------------------------------------------------------------------------------------
     def run(self, stop: StopFlag) -> int:
@@ -393,7 +397,7 @@ class Simulation:
                 "t": self.t, "samples_done": self.j, "parts": self.n_parts, "ranks": world.size,
                 "updates_total": self.sim.updates, "physics": self.sim.physics(), "time": time.time(),
                 "job_physics": self.declared_physics, "seed": self.cfg.job.seed, "part_files": self.part_files,
-                "updates_per_second": self.rate,
+                "updates_per_second": self.rate, "spin_storage": self.sim.spin_storage,
                 "tempering": self.tempering.state() if self.tempering is not None else None},
                 [{k: e[k] for k in ("file", "sha256", "replicas")} for e in entries])
             ckpt.fault_point("cleaned", n, world.rank)
@@ -426,9 +430,9 @@ class Simulation:
         path = None
         if mpio.available() and world.size > 1:
             comp = None if sim.compression == "none" else sim.compression
-            path = mpio.assemble_collective(world, *args, compression=comp)
+            path = mpio.assemble_collective(world, *args, compression=comp, storage=sim.spin_storage)
         elif world.is_root:
-            path = assemble(*args)
+            path = assemble(*args, storage=sim.spin_storage)
         if world.is_root:
             spin_updates = sim.updates * sim.chains * self.n_t * self.lattice.n_sites
             stats = {"wall_seconds": wall, "sampler_seconds_per_rank": seconds, "ranks": world.size,

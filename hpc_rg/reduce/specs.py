@@ -145,3 +145,83 @@ SPECS: dict[str, type] = {
 from hpc_rg.reduce.diagnostics_specs import DIAGNOSTIC_SPECS  # noqa: E402
 
 SPECS.update(DIAGNOSTIC_SPECS)
+
+
+# -- what each reduction writes into results.h5 (dimensions, units, long names) -----------------------------
+@dataclass(frozen=True)
+class Output:
+    """How results.h5 labels a quantity of a reduction (and its `<q>_err`): the names of its axes, in order
+    (an axis named like one of the reduction's `axes` becomes that coordinate: "temperature" is
+    axes/temperatures, and "temperature" of a quantity `<q>_L<n>` is axes/temperatures_L<n>), its units
+    (temperatures in J/k_B, energies in J, per spin) and a long name."""
+    dims: tuple[str, ...]
+    units: str = ""
+    long_name: str = ""
+
+
+# reduction -> {quantity name or fnmatch pattern: Output}; the first entry whose dimensions fit the array
+# wins; a quantity that no entry fits gets `<q>_dim<k>` dimensions (results.py)
+OUTPUTS: dict[str, dict[str, Output]] = {
+    "observables": {
+        "energy*": Output(("temperature",), "J", "energy per spin ⟨e⟩"),
+        "abs_m*": Output(("temperature",), "1", "mean absolute magnetization per spin ⟨|m|⟩"),
+        "m2*": Output(("temperature",), "1", "mean squared magnetization per spin ⟨m²⟩"),
+        "susceptibility*": Output(("temperature",), "1/J", "susceptibility per spin N(⟨m²⟩ − ⟨|m|⟩²)/T"),
+        "specific_heat*": Output(("temperature",), "k_B", "specific heat per spin N(⟨e²⟩ − ⟨e⟩²)/T²"),
+        "binder*": Output(("temperature",), "1", "Binder cumulant U = 1 − ⟨m⁴⟩/(3⟨m²⟩²)"),
+        "tau_int_*": Output(("temperature",), "samples", "integrated autocorrelation time"),
+    },
+    "binder_crossing": {
+        "T_c": Output(("pair",), "J/k_B", "temperature where U_L and U_L' cross"),
+        "U_cross": Output(("pair",), "1", "Binder cumulant at the crossing"),
+    },
+    "correlators": {
+        "G_s": Output(("temperature", "r"), "1", "spin-spin correlator G(r)"),
+        "G_eps": Output(("temperature", "r"), "J²", "connected energy-density correlator"),
+        "abs_m": Output(("temperature",), "1", "mean absolute magnetization per spin ⟨|m|⟩"),
+        "m2": Output(("temperature",), "1", "mean squared magnetization per spin ⟨m²⟩"),
+        "eps": Output(("temperature",), "J", "energy density ε"),
+    },
+    "scaling_dimensions": {
+        "delta_*_chi2_dof": Output(("temperature",), "1", "χ² per degree of freedom of the fit"),
+        "delta_*": Output(("temperature",), "1", "scaling dimension Δ"),
+        "fss_*": Output(("fss_L",), "1", "finite-size scaling input at each L"),
+    },
+    "mutual_information": {
+        "I_*": Output(("temperature",), "bit", "mutual information"),
+    },
+    "block_rg": {
+        "abs_m": Output(("temperature", "level"), "1", "⟨|m|⟩ of the blocked lattice"),
+        "m2": Output(("temperature", "level"), "1", "⟨m²⟩ of the blocked lattice"),
+        "binder": Output(("temperature", "level"), "1", "Binder cumulant of the blocked lattice"),
+        "nn": Output(("temperature", "level"), "1", "nearest-neighbour correlation of the blocked lattice"),
+        "*": Output(("temperature", "level")),
+    },
+    "mcrg": {
+        "y_t": Output(("temperature", "level_from"), "1", "thermal RG eigenvalue exponent y_t"),
+        "y_h": Output(("temperature", "level_from"), "1", "magnetic RG eigenvalue exponent y_h"),
+    },
+    "receptive_fields": {
+        "*_mean": Output(("layer",), "1", "mean over the layer's units"),
+        "*_median": Output(("layer",), "1", "median over the layer's units"),
+        "uniform_window_fraction": Output(("layer",), "1", "window fraction of uniform weights (null model)"),
+    },
+    "vh_correlators": {
+        "map_*": Output(("temperature", "hidden_unit", "y", "x"), "1",
+                        "correlator <v_i h_a> of the visible units with some hidden units"),
+        "rbm_T_peak": Output(("temperature", "thermo_layer"), "J/k_B", "thermometer's most probable temperature"),
+        "rg_T_peak": Output(("temperature", "rg_level"), "J/k_B", "thermometer's most probable temperature"),
+        "rbm_T_thermo": Output(("temperature", "thermo_layer"), "J/k_B", "thermometer reading of each RBM layer"),
+        "rbm_p_thermo": Output(("temperature", "thermo_layer", "thermometer_temperatures"), "1",
+                               "thermometer's probability of each temperature, per RBM layer"),
+        "rg_T_thermo": Output(("temperature", "rg_level"), "J/k_B", "thermometer reading after each RG step"),
+        "rg_p_thermo": Output(("temperature", "rg_level", "thermometer_temperatures"), "1",
+                              "thermometer's probability of each temperature, after each RG step"),
+        "rbm_*": Output(("temperature", "layer"), "1", "locality of the RBM layers' couplings"),
+        "rg_*": Output(("temperature", "rg_step"), "1", "locality of the RG steps' couplings"),
+    },
+    "decimation_1d": {
+        "K": Output(("temperature", "step"), "1", "nearest-neighbour coupling K = J/T after each decimation"),
+        "K_exact": Output(("temperature", "step"), "1", "exact coupling tanh K' = tanh² K"),
+    },
+}

@@ -52,3 +52,20 @@ def test_kill_in_every_checkpoint_phase_on_3_ranks_resume_on_2_then_1(tmp_path, 
 
     hpc_rg("simulate", job, "--resume")
     assert_same_ensemble(reference, run / "ensemble.h5")
+
+
+def test_bits_run_killed_in_a_checkpoint_resumes_bit_identical(tmp_path, reference):
+    """simulate.spin_storage = "bits": killed by rank 1 right after its replica file (checkpoint 1), resumed on
+    1 rank: the stored bytes are the uninterrupted run's spins packed, everything else identical."""
+    import h5py
+    import numpy as np
+    job = write_job(tmp_path, spin_storage="bits", **KW)
+    proc = hpc_rg("simulate", job, ranks=2, env={"HPC_RG_CKPT_FAULT": f"replica_written@{KILLED}:rank=1"},
+                  check=False, timeout=120)
+    assert proc.returncode != 0
+    hpc_rg("simulate", job, "--resume")
+    with h5py.File(reference) as fa, h5py.File(tmp_path / "driver" / "ensemble.h5") as fb:
+        assert fb["spins"].attrs["spin_storage"] == "bits"
+        np.testing.assert_array_equal(fb["spins"][()], np.packbits(fa["spins"][()] > 0, axis=-1))
+        for k in ("energy", "magnetization", "timeseries/energy", "exchange/slot_history"):
+            np.testing.assert_array_equal(fa[k][()], fb[k][()])

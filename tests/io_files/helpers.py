@@ -58,8 +58,11 @@ def h5_contents(path: Path) -> dict:
         out["/attrs"] = {k: _plain(v) for k, v in f.attrs.items()}
 
         def visit(name, obj):
-            out[name + "/attrs"] = {k: _plain(v) for k, v in obj.attrs.items()}
+            # dimension scales by name: their references (DIMENSION_LIST, REFERENCE_LIST) are file-specific
+            out[name + "/attrs"] = {k: _plain(v) for k, v in obj.attrs.items()
+                                    if k not in ("DIMENSION_LIST", "REFERENCE_LIST")}
             if isinstance(obj, h5py.Dataset):
+                out[name + "/attrs"]["(dimension scales)"] = [[s.name for s in d.values()] for d in obj.dims]
                 out[name] = (obj.dtype.str, obj[()])
         f.visititems(visit)
     return out

@@ -50,7 +50,7 @@ def expected_ensemble(n_ladders: int, n_t: int, width: int, seed: int = 11) -> d
             "exchange/slot_history": rng.integers(0, n_t, size=(9, n_ladders, n_t)).astype(np.int16)}
 
 
-def write_parts(folder: Path, exp: dict, n_ladders: int, n_t: int, width: int) -> None:
+def write_parts(folder: Path, exp: dict, n_ladders: int, n_t: int, width: int, storage: str = "int8") -> None:
     """Part files as the driver writes them: units dealt like the driver deals them, one file per writer
     rank and part, the exchange history in rank 0's files."""
     from hpc_rg.io.parts import PartWriter, part_path
@@ -64,7 +64,7 @@ def write_parts(folder: Path, exp: dict, n_ladders: int, n_t: int, width: int) -
             units = [(u // n_t, u % n_t) for u in deal(n_ladders * n_t, n_ranks, r)]
             if not units:
                 continue        # PartWriter cannot make a file without units (see the report)
-            w = PartWriter(part_path(folder, c, r), units, width, SHAPE, j0, k0)
+            w = PartWriter(part_path(folder, c, r), units, width, SHAPE, j0, k0, storage=storage)
             for g, t in reversed(units):        # any delivery order
                 cs = slice(g * width, (g + 1) * width)
                 w.add_timeseries((g, t), k0, exp["timeseries/energy"][t, cs, k0:k1],
@@ -135,6 +135,38 @@ def test_collective_and_virtual_paths_write_equal_ensembles(n_ladders, n_t, widt
             for name, want in exp.items():
                 assert np.array_equal(f[name][()], want), name
             assert f["spins"].chunks[:2] == (1, 1)
+    remove(w, folder)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_bits_spins_are_copied_packed_and_labelled():
+    """simulate.spin_storage = "bits": the collective copy moves the packed bytes as they are (never unpacked),
+    equal to the virtual assembler's file, reads back as the int8 spins, and carries the same dimension
+    scales (made by the same collective calls on every rank)."""
+    import h5py
+    from hpc_rg.io.ensemble import Ensemble
+    from hpc_rg.io.parts import assemble
+    from hpc_rg.parallel import world
+    w = world()
+    folder = shared_folder(w)
+    exp = expected_ensemble(3, 3, 2, seed=7)
+    a = dict(args(folder, 3, 3, 2), storage="bits")
+    if w.is_root:
+        write_parts(folder / "parts", exp, 3, 3, 2, storage="bits")
+        (folder / "vds").mkdir()
+        assemble(folder / "vds", **a)
+        (folder / "mpio").mkdir()
+    w.barrier()
+    path = mpio.assemble_collective(w, folder / "mpio", **(a if w.is_root else dict(a, attrs=None, exchange=None)))
+    if w.is_root:
+        assert_same_file(folder / "vds" / "ensemble.h5", path)
+        with h5py.File(path, "r") as f:
+            assert f["spins"].dtype == np.uint8 and f["spins"].shape[-1] == 1
+            assert [f["spins"].dims[k][0].name for k in range(5)] == \
+                ["/temperature", "/chain", "/sample", "/y", "/x_packed"]
+            np.testing.assert_array_equal(f["temperature"][()], a["temperatures"])
+        with Ensemble(path) as e:
+            assert np.array_equal(e.spins[()], exp["spins"])
     remove(w, folder)
 
 
@@ -217,6 +249,7 @@ def test_driver_run_assembled_collectively_equals_the_virtual_ensemble():
     driver's arguments, must write the same datasets and attributes."""
     import h5py
     from hpc_rg.config import loads
+    from hpc_rg.io.labels import is_scale
     from hpc_rg.io.parts import list_parts
     from hpc_rg.mc.driver import run_simulate
     from hpc_rg.parallel import world
@@ -230,7 +263,8 @@ def test_driver_run_assembled_collectively_equals_the_virtual_ensemble():
         (folder / "col").mkdir()
         with h5py.File(driver_file, "r") as f:      # the driver's own arguments, recovered from its file
             attrs = {k: v for k, v in f.attrs.items() if k not in ("format", "lattice_shape")}
-            exchange = {k: v[()] for k, v in f["exchange"].items() if k != "slot_history"}
+            exchange = {k: v[()] for k, v in f["exchange"].items()           # not its dimension scales
+                        if k != "slot_history" and not is_scale(v)}
             a = dict(n_parts=len({p for p, _, _ in list_parts(folder / "par" / "parts")}),
                      temperatures=f["temperatures"][()], n_chains=f["spins"].shape[1],
                      lattice_shape=tuple(int(x) for x in f.attrs["lattice_shape"]), n_samples=f["spins"].shape[2],
