@@ -297,7 +297,7 @@ class Ensemble:
         temps = ", ".join(T if len(T) <= 8 else T[:4] + ["..."] + T[-3:])
         lattice = " x ".join(map(str, self.lattice_shape))
         n_sites = int(np.prod(self.lattice_shape))
-        d = self.spins
+        d = getattr(self.spins, "dataset", self.spins)      # the stored dataset under a "bits" view
         if d.is_virtual:
             parts = {name for name, _ in virtual_sources(d)} - {"."}
             where = f"virtual over {len(parts)} part file(s)"

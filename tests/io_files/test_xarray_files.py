@@ -227,3 +227,18 @@ def test_spin_storage_key_is_validated_and_defaults_from_L(tmp_path):
                                                'spin_storage = "packed"\n')
     one_line_exit_2(cli("simulate", job), "simulate.spin_storage", "packed")
     assert not (tmp_path / "bad").exists()
+
+
+def test_bits_ensemble_repr_and_lazy_view_unpack(tmp_path):
+    # the notebook API over a "bits" file: the repr names the storage, to_xarray gives the int8 spins back
+    import hpc_rg
+    from hpc_rg.io.ensemble import write_ensemble
+    rng = np.random.default_rng(3)
+    s = np.where(rng.random((2, 2, 5, 8, 16)) < 0.5, 1, -1).astype(np.int8)
+    path = write_ensemble(tmp_path / "ensemble.h5", [2.0, 2.5], s, attrs={"model": "ising2d"}, storage="bits")
+    with hpc_rg.open_ensemble(path) as ens:
+        text = repr(ens)
+        assert "spins bits" in text and "8 x 16" in text
+        view = ens.to_xarray()
+        assert view.spins.dtype == np.int8 and view.spins.dims[-2:] == ("y", "x")
+        np.testing.assert_array_equal(view.spins.isel(temperature=1).values, s[1])
