@@ -141,9 +141,11 @@ def _results_section(run: Path, figures: set[str]) -> tuple[list[str], set[str]]
         warning = red.attrs.get("tau_int_warning")
         if warning is not None and _text(warning).strip():
             out += [f"> **Warning:** {inline(_text(warning))}", ""]
-        note = red.attrs.get("method") or red.attrs.get("note")
+        # `or` would ask an array attribute for its truth value: take the first one that says something
+        note = next((_text(v) for v in (red.attrs.get("method"), red.attrs.get("note"))
+                     if v is not None and _text(v).strip()), None)
         if note is not None:
-            out += [f"Method: {inline(_text(note))}", ""]
+            out += [f"Method: {inline(note)}", ""]
         stems = _figure_stems(red)
         out += reduction_markdown(red, stems, "figures", figures)
         mine = [s for s in _builder_stems(red) if s in figures and s not in shown]     # in drawing order
@@ -158,6 +160,8 @@ def _text(v) -> str:
         return v.decode("utf-8", "replace")
     if isinstance(v, np.ndarray) and v.size == 1:
         return _text(v.reshape(-1)[0])
+    if isinstance(v, np.ndarray) and v.dtype.kind in "SOU":       # an array of strings: its items, not repr
+        return "; ".join(_text(x) for x in v.reshape(-1))
     return str(v)
 
 
@@ -240,7 +244,7 @@ def write_report(run: Path) -> Path:
 
 def _atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")        # the page says charset utf-8, whatever the locale
     os.replace(tmp, path)
 
 

@@ -153,6 +153,48 @@ def test_tau_int_warning_is_shown(tmp_path):
     assert "i" not in el.names()
 
 
+# ------------------------------------------------------------------------------------------ hostile results.h5
+
+def _report_cli(run: Path, capsys) -> tuple[int, str]:
+    """`hpc-rg report RUN` in this process: exit code and stderr."""
+    from hpc_rg.cli import main
+    code = main(["report", str(run)])
+    return code, capsys.readouterr().err
+
+
+def test_attributes_not_utf8_or_string_arrays_still_give_a_report(tmp_path, capsys):
+    run = _job(tmp_path, "attrs", "")
+    _hand_results(run, None)
+    with h5py.File(run / "results.h5", "a") as f:
+        f["observables"].attrs["method"] = b"jackknife \xff over \xfe stretches"     # not UTF-8
+        f["correlators"].attrs["method"] = np.array(["first", "second"], dtype=h5py.string_dtype())
+        f["correlators"].attrs["tau_int_warning"] = np.array([b"short", b"chains"])
+        f["observables"].create_dataset("nothing", data=np.zeros(0))
+    code, err = _report_cli(run, capsys)
+    assert code == 0, err
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert "Method: jackknife \ufffd over \ufffd stretches" in md and "Method: first; second" in md
+    assert "Warning:** short; chains" in md
+    assert "(`nothing`): no values" in md
+
+
+@pytest.mark.parametrize("error, why", [(np.ones(5), r"has shape \(5,\), its value \(3,\)"),
+                                        (np.ones((3, 2)), r"has shape \(3, 2\), its value \(3,\)"),
+                                        (np.array([b"a", b"b", b"c"]), r"holds \|S1 values, not numbers")])
+def test_an_error_bar_that_does_not_fit_its_value_is_refused(tmp_path, capsys, error, why):
+    """Before: (5,) errors were paired with the first 3 values (a wrong table, exit 0); others: tracebacks."""
+    import re
+    run = _job(tmp_path, "errs", "")
+    _hand_results(run, None)
+    with h5py.File(run / "results.h5", "a") as f:
+        del f["observables/energy_err"]
+        f["observables/energy_err"] = error
+    code, err = _report_cli(run, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert str(run / "results.h5") in err and "/observables/energy_err" in err and re.search(why, err), err
+    assert not (run / "report.md").exists() and not (run / "report.html").exists()
+
+
 # ------------------------------------------------------------------------------------------ a real quick pipeline
 
 def _ensemble(path, shape, temps, chains=2, samples=30, seed=0):
