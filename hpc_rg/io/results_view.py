@@ -27,6 +27,7 @@ import numpy as np
 
 from hpc_rg.io.ensemble import FileError, hdf5_reason, open_hdf5
 from hpc_rg.io.xarray_view import xr
+from hpc_rg.report.arrays import refuse_error_bar
 from hpc_rg.reduce.results import FORMAT
 
 __all__ = ["Results", "load_results", "reduction_dataset", "tidy_rows"]
@@ -136,8 +137,10 @@ def reduction_dataset(name: str, g: h5py.Group):
             attrs.update(quantity=tag.group("q"), L=int(tag.group("L")))
         data[q] = (dims, value, attrs)
         if q in errors:
-            err = _plain(dsets[q + "_err"][()])
-            err_dims = dims if np.shape(err) == shape else tuple(f"{q}_error_dim_{i}" for i in range(np.ndim(err)))
+            err = dsets[q + "_err"][()]
+            refuse_error_bar(g.file.filename, name, q, np.asarray(value), np.asarray(err))
+            err = _plain(err)
+            err_dims = dims
             attrs["ancillary_variables"] = q + "_error"           # CF's link from a value to its error bar
             data[q + "_error"] = (err_dims, err, dict(_attrs(dsets[q + "_err"]),
                                                       long_name=f"error bar of {q} (one standard error)"))

@@ -18,7 +18,7 @@ from hpc_rg.reduce.labels import Label, label, unit_text
 from hpc_rg.report.markdown import code, inline, table
 from hpc_rg.summary import _fmt
 
-__all__ = ["Reduction", "read_reductions", "reduction_markdown", "SMALL_1D", "SMALL_2D"]
+__all__ = ["Reduction", "read_reductions", "error_bar_problem", "refuse_error_bar", "reduction_markdown", "SMALL_1D", "SMALL_2D"]
 
 SMALL_1D = 20          # a 1-D array of at most this many values is a table
 SMALL_2D = 8           # a 2-D array of at most SMALL_2D x SMALL_2D values is a table
@@ -81,6 +81,25 @@ def _dims(ds, value: np.ndarray, axes: dict) -> list[str]:
     return names
 
 
+def error_bar_problem(value: np.ndarray, error: np.ndarray) -> str | None:
+    """Why `error` cannot be read as the error bar of `value`, element by element (None when it can).
+    A shorter or longer error array would pair numbers with the wrong error bars without a word."""
+    if error.dtype.kind not in "fiu":
+        return f"holds {error.dtype} values, not numbers"
+    if error.shape != value.shape:
+        return f"has shape {error.shape}, its value {value.shape}"
+    return None
+
+
+def refuse_error_bar(path, group: str, q: str, value: np.ndarray, error: np.ndarray) -> None:
+    """FileError (one line, exit 2 from the CLI) when `error` cannot be `value`'s error bar."""
+    why = error_bar_problem(value, error)
+    if why:
+        from hpc_rg.io.ensemble import FileError
+        raise FileError(path, f"/{group}/{q}_err {why}: an error bar must be numbers of the shape of "
+                              f"/{group}/{q}; the file is damaged or was not written by hpc-rg (re-create it)")
+
+
 def read_reductions(path: Path) -> list[Reduction]:
     """Every reduction group of a results.h5 (the caller has checked the format)."""
     import h5py
@@ -98,6 +117,8 @@ def read_reductions(path: Path) -> list[Reduction]:
                 if v.dtype.kind not in "fiub":
                     continue
                 e = np.asarray(g[q + "_err"][()]) if q + "_err" in g else None
+                if e is not None:
+                    refuse_error_bar(path, name, q, v, e)
                 red.quantities.append(Quantity(q, v, e, _label(q, ds), _dims(ds, v, axes)))
             out.append(red)
     return out
@@ -173,7 +194,7 @@ def reduction_markdown(red: Reduction, figure_of: dict[str, str], figures_dir: s
         for q in listed:
             unit = f" ({inline(unit_text(q.label.unit))})" if q.label.unit else ""
             values = ", ".join(_num(v, None if q.error is None else e) for v, e in
-                               zip(q.value, q.value if q.error is None else q.error))
+                               zip(q.value, q.value if q.error is None else q.error)) or "no values"
             out.append(f"- {inline(q.label.long_name)} ({code(q.name)}){unit}: {values}")
         out.append("")
     if large:

@@ -96,7 +96,7 @@ def test_open_ensemble_takes_a_run_folder(ensemble):
     with hpc_rg.open_ensemble(path.parent) as ens:
         assert ens.path == path
     (path.parent / "empty").mkdir()
-    with pytest.raises(ConfigError, match="empty: is a folder, not an ensemble file"):
+    with pytest.raises(ConfigError, match="empty: is a folder without ensemble.h5 "):
         hpc_rg.open_ensemble(path.parent / "empty")         # a folder without ensemble.h5: one line
 
 
@@ -295,3 +295,26 @@ def test_read_results_refuses_other_files_in_one_line(ensemble, tmp_path):
     with pytest.raises(ConfigError, match="is not a results file"):
         hpc_rg.read_results(tmp_path / "junk.h5")
     assert hpc_rg.read_results(_results_file(tmp_path).parent).path == tmp_path / "results.h5"
+
+
+# -- hostile inputs ---------------------------------------------------------------------------------------
+
+def test_a_folder_without_the_file_is_named_with_the_stage_that_writes_it(tmp_path):
+    """Before: "is a folder, not a results file", which sent the user looking for a file to pass."""
+    with pytest.raises(ConfigError, match=r"is a folder without results.h5 \(.*analyze stage"):
+        hpc_rg.read_results(tmp_path)
+    with pytest.raises(ConfigError, match=r"is a folder without ensemble.h5 \(.*simulate stage"):
+        hpc_rg.open_ensemble(tmp_path)
+
+
+@pytest.mark.parametrize("error, why", [(np.ones(5), r"has shape \(5,\), its value \(3,\)"),
+                                        (np.ones((3, 2)), r"has shape \(3, 2\), its value \(3,\)"),
+                                        (np.array([b"a", b"b", b"c"]), r"holds \|S1 values, not numbers")])
+def test_an_error_bar_that_does_not_fit_its_value_is_refused(tmp_path, error, why):
+    """Before: rows with NaN errors (shape) or a ValueError from to_dataframe (strings)."""
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["observables/abs_m_err"]
+        f["observables/abs_m_err"] = error
+    with pytest.raises(ConfigError, match=f"results.h5: /observables/abs_m_err {why}"):
+        hpc_rg.read_results(path).to_dataframe()
