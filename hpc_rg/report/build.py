@@ -106,8 +106,12 @@ def _models_section(run: Path) -> list[str]:
     rows = []
     for p in metrics:
         try:
-            m = json.loads(p.read_text())
-        except json.JSONDecodeError:
+            m = json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, OSError):     # not JSON, not UTF-8 (both ValueErrors), a folder: say so, go on
+            rows.append([inline(p.stem), "", "unreadable: not a JSON metrics file"])
+            continue
+        if not isinstance(m, dict):
+            rows.append([inline(p.stem), "", f"unreadable: a JSON {type(m).__name__}, not a metrics object"])
             continue
         final = m.get("final", m.get("metrics", {}))
         if isinstance(final, dict):

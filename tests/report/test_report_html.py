@@ -438,3 +438,21 @@ def test_matplotlib_is_imported_to_draw_only_and_files_bypass_pyplot(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "mcrg.png", "False"]
     assert (tmp_path / "mcrg.pdf").exists()
+
+
+def test_unreadable_model_metrics_are_listed_not_a_traceback(tmp_path, capsys):
+    """A run with model files but no ensemble and no results; before: a traceback (exit 1) for a metrics file
+    that is not UTF-8 or is a JSON list, and a file that is not JSON silently left out."""
+    run = _job(tmp_path, "models", "")
+    models = run / "models"
+    models.mkdir()
+    (models / "good.json").write_text(json.dumps({"kind": "rbm", "final": {"loss": 0.25}}))
+    (models / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
+    (models / "text.json").write_text("not json")
+    (models / "list.json").write_text("[1, 2]")
+    code, err = _report_cli(run, capsys)
+    assert code == 0, err
+    rows = {r.split(" | ")[0].strip("| "): r for r in (run / "report.md").read_text().splitlines()
+            if r.startswith("| ") and not r.startswith("| model ")}
+    assert "loss = 0.25" in rows["good"] and "not a JSON metrics file" in rows["binary"]
+    assert "not a JSON metrics file" in rows["text"] and "a JSON list, not a metrics object" in rows["list"]
