@@ -28,8 +28,8 @@ def open_ensemble(path):
     """A lazy `Ensemble` of an ensemble.h5 (or of a run folder's): `repr` shows model, lattice,
     temperatures, chains, samples and storage; `.to_xarray()` a lazy `xarray.Dataset`; `.iter_spins(t)`
     streams spins. Close it (or use `with`) when done."""
-    from hpc_rg.io.ensemble import Ensemble
-    return Ensemble(_in_run_folder(path, "ensemble.h5", "simulate"))
+    from hpc_rg.io.ensemble import open_ensemble as open_file
+    return open_file(_in_run_folder(path, "ensemble.h5", "simulate"))
 
 
 def read_results(path):

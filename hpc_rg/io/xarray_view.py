@@ -102,8 +102,9 @@ def ensemble_dataset(ens, read_spins: Callable[[tuple], np.ndarray]):
         if ens.has(name):
             d = ens.file[name]
             data[name] = lazy_variable(head, _dataset_reader(ens, name), d.shape, d.dtype, UNITS[name], name)
-    if ens.has("timeseries"):
-        for name, d in ens.file["timeseries"].items():
+    series = ens.file.get("timeseries")
+    if hasattr(series, "items"):             # a group (a file where /timeseries is a dataset has none)
+        for name, d in series.items():
             if not hasattr(d, "shape"):
                 continue
             dims = (head[:2] + ("measurement",)) if d.shape[:2] == shape3[:2] and d.ndim == 3 \

@@ -71,8 +71,8 @@ def _ensemble_lines(ens) -> list[str]:
                f"{ens.n_temperatures} temperatures × {ens.n_chains} chains × {ens.n_samples} samples"
                + (f"; {schedule}." if schedule else "."))
     out.append("")
-    e_ts = ens.timeseries("energy") if ens.has("timeseries/energy") else ens.energy
-    m_ts = ens.timeseries("magnetization") if ens.has("timeseries/magnetization") else ens.magnetization
+    e_ts = _series(ens, "timeseries/energy" if ens.has("timeseries/energy") else "energy")
+    m_ts = _series(ens, "timeseries/magnetization" if ens.has("timeseries/magnetization") else "magnetization")
     rows, short = [], []
     for t, T in enumerate(ens.temperatures):
         e, de, tau = mean_error(e_ts[t], axis_chains=True)
@@ -90,11 +90,33 @@ def _ensemble_lines(ens) -> list[str]:
         out += ["", f"> **Warning:** chains shorter than {TAU_INT_CHAIN_RATIO} τ_int at " + "; ".join(short)
                 + ": τ_int and the error bars are unreliable there; run longer chains."]
     if ens.has("exchange/acceptance"):
-        acc = ens.file["exchange/acceptance"][()]
-        rt = int(ens.file["exchange/round_trips"][()].sum())
+        acc = _numbers(ens, "exchange/acceptance", 1)
+        rt = int(_numbers(ens, "exchange/round_trips", None).sum()) if ens.has("exchange/round_trips") else 0
         out += ["", "Replica exchange acceptance per neighbouring pair: "
                 + ", ".join(f"{x:.2f}" for x in acc) + f"; {rt} round trips."]
     return out
+
+
+def _numbers(ens, name: str, ndim: int | None) -> np.ndarray:
+    """Dataset `name` of the ensemble as numbers of `ndim` axes, or FileError naming it (a 0-d or string
+    dataset would otherwise fail deep inside the statistics with a message about numpy, not the file)."""
+    from hpc_rg.io.ensemble import FileError
+    d = ens.file[name]
+    if not hasattr(d, "dtype") or d.dtype.kind not in "fiu" or (ndim is not None and d.ndim != ndim):
+        what = f"{d.dtype} {tuple(d.shape)}" if hasattr(d, "dtype") else "a group"
+        axes = f" with {ndim} {'axis' if ndim == 1 else 'axes'}" if ndim else ""
+        raise FileError(ens.path, f"/{name} is {what}: expected numbers{axes} (damaged, or not written by hpc-rg)")
+    return d[()]
+
+
+def _series(ens, name: str) -> np.ndarray:
+    """A (temperature, chain, measurement) series of the ensemble, checked (FileError naming it)."""
+    from hpc_rg.io.ensemble import FileError
+    a = _numbers(ens, name, 3)
+    if a.shape[:2] != (ens.n_temperatures, ens.n_chains) or a.shape[2] < 1:
+        raise FileError(ens.path, f"/{name} has shape {a.shape}: expected ({ens.n_temperatures}, {ens.n_chains}, "
+                                  "measurements) (temperatures x chains x measurements)")
+    return a
 
 
 def _models_section(run: Path) -> list[str]:

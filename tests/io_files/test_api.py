@@ -318,3 +318,27 @@ def test_an_error_bar_that_does_not_fit_its_value_is_refused(tmp_path, error, wh
         f["observables/abs_m_err"] = error
     with pytest.raises(ConfigError, match=f"results.h5: /observables/abs_m_err {why}"):
         hpc_rg.read_results(path).to_dataframe()
+
+
+@pytest.mark.parametrize("temperatures", [np.ones((3, 1)), np.array([b"a", b"b", b"c"]), [2.0, np.nan, 2.5]])
+def test_temperatures_that_are_not_one_number_each_are_refused(ensemble, temperatures):
+    """Before: the file opened, and repr raised TypeError/ValueError from a format string (NaN: accepted)."""
+    path, _, _ = ensemble
+    with h5py.File(path, "a") as f:
+        del f["temperatures"]
+        f["temperatures"] = temperatures
+    with pytest.raises(ConfigError, match=r"ensemble.h5: /temperatures is .*: expected finite numbers, one per"):
+        hpc_rg.open_ensemble(path)
+
+
+def test_to_xarray_of_a_file_whose_timeseries_is_not_a_group(ensemble):
+    """Before: AttributeError ('Dataset' object has no attribute 'items')."""
+    pytest.importorskip("xarray")
+    path, spins, _ = ensemble
+    with h5py.File(path, "a") as f:
+        del f["timeseries"]
+        f["timeseries"] = np.arange(3.0)
+    with hpc_rg.open_ensemble(path) as ens:
+        ds = ens.to_xarray()
+        assert not [v for v in ds.data_vars if v.startswith("timeseries")]
+        assert (ds.spins.values == spins).all()

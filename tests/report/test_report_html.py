@@ -456,3 +456,23 @@ def test_unreadable_model_metrics_are_listed_not_a_traceback(tmp_path, capsys):
             if r.startswith("| ") and not r.startswith("| model ")}
     assert "loss = 0.25" in rows["good"] and "not a JSON metrics file" in rows["binary"]
     assert "not a JSON metrics file" in rows["text"] and "a JSON list, not a metrics object" in rows["list"]
+
+
+@pytest.mark.parametrize("name, data, said", [
+    ("timeseries/magnetization", np.float64(1.0), r"/timeseries/magnetization is float64 \(\): expected numbers "
+                                                  "with 3 axes"),
+    ("timeseries/energy", np.array([b"x"]), r"/timeseries/energy is \|S1 \(1,\): expected numbers with 3 axes"),
+    ("timeseries/energy", np.zeros((2, 5, 4)), r"/timeseries/energy has shape \(2, 5, 4\): expected \(2, 2, "),
+    ("exchange/acceptance", np.array([b"a"]), r"/exchange/acceptance is \|S1 \(1,\): expected numbers with 1 axis "),
+])
+def test_an_ensemble_dataset_of_the_wrong_shape_or_type_is_named(tmp_path, capsys, name, data, said):
+    """A run with an ensemble and no results; before: tracebacks (IndexError, exit 1) or a line quoting numpy
+    ("ufunc 'absolute' did not contain a loop ...") that did not say which dataset."""
+    import re
+    run = _job(tmp_path, "ens", "")
+    path = _ensemble(run / "ensemble.h5", (4, 4), [2.0, 2.5], samples=20)
+    with h5py.File(path, "a") as f:
+        f[name] = data
+    code, err = _report_cli(run, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert re.search(said, err) and str(path) in err, err
