@@ -22,6 +22,11 @@ __all__ = ["Reduction", "read_reductions", "error_bar_problem", "refuse_error_ba
 
 SMALL_1D = 20          # a 1-D array of at most this many values is a table
 SMALL_2D = 8           # a 2-D array of at most SMALL_2D x SMALL_2D values is a table
+# The report shows a large array by its shape and range only, so it need not hold it: beyond LOAD_LIMIT
+# values (32 MiB of float64) the range is found slab by slab, beyond SCAN_LIMIT (2 GiB) not at all; a
+# results.h5 can declare a dataset far larger than itself (unwritten chunks read as the fill value)
+LOAD_LIMIT = 1 << 22
+SCAN_LIMIT = 1 << 28
 
 
 @dataclass
@@ -31,6 +36,8 @@ class Quantity:
     error: np.ndarray | None
     label: Label
     dims: list[str]                       # axis name per dimension ("" where none matches)
+    shape: tuple[int, ...] = ()
+    unread: str = ""                      # value None: too large to read whole; its range, in words
 
 
 @dataclass
@@ -42,8 +49,8 @@ class Reduction:
 
     def as_result(self):
         """A Result-like object (values as (value, error), axes, attrs) for the figure builders."""
-        return SimpleNamespace(values={q.name: (q.value, q.error) for q in self.quantities}, axes=self.axes,
-                               attrs=self.attrs)
+        return SimpleNamespace(values={q.name: (q.value, q.error) for q in self.quantities
+                                       if q.value is not None}, axes=self.axes, attrs=self.attrs)
 
 
 def _text(v) -> str:
@@ -61,9 +68,9 @@ def _label(name: str, ds) -> Label:
                  _text(units) if units is not None else lab.unit)
 
 
-def _dims(ds, value: np.ndarray, axes: dict) -> list[str]:
+def _dims(ds, shape: tuple[int, ...], axes: dict) -> list[str]:
     names = []
-    for i, n in enumerate(value.shape):
+    for i, n in enumerate(shape):
         found = ""
         try:                                                 # dimension scales, when the writer attached them
             scales = list(ds.dims[i].values())
@@ -100,18 +107,47 @@ def refuse_error_bar(path, group: str, q: str, value: np.ndarray, error: np.ndar
                               f"/{group}/{q}; the file is damaged or was not written by hpc-rg (re-create it)")
 
 
-def read_reductions(path: Path) -> list[Reduction]:
-    """Every reduction group of a results.h5 (the caller has checked the format)."""
+def _slabs(shape: tuple[int, ...], limit: int):
+    """Basic selections that tile an array of `shape` in C order, each of at most `limit` values."""
+    k = next(k for k in range(len(shape)) if int(np.prod(shape[k + 1:])) <= limit)
+    width = max(1, limit // int(np.prod(shape[k + 1:])))
+    for head in np.ndindex(*shape[:k]):
+        for start in range(0, shape[k], width):
+            yield head + (slice(start, start + width),)
+
+
+def _range_words(ds) -> str:
+    """'from a to b' of the finite values of a large dataset, read LOAD_LIMIT values at a time."""
+    if ds.size > SCAN_LIMIT:
+        return f"range not computed ({ds.size} values)"
+    lo, hi = np.inf, -np.inf
+    for sel in _slabs(ds.shape, LOAD_LIMIT):
+        a = ds[sel]
+        a = a[np.isfinite(a)]
+        if a.size:
+            lo, hi = min(lo, a.min()), max(hi, a.max())
+    return f"from {lo:.4g} to {hi:.4g}" if lo <= hi else "no finite values"
+
+
+def read_reductions(path: Path, load_limit: int | None = None) -> list[Reduction]:
+    """Every reduction group of a results.h5 (the caller has checked the format). With `load_limit`, a
+    quantity of more values is not read (value None, `unread` its range): the report's way."""
     import h5py
     out = []
     with h5py.File(path, "r") as f:
         for name, g in f.items():
             if not isinstance(g, h5py.Group):
                 continue
-            axes = {a: g["axes"][a][()] for a in g["axes"]} if "axes" in g else {}
+            group = g.get("axes")
+            axes = {a: d[()] for a, d in (group.items() if isinstance(group, h5py.Group) else ())
+                    if isinstance(d, h5py.Dataset) and (load_limit is None or d.size <= load_limit)}
             red = Reduction(name, {k: g.attrs[k] for k in g.attrs}, axes)
             for q, ds in g.items():
                 if not isinstance(ds, h5py.Dataset) or q.endswith("_err") or ds.is_scale:
+                    continue
+                if load_limit is not None and ds.size > load_limit and ds.dtype.kind in "fiu":
+                    red.quantities.append(Quantity(q, None, None, _label(q, ds), _dims(ds, ds.shape, axes),
+                                                   tuple(ds.shape), _range_words(ds)))
                     continue
                 v = np.asarray(ds[()])
                 if v.dtype.kind not in "fiub":
@@ -119,7 +155,7 @@ def read_reductions(path: Path) -> list[Reduction]:
                 e = np.asarray(g[q + "_err"][()]) if q + "_err" in g else None
                 if e is not None:
                     refuse_error_bar(path, name, q, v, e)
-                red.quantities.append(Quantity(q, v, e, _label(q, ds), _dims(ds, v, axes)))
+                red.quantities.append(Quantity(q, v, e, _label(q, ds), _dims(ds, v.shape, axes), v.shape))
             out.append(red)
     return out
 
@@ -151,7 +187,9 @@ def reduction_markdown(red: Reduction, figure_of: dict[str, str], figures_dir: s
     out: list[str] = []
     scalars, by_axis, listed, two_d, large = [], {}, [], [], []
     for q in red.quantities:
-        if q.value.size == 1:
+        if q.value is None:
+            large.append(q)
+        elif q.value.size == 1:
             scalars.append(q)
         elif q.value.ndim == 1 and q.value.size <= SMALL_1D and not q.dims[0]:
             listed.append(q)              # per repeat / per filter: no axis to tabulate against
@@ -201,12 +239,15 @@ def reduction_markdown(red: Reduction, figure_of: dict[str, str], figures_dir: s
         out.append("Larger arrays (in results.h5):")
         out.append("")
         for q in large:
-            finite = q.value[np.isfinite(q.value)]
-            rng = f"from {finite.min():.4g} to {finite.max():.4g}" if finite.size else "no finite values"
+            if q.value is None:
+                rng = q.unread
+            else:
+                finite = q.value[np.isfinite(q.value)]
+                rng = f"from {finite.min():.4g} to {finite.max():.4g}" if finite.size else "no finite values"
             unit = f" {inline(unit_text(q.label.unit))}" if q.label.unit and q.label.unit != "1" else ""
             stem = figure_of.get(q.name)
             fig = f"; shown in [{inline(stem)}]({figures_dir}/{stem}.png)" if stem and stem in have else ""
-            out.append(f"- {inline(q.label.long_name)} ({code(q.name)}): shape {tuple(q.value.shape)}, "
+            out.append(f"- {inline(q.label.long_name)} ({code(q.name)}): shape {q.shape}, "
                        f"{rng}{unit}{fig}")
         out.append("")
     return out

@@ -154,13 +154,13 @@ def _results_section(run: Path, figures: set[str]) -> tuple[list[str], set[str]]
         return [], set()
     from hpc_rg.io.ensemble import FileError, open_hdf5
     from hpc_rg.reduce.results import FORMAT
-    from hpc_rg.report.arrays import read_reductions, reduction_markdown
+    from hpc_rg.report.arrays import LOAD_LIMIT, read_reductions, reduction_markdown
     with open_hdf5(path, f"a results file ({FORMAT})") as f:      # a folder, not HDF5, truncated: exit 2
         fmt = f.attrs.get("format")
     if (fmt.decode() if isinstance(fmt, bytes) else fmt) != FORMAT:
         raise FileError(path, f"attribute format = {fmt!r}: expected {FORMAT!r} (not a results file)")
     with _damaged_is_refused(path):
-        reductions = read_reductions(path)
+        reductions = read_reductions(path, LOAD_LIMIT)
     out, shown = ["## Reductions", ""], set()
     for red in reductions:
         out += [f"### {inline(red.name.replace('_', ' '))}", ""]

@@ -476,3 +476,29 @@ def test_an_ensemble_dataset_of_the_wrong_shape_or_type_is_named(tmp_path, capsy
     code, err = _report_cli(run, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert re.search(said, err) and str(path) in err, err
+
+
+def test_a_large_array_is_summarised_slab_by_slab_and_a_vast_one_is_not_read(tmp_path, capsys, monkeypatch):
+    """A results.h5 may declare datasets far larger than itself (unwritten chunks read as the fill value).
+    Before: the report read each whole: a declared 10^12 values was a MemoryError traceback (exit 1)."""
+    from hpc_rg.report import arrays
+    run = _job(tmp_path, "large", "")
+    _hand_results(run, None)
+    mid = np.arange(50 * 70, dtype=np.float64).reshape(50, 70) - 100.0
+    mid[3, 4], mid[40, 1] = np.nan, np.inf
+    with h5py.File(run / "results.h5", "a") as f:
+        f["correlators"].create_dataset("vast", shape=(10**6, 10**6), dtype="f8", chunks=(1000, 1000),
+                                        fillvalue=1.0)
+        f["correlators/axes"].create_dataset("vast_axis", shape=(10**12,), dtype="f8", chunks=(10**6,))
+        f["correlators"]["mid"] = mid
+    seen = []
+    read = h5py.Dataset.__getitem__
+    monkeypatch.setattr(arrays, "LOAD_LIMIT", 1000, raising=False)
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", lambda d, key: seen.append(d.name) or read(d, key))
+    code, err = _report_cli(run, capsys)
+    assert code == 0, err
+    md = (run / "report.md").read_text()
+    assert "(`mid`): shape (50, 70), from -100 to 3399" in md           # NaN and inf left out of the range
+    assert "(`vast`): shape (1000000, 1000000), range not computed (1000000000000 values)" in md
+    assert seen.count("/correlators/mid") == 4 and "/correlators/vast" not in seen     # 3500 values by 1000
+    assert "/correlators/axes/vast_axis" not in seen
