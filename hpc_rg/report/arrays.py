@@ -18,7 +18,7 @@ from hpc_rg.reduce.labels import Label, label, unit_text
 from hpc_rg.report.markdown import code, inline, table
 from hpc_rg.summary import _fmt
 
-__all__ = ["Reduction", "read_reductions", "error_bar_problem", "refuse_error_bar", "reduction_markdown", "SMALL_1D", "SMALL_2D"]
+__all__ = ["Reduction", "read_reductions", "error_bar_problem", "refuse_error_bar", "refuse_vast", "reduction_markdown", "SMALL_1D", "SMALL_2D"]
 
 SMALL_1D = 20          # a 1-D array of at most this many values is a table
 SMALL_2D = 8           # a 2-D array of at most SMALL_2D x SMALL_2D values is a table
@@ -107,6 +107,16 @@ def refuse_error_bar(path, group: str, q: str, value: np.ndarray, error: np.ndar
                               f"/{group}/{q}; the file is damaged or was not written by hpc-rg (re-create it)")
 
 
+def refuse_vast(path, d) -> None:
+    """FileError for a dataset of more than SCAN_LIMIT values, before anything tries to hold it in memory
+    (a results.h5 can declare 10^12 values in a few KiB; numpy would fail with a MemoryError)."""
+    if d.size > SCAN_LIMIT:
+        from hpc_rg.io.ensemble import FileError
+        raise FileError(path, f"{d.name} declares {d.size} values of shape {tuple(d.shape)} "
+                              f"({d.size * d.dtype.itemsize / 2**30:.3g} GiB), more than a results file holds "
+                              f"({SCAN_LIMIT} at most): damaged, or not written by hpc-rg; read it with h5py by slabs")
+
+
 def _slabs(shape: tuple[int, ...], limit: int):
     """Basic selections that tile an array of `shape` in C order, each of at most `limit` values."""
     k = next(k for k in range(len(shape)) if int(np.prod(shape[k + 1:])) <= limit)
@@ -139,8 +149,12 @@ def read_reductions(path: Path, load_limit: int | None = None) -> list[Reduction
             if not isinstance(g, h5py.Group):
                 continue
             group = g.get("axes")
-            axes = {a: d[()] for a, d in (group.items() if isinstance(group, h5py.Group) else ())
-                    if isinstance(d, h5py.Dataset) and (load_limit is None or d.size <= load_limit)}
+            axes = {}
+            for a, d in (group.items() if isinstance(group, h5py.Group) else ()):
+                if not isinstance(d, h5py.Dataset) or (load_limit is not None and d.size > load_limit):
+                    continue                        # the report: an axis too long to tabulate is not read
+                refuse_vast(path, d)
+                axes[a] = d[()]
             red = Reduction(name, {k: g.attrs[k] for k in g.attrs}, axes)
             for q, ds in g.items():
                 if not isinstance(ds, h5py.Dataset) or q.endswith("_err") or ds.is_scale:
@@ -149,10 +163,12 @@ def read_reductions(path: Path, load_limit: int | None = None) -> list[Reduction
                     red.quantities.append(Quantity(q, None, None, _label(q, ds), _dims(ds, ds.shape, axes),
                                                    tuple(ds.shape), _range_words(ds)))
                     continue
+                refuse_vast(path, ds)
                 v = np.asarray(ds[()])
                 if v.dtype.kind not in "fiub":
                     continue
-                e = np.asarray(g[q + "_err"][()]) if q + "_err" in g else None
+                e = g.get(q + "_err")
+                e = np.asarray(e[()]) if isinstance(e, h5py.Dataset) and not refuse_vast(path, e) else None
                 if e is not None:
                     refuse_error_bar(path, name, q, v, e)
                 red.quantities.append(Quantity(q, v, e, _label(q, ds), _dims(ds, v.shape, axes), v.shape))

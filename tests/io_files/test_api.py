@@ -342,3 +342,16 @@ def test_to_xarray_of_a_file_whose_timeseries_is_not_a_group(ensemble):
         ds = ens.to_xarray()
         assert not [v for v in ds.data_vars if v.startswith("timeseries")]
         assert (ds.spins.values == spins).all()
+
+
+def test_a_dataset_declaring_more_values_than_memory_is_refused(tmp_path):
+    """A few KiB of results.h5 can declare 10^12 values (unwritten chunks read as the fill value).
+    Before: numpy's MemoryError ("Unable to allocate 7.28 TiB") from read_results and result_from_file."""
+    from hpc_rg.reduce.figures import result_from_file
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["observables"].create_dataset("vast", shape=(10**6, 10**6), dtype="f8", chunks=(1000, 1000))
+    with pytest.raises(ConfigError, match=r"results.h5: /observables/vast declares 1000000000000 values"):
+        hpc_rg.read_results(path)
+    with pytest.raises(ConfigError, match=r"/observables/vast declares 1000000000000 values .* GiB"):
+        result_from_file(path, "observables")
