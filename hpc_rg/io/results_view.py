@@ -99,6 +99,13 @@ def _is_curve(name: str) -> str | None:
     return None
 
 
+def _size(v):
+    """A lattice size as the file has it: an int when it is one, else unchanged (int() would turn a
+    damaged 8.5 into a plausible 8)."""
+    v = np.asarray(v).item()
+    return int(v) if isinstance(v, (int, float)) and float(v).is_integer() else v
+
+
 def reduction_dataset(name: str, g: h5py.Group):
     """The Dataset of one reduction's group of results.h5 (module docstring)."""
     axes_group = g.get("axes")
@@ -157,7 +164,7 @@ def reduction_dataset(name: str, g: h5py.Group):
         if over and over in axes and len(axes[over]) == len(v):
             data[a] = ((use_axis(over, axes[over]),), v, {"dims_from": "axes/ curve"})
         elif a == "L" and len(v) == 1:
-            coords["L"] = ((), int(v[0]), {"long_name": "linear lattice size"})
+            coords["L"] = ((), _size(v[0]), {"long_name": "linear lattice size"})
         else:
             use_axis(a, v)
     for a, v in other_axes.items():              # multi-dimensional entries of axes/: kept, generic dims
@@ -166,7 +173,7 @@ def reduction_dataset(name: str, g: h5py.Group):
     attrs = _attrs(g)
     attrs["reduction"] = name
     if "L" not in coords and "L" not in axes and np.size(attrs.get("lattice_shape", [])):
-        coords["L"] = ((), int(np.atleast_1d(attrs["lattice_shape"])[-1]), {"long_name": "linear lattice size"})
+        coords["L"] = ((), _size(np.atleast_1d(attrs["lattice_shape"])[-1]), {"long_name": "linear lattice size"})
     for q in [q for q in data if q in coords]:   # a quantity named like an axis ("r", "L"): keep both
         data[f"{q}_value"] = (data[q][0], data[q][1], dict(data.pop(q)[2], quantity=q))
     return xr.Dataset({k: xr.Variable(*v) for k, v in data.items()},
@@ -282,5 +289,6 @@ class Results(Mapping):
             qs = [q + ("±" if v.attrs.get("ancillary_variables") in ds.data_vars else "")
                   for q, v in ds.data_vars.items() if q not in errs]
             shown = ", ".join(qs[:8]) + (f", ... ({len(qs)} quantities)" if len(qs) > 8 else "")
+            n = n if n.isprintable() else repr(n)           # a name with a line break stays on its line
             lines.append(f"  {n:<{width}}  [{dims}]  {shown}" if dims else f"  {n:<{width}}  {shown}")
         return "\n".join(lines) + ">"

@@ -355,3 +355,17 @@ def test_a_dataset_declaring_more_values_than_memory_is_refused(tmp_path):
         hpc_rg.read_results(path)
     with pytest.raises(ConfigError, match=r"/observables/vast declares 1000000000000 values .* GiB"):
         result_from_file(path, "observables")
+
+
+def test_a_lattice_size_that_is_no_integer_is_not_rounded_and_names_stay_on_their_line(tmp_path):
+    """Before: L = 8.5 in the file came out as L = 8; a reduction named "a\\nb" split the repr's table."""
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["observables/axes/L"]
+        f["observables/axes/L"] = np.array([8.5])
+        f.copy(f["odd"], "odd\nname")
+    results = hpc_rg.read_results(path)
+    assert results["observables"].L.item() == 8.5
+    assert set(results.to_dataframe(reductions="observables")["L"]) == {8.5}
+    lines = repr(results).splitlines()
+    assert len(lines) == 1 + len(results) and any(line.startswith("  'odd\\nname'") for line in lines)
