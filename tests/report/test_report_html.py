@@ -502,3 +502,19 @@ def test_a_large_array_is_summarised_slab_by_slab_and_a_vast_one_is_not_read(tmp
     assert "(`vast`): shape (1000000, 1000000), range not computed (1000000000000 values)" in md
     assert seen.count("/correlators/mid") == 4 and "/correlators/vast" not in seen     # 3500 values by 1000
     assert "/correlators/axes/vast_axis" not in seen
+
+
+def test_a_long_quantity_name_is_labelled_by_itself(tmp_path, capsys):
+    """Each label pattern peels one suffix and recurses; before: a name of 1000 `_mean`s raised RecursionError,
+    and the report refused a valid file as damaged (exit 2)."""
+    from hpc_rg.reduce.labels import label
+    name = "abs_m" + "_mean" * 1000
+    assert label(name) == (name.replace("_", " "), name, "")
+    assert label("abs_m_mean").long_name == "mean absolute magnetisation (mean)"      # short names: parsed
+    run = _job(tmp_path, "long", "")
+    _hand_results(run, None)
+    with h5py.File(run / "results.h5", "a") as f:
+        f["observables"][name] = [1.0, 2.0, 3.0]
+    code, err = _report_cli(run, capsys)
+    assert code == 0, err
+    assert name.replace("_", "\\_") in (run / "report.md").read_text()
