@@ -518,3 +518,30 @@ def test_a_long_quantity_name_is_labelled_by_itself(tmp_path, capsys):
     code, err = _report_cli(run, capsys)
     assert code == 0, err
     assert name.replace("_", "\\_") in (run / "report.md").read_text()
+
+
+def test_figures_of_a_file_whose_arrays_do_not_fit_name_the_file(tmp_path):
+    """result_from_file + plot_* in a notebook. Before: an ensemble.h5 read as results (KeyError 'no reduction'),
+    and arrays of the wrong length were matplotlib's "'x' and 'y' must have the same size"."""
+    from hpc_rg.config import ConfigError
+    from hpc_rg.reduce.figures import plot_observables, result_from_file
+    ens = _ensemble(tmp_path / "ensemble.h5", (4, 4), [2.0, 2.5], samples=10)
+    with pytest.raises(ConfigError, match="ensemble.h5: attribute format = 'hpc_rg.ensemble/1'"):
+        result_from_file(ens, "observables")
+    run = _job(tmp_path, "figs", "")
+    _hand_results(run, None)
+    with h5py.File(run / "results.h5", "a") as f:
+        for q in ("abs_m", "abs_m_err"):
+            del f[f"observables/{q}"]
+            f[f"observables/{q}"] = np.ones(5)                  # 5 values for 3 temperatures
+    res = result_from_file(run / "results.h5", "observables")
+    open_before = plt.get_fignums()
+    for how in ({"ax": plt.subplots()[1], "panels": "abs_m"}, {"folder": tmp_path / "figs"}, {}):
+        with pytest.raises(ConfigError, match=r"results.h5: /observables cannot be drawn \(panel 'abs_m'.*same "
+                                              r"size\); its arrays do not have the shapes"):
+            plot_observables(res, **how)
+    assert len(plt.get_fignums()) == len(open_before) + 1     # the test's own subplots: no half-drawn one left
+    plt.close("all")
+    energy = plot_observables(res, ax=plt.subplots()[1], panels="energy")       # the rest still draws
+    assert energy.get_ylabel()
+    plt.close("all")
