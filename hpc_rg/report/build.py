@@ -243,9 +243,9 @@ def write_report(run: Path) -> Path:
     if not run.is_dir():
         from hpc_rg.config import ConfigError
         raise ConfigError(run, "", None, f"a run folder ({'is a file' if run.exists() else 'not found'})")
-    from hpc_rg.config import loads
+    from hpc_rg.config import load
     job = run / "job.toml"
-    cfg = loads(job.read_text(), job) if job.exists() else None
+    cfg = load(job) if job.exists() else None       # not UTF-8, a folder, unreadable: one line (exit 2)
     title = (cfg.report.get("title") if cfg else None) or f"hpc_rg report: {cfg.job.name if cfg else run.name}"
     md = [f"# {inline(title)}", ""]
     if cfg is not None:

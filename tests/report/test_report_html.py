@@ -545,3 +545,16 @@ def test_figures_of_a_file_whose_arrays_do_not_fit_name_the_file(tmp_path):
     energy = plot_observables(res, ax=plt.subplots()[1], panels="energy")       # the rest still draws
     assert energy.get_ylabel()
     plt.close("all")
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda p: p.write_bytes(b'[job]\nname = "\xff"\n'), "a UTF-8 text file (byte 0xff at offset 14"),
+    (lambda p: p.mkdir(), "a readable job file")])
+def test_a_run_folder_job_file_that_cannot_be_read_is_one_line(tmp_path, capsys, make, said):
+    """Before: UnicodeDecodeError / IsADirectoryError tracebacks (exit 1)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    make(run / "job.toml")
+    code, err = _report_cli(run, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and said in err, err
+    assert not (run / "report.md").exists()
