@@ -122,6 +122,17 @@ def reduction_dataset(name: str, g: h5py.Group):
     errors = {k[:-4] for k in dsets if k.endswith("_err") and k[:-4] in dsets}
     coords: dict[str, tuple] = {}
     data: dict[str, tuple] = {}
+    made_from: dict[str, str] = {}               # variable -> the file's dataset it holds
+
+    def put(var: str, key: str, entry: tuple) -> None:
+        """data[var] = entry, refusing a second dataset for one variable (a quantity `abs_m_error` beside
+        `abs_m` and `abs_m_err` would silently replace abs_m's error bar)."""
+        if var in made_from:
+            raise FileError(g.file.filename, f"/{name}/{key} and /{name}/{made_from[var]} would both be the "
+                                             f"variable {var!r} (a quantity named like another's error bar "
+                                             "or axis): damaged, or not written by hpc-rg")
+        made_from[var] = key
+        data[var] = entry
 
     def use_axis(axis: str, values) -> str:
         dim = dim_name(axis)
@@ -146,15 +157,15 @@ def reduction_dataset(name: str, g: h5py.Group):
         tag = SIZE_TAG.match(q)
         if tag and f"temperatures_L{tag.group('L')}" in axes:        # one size of a multi-size reduction
             attrs.update(quantity=tag.group("q"), L=int(tag.group("L")))
-        data[q] = (dims, value, attrs)
+        put(q, q, (dims, value, attrs))
         if q in errors:
             err = dsets[q + "_err"][()]
             refuse_error_bar(g.file.filename, name, q, np.asarray(value), np.asarray(err))
             err = _plain(err)
             err_dims = dims
             attrs["ancillary_variables"] = q + "_error"           # CF's link from a value to its error bar
-            data[q + "_error"] = (err_dims, err, dict(_attrs(dsets[q + "_err"]),
-                                                      long_name=f"error bar of {q} (one standard error)"))
+            put(q + "_error", q + "_err", (err_dims, err, dict(_attrs(dsets[q + "_err"]),
+                                                               long_name=f"error bar of {q} (one standard error)")))
 
     for a, v in axes.items():
         dim = dim_name(a)
@@ -162,20 +173,21 @@ def reduction_dataset(name: str, g: h5py.Group):
             continue
         over = _is_curve(a)
         if over and over in axes and len(axes[over]) == len(v):
-            data[a] = ((use_axis(over, axes[over]),), v, {"dims_from": "axes/ curve"})
+            put(a, f"axes/{a}", ((use_axis(over, axes[over]),), v, {"dims_from": "axes/ curve"}))
         elif a == "L" and len(v) == 1:
             coords["L"] = ((), _size(v[0]), {"long_name": "linear lattice size"})
         else:
             use_axis(a, v)
     for a, v in other_axes.items():              # multi-dimensional entries of axes/: kept, generic dims
-        data[a] = (tuple(f"{a}_dim_{i}" for i in range(np.ndim(v))), v, {"dims_from": "axes/ array"})
+        put(a, f"axes/{a}", (tuple(f"{a}_dim_{i}" for i in range(np.ndim(v))), v, {"dims_from": "axes/ array"}))
 
     attrs = _attrs(g)
     attrs["reduction"] = name
     if "L" not in coords and "L" not in axes and np.size(attrs.get("lattice_shape", [])):
         coords["L"] = ((), _size(np.atleast_1d(attrs["lattice_shape"])[-1]), {"long_name": "linear lattice size"})
     for q in [q for q in data if q in coords]:   # a quantity named like an axis ("r", "L"): keep both
-        data[f"{q}_value"] = (data[q][0], data[q][1], dict(data.pop(q)[2], quantity=q))
+        entry = data.pop(q)
+        put(f"{q}_value", made_from.pop(q), (entry[0], entry[1], dict(entry[2], quantity=q)))
     return xr.Dataset({k: xr.Variable(*v) for k, v in data.items()},
                       coords={k: xr.Variable(*v) for k, v in coords.items()}, attrs=attrs)
 

@@ -369,3 +369,14 @@ def test_a_lattice_size_that_is_no_integer_is_not_rounded_and_names_stay_on_thei
     assert set(results.to_dataframe(reductions="observables")["L"]) == {8.5}
     lines = repr(results).splitlines()
     assert len(lines) == 1 + len(results) and any(line.startswith("  'odd\\nname'") for line in lines)
+
+
+@pytest.mark.parametrize("key", ["observables/abs_m_error", "correlators/r_value", "sizes/axes/abs_m_L8"])
+def test_two_datasets_for_one_variable_are_refused(tmp_path, key):
+    """Before: a quantity `abs_m_error` beside abs_m and abs_m_err replaced abs_m's error bar without a word
+    (rows with errors 7, 8, 9); likewise a quantity `r_value` beside the renamed `r`, an axis like a quantity."""
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        f[key] = [[7.0, 8.0]] if key.startswith("sizes") else [7.0, 8.0, 9.0]
+    with pytest.raises(ConfigError, match="would both be the variable"):
+        hpc_rg.read_results(path)
