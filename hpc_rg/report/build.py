@@ -270,8 +270,16 @@ def write_report(run: Path) -> Path:
 
 def _atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")        # the page says charset utf-8, whatever the locale
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")        # the page says charset utf-8, whatever the locale
+        os.replace(tmp, path)
+    except OSError as e:
+        from hpc_rg.io import diskfull
+        if diskfull.is_disk_full(e):                  # the CLI's own message and exit code for a full disk
+            raise
+        from hpc_rg.config import ConfigError
+        raise ConfigError(path, "", None, f"a report file that can be written ({e.strerror}: {e.filename})") \
+            from None
 
 
 def _html(md: str, run: Path, title: str) -> str:

@@ -558,3 +558,12 @@ def test_a_run_folder_job_file_that_cannot_be_read_is_one_line(tmp_path, capsys,
     code, err = _report_cli(run, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and said in err, err
     assert not (run / "report.md").exists()
+
+
+def test_a_report_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    """Before: an IsADirectoryError traceback (exit 1); a read-only run folder is the same path."""
+    run = _job(tmp_path, "ro", "")
+    (run / "report.md.tmp").mkdir()                          # what blocks the write, even as root
+    code, err = _report_cli(run, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "report.md: a report file that can be written (Is a directory" in err
