@@ -40,7 +40,7 @@ def _ensemble_section(run: Path) -> list[str]:
     if stats.exists():
         try:
             s = json.loads(stats.read_text())
-            out += ["", f"Simulation: {s['wall_seconds']:.1f} s wall on {s['ranks']} rank(s), "
+            out += ["", f"Simulation: {s['wall_seconds']:.1f} s wall on {inline(s['ranks'])} rank(s), "
                         f"{s['ns_per_site_update']:.2f} ns per site update (sampler time)."]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):    # timing only: say so, go on
             out += ["", "Simulation timings: simulate.json is unreadable (written on a full disk?)."]

@@ -567,3 +567,15 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path, capsys):
     code, err = _report_cli(run, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "report.md: a report file that can be written (Is a directory" in err
+
+
+def test_simulation_timings_from_a_file_are_escaped(tmp_path):
+    """Before: simulate.json's `ranks` went into report.md as it was (a heading or a link could be injected)."""
+    run = _job(tmp_path, "timings", "")
+    _ensemble(run / "ensemble.h5", (4, 4), [2.0], samples=200)
+    (run / "simulate.json").write_text(json.dumps({"wall_seconds": 1.5, "ns_per_site_update": 2.0,
+                                                   "ranks": "4 [x](https://evil.example) *y*"}))
+    build.write_report(run)
+    md = (run / "report.md").read_text()
+    assert "on 4 \\[x\\](https://evil.example) \\*y\\* rank(s)" in md
+    assert not [a for t, a in Elements((run / "report.html").read_text()).tags if t == "a" and "evil" in a["href"]]
