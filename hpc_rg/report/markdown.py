@@ -53,9 +53,11 @@ def fence(text: str, info: str = "") -> list[str]:
 
 def table(header: list[str], rows: list[list]) -> list[str]:
     """A pipe table; cells are markdown already (escape untrusted parts with inline()); a `|` or a line
-    break inside a cell is neutralised so that it cannot split the row."""
+    break inside a cell is neutralised so that it cannot split the row. Every `|` gets a backslash, also
+    one escaped already: the table takes `\\|` back to `|` before the cell is parsed, so inline()'s `\\|`
+    and a code span's `\\|` (a backslash and a pipe in a name) both come out as they went in."""
     def cell(c) -> str:
-        return re.sub(r"(?<!\\)\|", r"\\|", " ".join(str(c).split()))
+        return " ".join(str(c).split()).replace("|", "\\|")
     out = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return out

@@ -579,3 +579,12 @@ def test_simulation_timings_from_a_file_are_escaped(tmp_path):
     md = (run / "report.md").read_text()
     assert "on 4 \\[x\\](https://evil.example) \\*y\\* rank(s)" in md
     assert not [a for t, a in Elements((run / "report.html").read_text()).tags if t == "a" and "evil" in a["href"]]
+
+
+@pytest.mark.parametrize("name", ["a|b", "a\\|b", "x\\", "`|`", "\\\\|*", "| |"])
+def test_a_name_with_pipes_and_backslashes_stays_in_its_cell_as_it_is(tmp_path, name):
+    """Before: in a table, a code span of a name holding a backslash and a pipe lost the backslash."""
+    from hpc_rg.report.markdown import code, inline, table
+    page = build._html("\n".join(table(["words", "code"], [[inline(name), code(name)]])), tmp_path, "t")
+    cells = Elements(page)
+    assert cells.inside("td") == f"{name} {name}" and cells.inside("code") == name
