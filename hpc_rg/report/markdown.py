@@ -13,8 +13,9 @@ from functools import lru_cache
 __all__ = ["printable", "inline", "code", "fence", "table", "render_html"]
 
 # what can start markup inside a line (emphasis, code, links, images, autolinks, raw HTML, entities,
-# tables, strikethrough, escapes); a few more only at the start of a line (headings, lists, quotes)
-_INLINE = re.compile(r"([\\`*_\[\]<>|!~&])")
+# tables, strikethrough, escapes, and `#`, which also closes a heading: "### x #" is the heading "x");
+# a few more only at the start of a line (headings, lists, quotes)
+_INLINE = re.compile(r"([\\`*_\[\]<>|!~&#])")
 _LINE_START = re.compile(r"^([#=+\-]|\d+[.)])")
 
 

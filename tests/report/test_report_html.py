@@ -588,3 +588,10 @@ def test_a_name_with_pipes_and_backslashes_stays_in_its_cell_as_it_is(tmp_path, 
     page = build._html("\n".join(table(["words", "code"], [[inline(name), code(name)]])), tmp_path, "t")
     cells = Elements(page)
     assert cells.inside("td") == f"{name} {name}" and cells.inside("code") == name
+
+
+@pytest.mark.parametrize("name", ["x #", "a ##", "#", "1. y #"])
+def test_a_name_ending_in_a_hash_keeps_it_in_a_heading(tmp_path, name):
+    """Before: "### x #" is the heading "x" (CommonMark's closing sequence): a reduction named "x #" lost it."""
+    from hpc_rg.report.markdown import inline
+    assert Elements(build._html(f"### {inline(name)}", tmp_path, "t")).inside("h3") == name
