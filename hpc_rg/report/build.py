@@ -23,6 +23,8 @@ import numpy as np
 from hpc_rg.report.markdown import code, fence, inline, render_html, table as _table
 from hpc_rg.summary import _fmt
 
+# what a run folder holds, one at least (a report of a folder with none would be an empty page)
+RUN_FILES = ("job.toml", "ensemble.h5", "results.h5", "models", "figures")
 # emcee's rule of thumb: a chain shorter than 50 τ_int gives unreliable τ_int and error bars
 TAU_INT_CHAIN_RATIO = 50
 
@@ -243,6 +245,9 @@ def write_report(run: Path) -> Path:
     if not run.is_dir():
         from hpc_rg.config import ConfigError
         raise ConfigError(run, "", None, f"a run folder ({'is a file' if run.exists() else 'not found'})")
+    if not any((run / name).exists() for name in RUN_FILES):     # `hpc-rg report ~`: no report.md there
+        from hpc_rg.config import ConfigError
+        raise ConfigError(run, "", None, f"a run folder (holding one of {', '.join(RUN_FILES)}): it holds none")
     from hpc_rg.config import load
     job = run / "job.toml"
     cfg = load(job) if job.exists() else None       # not UTF-8, a folder, unreadable: one line (exit 2)

@@ -595,3 +595,13 @@ def test_a_name_ending_in_a_hash_keeps_it_in_a_heading(tmp_path, name):
     """Before: "### x #" is the heading "x" (CommonMark's closing sequence): a reduction named "x #" lost it."""
     from hpc_rg.report.markdown import inline
     assert Elements(build._html(f"### {inline(name)}", tmp_path, "t")).inside("h3") == name
+
+
+def test_a_folder_that_is_no_run_gets_no_report(tmp_path, capsys):
+    """Before: `hpc-rg report ~` (any folder) wrote a report.md with a title and nothing else, exit 0."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("x")
+    code, err = _report_cli(folder, capsys)
+    assert code == 2 and "a run folder (holding one of job.toml, ensemble.h5, results.h5" in err, err
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
