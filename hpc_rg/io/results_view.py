@@ -27,7 +27,7 @@ import numpy as np
 
 from hpc_rg.io.ensemble import FileError, hdf5_reason, open_hdf5
 from hpc_rg.io.xarray_view import xr
-from hpc_rg.report.arrays import refuse_error_bar, refuse_vast
+from hpc_rg.report.arrays import refuse_error_bar, refuse_unreadable
 from hpc_rg.reduce.results import FORMAT
 
 __all__ = ["Results", "load_results", "reduction_dataset", "tidy_rows"]
@@ -112,7 +112,7 @@ def reduction_dataset(name: str, g: h5py.Group):
     in_axes = list(axes_group.values()) if isinstance(axes_group, h5py.Group) else []
     for d in [*g.values(), *in_axes]:                   # before anything is read (MemoryError otherwise)
         if isinstance(d, h5py.Dataset):
-            refuse_vast(g.file.filename, d)
+            refuse_unreadable(g.file.filename, d)
     axes = {k: _plain(d[()]) for k, d in (axes_group.items() if isinstance(axes_group, h5py.Group) else [])
             if isinstance(d, h5py.Dataset)}
     axes = {k: v for k, v in axes.items() if np.ndim(v) == 1}       # coordinate candidates

@@ -18,7 +18,7 @@ from hpc_rg.reduce.labels import Label, label, unit_text
 from hpc_rg.report.markdown import code, inline, table
 from hpc_rg.summary import _fmt
 
-__all__ = ["Reduction", "read_reductions", "error_bar_problem", "refuse_error_bar", "refuse_vast", "reduction_markdown", "SMALL_1D", "SMALL_2D"]
+__all__ = ["Reduction", "read_reductions", "error_bar_problem", "refuse_error_bar", "refuse_unreadable", "reduction_markdown", "SMALL_1D", "SMALL_2D"]
 
 SMALL_1D = 20          # a 1-D array of at most this many values is a table
 SMALL_2D = 8           # a 2-D array of at most SMALL_2D x SMALL_2D values is a table
@@ -107,11 +107,21 @@ def refuse_error_bar(path, group: str, q: str, value: np.ndarray, error: np.ndar
                               f"/{group}/{q}; the file is damaged or was not written by hpc-rg (re-create it)")
 
 
-def refuse_vast(path, d) -> None:
-    """FileError for a dataset of more than SCAN_LIMIT values, before anything tries to hold it in memory
-    (a results.h5 can declare 10^12 values in a few KiB; numpy would fail with a MemoryError)."""
-    if d.size > SCAN_LIMIT:
-        from hpc_rg.io.ensemble import FileError
+def refuse_unreadable(path, d, vast_ok: bool = False) -> None:
+    """FileError, before anything is read, for a dataset that cannot be read faithfully: more than
+    SCAN_LIMIT values (a results.h5 can declare 10^12 values in a few KiB; numpy would fail with a
+    MemoryError), or a virtual dataset whose source files are missing or damaged (HDF5 would read its
+    fill value there without a word: zeros as results). `vast_ok`: the caller reads it by slabs, or not."""
+    from hpc_rg.io.ensemble import FileError, check_sources, hdf5_reason
+    if d.is_virtual:
+        try:
+            check_sources(Path(path), d)
+        except FileError:
+            raise
+        except (ValueError, OSError, RuntimeError) as e:       # mappings HDF5 cannot even list
+            raise FileError(path, f"{d.name} is a virtual dataset whose sources cannot be checked "
+                                  f"({hdf5_reason(e)}); hpc-rg never writes one in a results file") from None
+    if d.size > SCAN_LIMIT and not vast_ok:
         raise FileError(path, f"{d.name} declares {d.size} values of shape {tuple(d.shape)} "
                               f"({d.size * d.dtype.itemsize / 2**30:.3g} GiB), more than a results file holds "
                               f"({SCAN_LIMIT} at most): damaged, or not written by hpc-rg; read it with h5py by slabs")
@@ -153,24 +163,28 @@ def read_reductions(path: Path, load_limit: int | None = None) -> list[Reduction
             for a, d in (group.items() if isinstance(group, h5py.Group) else ()):
                 if not isinstance(d, h5py.Dataset) or (load_limit is not None and d.size > load_limit):
                     continue                        # the report: an axis too long to tabulate is not read
-                refuse_vast(path, d)
+                refuse_unreadable(path, d)
                 axes[a] = d[()]
             red = Reduction(name, {k: g.attrs[k] for k in g.attrs}, axes)
             for q, ds in g.items():
                 if not isinstance(ds, h5py.Dataset) or q.endswith("_err") or ds.is_scale:
                     continue
                 if load_limit is not None and ds.size > load_limit and ds.dtype.kind in "fiu":
+                    refuse_unreadable(path, ds, vast_ok=True)
                     red.quantities.append(Quantity(q, None, None, _label(q, ds), _dims(ds, ds.shape, axes),
                                                    tuple(ds.shape), _range_words(ds)))
                     continue
-                refuse_vast(path, ds)
+                refuse_unreadable(path, ds)
                 v = np.asarray(ds[()])
                 if v.dtype.kind not in "fiub":
                     continue
                 e = g.get(q + "_err")
-                e = np.asarray(e[()]) if isinstance(e, h5py.Dataset) and not refuse_vast(path, e) else None
-                if e is not None:
+                if isinstance(e, h5py.Dataset):
+                    refuse_unreadable(path, e)
+                    e = np.asarray(e[()])
                     refuse_error_bar(path, name, q, v, e)
+                else:
+                    e = None
                 red.quantities.append(Quantity(q, v, e, _label(q, ds), _dims(ds, v.shape, axes), v.shape))
             out.append(red)
     return out

@@ -605,3 +605,31 @@ def test_a_folder_that_is_no_run_gets_no_report(tmp_path, capsys):
     code, err = _report_cli(folder, capsys)
     assert code == 2 and "a run folder (holding one of job.toml, ensemble.h5, results.h5" in err, err
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("selection", ["slab", "all"])
+def test_a_virtual_quantity_whose_source_is_missing_is_refused(tmp_path, capsys, selection):
+    """HDF5 reads a virtual dataset's fill value where its source file is missing. Before: the report showed
+    e = 0.000 ± 0.011 at every temperature, exit 0; read_results gave zeros too."""
+    import hpc_rg
+    from hpc_rg.config import ConfigError
+    run = _job(tmp_path, "vds", "")
+    _hand_results(run, None)
+    with h5py.File(run / "source.h5", "w") as s:
+        s["x"] = [-1.7, -1.5, -1.2]
+    layout = h5py.VirtualLayout(shape=(3,), dtype="f8")
+    source = h5py.VirtualSource("source.h5", "x", shape=(3,))
+    if selection == "slab":
+        layout[0:3] = source[0:3]
+    else:
+        layout[:] = source
+    with h5py.File(run / "results.h5", "a") as f:
+        del f["observables/energy"]
+        f["observables"].create_virtual_dataset("energy", layout, fillvalue=0.0)
+    (run / "source.h5").unlink()
+    said = "parts are missing or damaged: source.h5 (missing)" if selection == "slab" else \
+        "is a virtual dataset whose sources cannot be checked"
+    code, err = _report_cli(run, capsys)
+    assert code == 2 and "/observables/energy" in err and said in err, err
+    with pytest.raises(ConfigError, match="/observables/energy"):
+        hpc_rg.read_results(run)
