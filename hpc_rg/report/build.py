@@ -102,8 +102,10 @@ def _ensemble_lines(ens) -> list[str]:
 def _numbers(ens, name: str, ndim: int | None) -> np.ndarray:
     """Dataset `name` of the ensemble as numbers of `ndim` axes, or FileError naming it (a 0-d or string
     dataset would otherwise fail deep inside the statistics with a message about numpy, not the file)."""
-    from hpc_rg.io.ensemble import FileError
+    from hpc_rg.io.ensemble import FileError, check_sources
     d = ens.file[name]
+    if getattr(d, "is_virtual", False):        # hpc-rg writes only /spins virtual, but a file may say otherwise
+        check_sources(ens.path, d)
     if not hasattr(d, "dtype") or d.dtype.kind not in "fiu" or (ndim is not None and d.ndim != ndim):
         what = f"{d.dtype} {tuple(d.shape)}" if hasattr(d, "dtype") else "a group"
         axes = f" with {ndim} {'axis' if ndim == 1 else 'axes'}" if ndim else ""

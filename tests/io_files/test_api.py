@@ -380,3 +380,24 @@ def test_two_datasets_for_one_variable_are_refused(tmp_path, key):
         f[key] = [[7.0, 8.0]] if key.startswith("sizes") else [7.0, 8.0, 9.0]
     with pytest.raises(ConfigError, match="would both be the variable"):
         hpc_rg.read_results(path)
+
+
+def test_a_virtual_energy_whose_source_is_missing_is_refused(ensemble, tmp_path):
+    """Only /spins was checked: a virtual /energy over a missing file read as zeros in to_xarray and the
+    report's table."""
+    from hpc_rg.cli import main
+    path, _, energy = ensemble
+    with h5py.File(tmp_path / "source.h5", "w") as s:
+        s["e"] = energy
+    layout = h5py.VirtualLayout(shape=energy.shape, dtype="f8")
+    layout[:, :, :] = h5py.VirtualSource("source.h5", "e", shape=energy.shape)[:, :, :]
+    with h5py.File(path, "a") as f:
+        del f["energy"], f["timeseries"]
+        f.create_virtual_dataset("energy", layout, fillvalue=0.0)
+    with hpc_rg.open_ensemble(path) as ens:
+        assert np.array_equal(ens.to_xarray().energy.values, energy)       # with its source: read through
+    (tmp_path / "source.h5").unlink()
+    with hpc_rg.open_ensemble(path) as ens:
+        with pytest.raises(ConfigError, match=r"/energy is a virtual dataset .* source.h5 \(missing\)"):
+            ens.to_xarray()
+    assert main(["report", str(tmp_path)]) == 2 and not (tmp_path / "report.md").exists()
