@@ -279,8 +279,9 @@ class Ensemble:
             where = (f"{size / 2 ** 20:.1f} MiB" if size >= 2 ** 20 else f"{size / 2 ** 10:.1f} KiB") + " on disk" + \
                 (f", {d.compression}" if d.compression else "")
         storage = str(self.attrs.get("spin_storage", d.attrs.get("spin_storage", d.dtype)))
-        return (f"<Ensemble {self.path}\n"
-                f"  model         {self.model or '?'}\n"
+        model, storage = (" ".join(s.split())[:80] for s in (self.model, storage))   # one line each, whatever
+        return (f"<Ensemble {self.path}\n"                                             # the file says
+                f"  model         {model or '?'}\n"
                 f"  lattice       {lattice} ({n_sites} sites)\n"
                 f"  temperatures  {len(T)}: {temps}\n"
                 f"  chains        {self.n_chains}\n"

@@ -401,3 +401,14 @@ def test_a_virtual_energy_whose_source_is_missing_is_refused(ensemble, tmp_path)
         with pytest.raises(ConfigError, match=r"/energy is a virtual dataset .* source.h5 \(missing\)"):
             ens.to_xarray()
     assert main(["report", str(tmp_path)]) == 2 and not (tmp_path / "report.md").exists()
+
+
+def test_repr_keeps_one_line_per_field_whatever_the_model_attribute_says(tmp_path):
+    """Before: a model attribute with line breaks (or 10 kB of text) broke the repr's layout."""
+    spins = np.ones((1, 1, 2, 2, 2), dtype=np.int8)
+    model = "ising2d\n  chains  999\n" + "x" * 10_000
+    path = write_ensemble(tmp_path / "ensemble.h5", [2.0], spins, attrs={"model": model})
+    with hpc_rg.open_ensemble(path) as ens:
+        lines = repr(ens).splitlines()
+    assert len(lines) == 7 and lines[1].startswith("  model         ising2d chains 999 xxx") and len(lines[1]) < 100
+    assert lines[4] == "  chains        1"
