@@ -18,7 +18,8 @@ from hpc_rg.reduce.labels import Label, label, unit_text
 from hpc_rg.report.markdown import code, inline, table
 from hpc_rg.summary import _fmt
 
-__all__ = ["Reduction", "read_reductions", "error_bar_problem", "refuse_error_bar", "refuse_unreadable", "reduction_markdown", "SMALL_1D", "SMALL_2D"]
+__all__ = ["Reduction", "read_reductions", "reduction_markdown", "error_bar_problem", "refuse_error_bar",
+           "refuse_unreadable", "SMALL_1D", "SMALL_2D", "LOAD_LIMIT", "SCAN_LIMIT"]
 
 SMALL_1D = 20          # a 1-D array of at most this many values is a table
 SMALL_2D = 8           # a 2-D array of at most SMALL_2D x SMALL_2D values is a table
