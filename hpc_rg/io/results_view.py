@@ -99,6 +99,10 @@ def _is_curve(name: str) -> str | None:
     return None
 
 
+def _clip(values) -> str:
+    return str(np.asarray(values).reshape(-1)[:4].tolist())[:60]
+
+
 def _size(v):
     """A lattice size as the file has it: an int when it is one, else unchanged (int() would turn a
     damaged 8.5 into a plausible 8)."""
@@ -134,7 +138,14 @@ def reduction_dataset(name: str, g: h5py.Group):
         made_from[var] = key
         data[var] = entry
 
+    def numbers(axis: str, values) -> None:
+        """Temperatures and lattice sizes are numbers (to_dataframe's T and L columns are floats)."""
+        if (TEMPERATURE_AXIS.match(axis) or axis == "L") and np.asarray(values).dtype.kind not in "fiu":
+            raise FileError(g.file.filename, f"/{name}/axes/{axis} is {np.asarray(values).dtype} "
+                                             f"{_clip(values)}: expected numbers (damaged, or not written by hpc-rg)")
+
     def use_axis(axis: str, values) -> str:
+        numbers(axis, values)
         dim = dim_name(axis)
         if dim not in coords:
             attrs = {"units": "J/k_B", "long_name": "temperature T"} if TEMPERATURE_AXIS.match(axis) else {}
@@ -175,6 +186,7 @@ def reduction_dataset(name: str, g: h5py.Group):
         if over and over in axes and len(axes[over]) == len(v):
             put(a, f"axes/{a}", ((use_axis(over, axes[over]),), v, {"dims_from": "axes/ curve"}))
         elif a == "L" and len(v) == 1:
+            numbers(a, v)
             coords["L"] = ((), _size(v[0]), {"long_name": "linear lattice size"})
         else:
             use_axis(a, v)

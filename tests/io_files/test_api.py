@@ -412,3 +412,14 @@ def test_repr_keeps_one_line_per_field_whatever_the_model_attribute_says(tmp_pat
         lines = repr(ens).splitlines()
     assert len(lines) == 7 and lines[1].startswith("  model         ising2d chains 999 xxx") and len(lines[1]) < 100
     assert lines[4] == "  chains        1"
+
+
+@pytest.mark.parametrize("axis, data", [("temperatures", [b"a", b"b", b"c"]), ("L", [b"x"])])
+def test_temperatures_or_sizes_that_are_not_numbers_are_refused(tmp_path, axis, data):
+    """Before: read_results worked and to_dataframe raised numpy's "could not convert string to float"."""
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f[f"observables/axes/{axis}"]
+        f[f"observables/axes/{axis}"] = np.array(data)
+    with pytest.raises(ConfigError, match=rf"results.h5: /observables/axes/{axis} is object \[.*\]: expected numbers"):
+        hpc_rg.read_results(path).to_dataframe()
