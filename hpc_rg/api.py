@@ -10,23 +10,30 @@ from pathlib import Path
 __all__ = ["open_ensemble", "read_results"]
 
 
-def _in_run_folder(path, name: str) -> Path:
-    """`path` itself, or `path/name` when path is a run folder that holds it (the readers refuse a folder
-    with one line, naming what they expected, when it does not)."""
+def _in_run_folder(path, name: str, made_by: str) -> Path:
+    """`path` itself, or `path/name` when path is a folder; FileError (one line) for a folder without it,
+    saying which stage writes it (rather than the reader's "is a folder", which sends a user looking for a
+    file to pass instead)."""
     path = Path(path)
-    return path / name if path.is_dir() and (path / name).is_file() else path
+    if not path.is_dir():
+        return path
+    if not (path / name).exists():
+        from hpc_rg.io.ensemble import FileError
+        raise FileError(path, f"is a folder without {name} (a run folder has one once its {made_by} stage "
+                              f"has run; or pass the path of the {name} file itself)")
+    return path / name
 
 
 def open_ensemble(path):
     """A lazy `Ensemble` of an ensemble.h5 (or of a run folder's): `repr` shows model, lattice,
     temperatures, chains, samples and storage; `.to_xarray()` a lazy `xarray.Dataset`; `.iter_spins(t)`
     streams spins. Close it (or use `with`) when done."""
-    from hpc_rg.io.ensemble import Ensemble
-    return Ensemble(_in_run_folder(path, "ensemble.h5"))
+    from hpc_rg.io.ensemble import open_ensemble as open_file
+    return open_file(_in_run_folder(path, "ensemble.h5", "simulate"))
 
 
 def read_results(path):
     """A `Results` of a results.h5 (or of a run folder's): {reduction: xarray.Dataset}, with
     `.to_dataframe()` giving tidy rows (reduction, quantity, T, L, value, error)."""
     from hpc_rg.io.results_view import load_results
-    return load_results(_in_run_folder(path, "results.h5"))
+    return load_results(_in_run_folder(path, "results.h5", "analyze"))

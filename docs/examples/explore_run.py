@@ -40,9 +40,13 @@ abs_m_raw = abs(ds.magnetization).mean(("chain", "sample"))
 snapshot = ds.spins.sel(temperature=T_C, method="nearest").isel(chain=0, sample=-1)
 
 # %% The results: one xarray.Dataset per reduction, <q> with <q>_error beside it
-results = hpc_rg.read_results(run)          # a run folder or its results.h5
-print(results)
-table = results.to_dataframe()              # tidy rows: reduction, quantity, T, L, value, error, ...
+if (run / "results.h5").is_file() or run.suffix == ".h5":
+    results = hpc_rg.read_results(run)      # a run folder or its results.h5
+    print(results)
+    table = results.to_dataframe()          # tidy rows: reduction, quantity, T, L, value, error, ...
+else:                                       # simulated, not analysed yet: the samples' own numbers only
+    print(f"{run} has no results.h5 yet (run its analyze stage); showing the ensemble only")
+    results, table = {}, pd.DataFrame(columns=["reduction", "quantity", "T", "L", "value", "error"])
 
 # %% ⟨|m|⟩(T) with error bars (one curve per lattice size), and the snapshot
 fig, (ax, ax_snap) = plt.subplots(1, 2, figsize=(9, 3.8), gridspec_kw={"width_ratios": [1.6, 1]})
@@ -66,17 +70,20 @@ fig.savefig(figure, dpi=150, bbox_inches="tight")
 print(f"figure: {figure}")
 
 # %% The mutual-information results (I in bits, bootstrap errors), one row per temperature
-reduction = "mutual_information" if "mutual_information" in results else "observables"
-if reduction != "mutual_information":
+reduction = next((r for r in ("mutual_information", "observables") if r in results), None)
+if reduction == "observables":
     print("this run has no [analyze.mutual_information]; tabulating the observables instead")
 rows = table[table.reduction == reduction]
-mi = rows.pivot_table(index=["L", "T"], columns="quantity", values=["value", "error"], dropna=False)
-mi.columns = [q if stat == "value" else f"{q}_error" for stat, q in mi.columns]
-mi = mi[sorted(mi.columns)]
-print(mi.to_string(float_format=lambda v: f"{v:.4f}"))
-table_file = out / f"{reduction}.csv"
-mi.to_csv(table_file)
-print(f"table: {table_file}")
+if rows.empty:
+    print("no results to tabulate")
+else:
+    mi = rows.pivot_table(index=["L", "T"], columns="quantity", values=["value", "error"], dropna=False)
+    mi.columns = [q if stat == "value" else f"{q}_error" for stat, q in mi.columns]
+    mi = mi[sorted(mi.columns)]
+    print(mi.to_string(float_format=lambda v: f"{v:.4f}"))
+    table_file = out / f"{reduction}.csv"
+    mi.to_csv(table_file)
+    print(f"table: {table_file}")
 
 # %% Close the file (the Dataset `ds` reads through it)
 ens.close()

@@ -293,7 +293,8 @@ class Ensemble:
         """What a notebook shows: model, lattice, temperatures, chains, samples and how spins are stored."""
         if not self.file.id.valid:
             return f"<Ensemble {self.path} (closed)>"
-        T = [f"{t:.6g}" for t in self.temperatures]
+        T = [f"{t:.6g}" if isinstance(t, (float, int, np.number)) else str(t)   # an Ensemble(...) of a
+             for t in np.asarray(self.temperatures).reshape(-1)]                    # damaged file, too
         temps = ", ".join(T if len(T) <= 8 else T[:4] + ["..."] + T[-3:])
         lattice = " x ".join(map(str, self.lattice_shape))
         n_sites = int(np.prod(self.lattice_shape))
@@ -306,8 +307,9 @@ class Ensemble:
             where = (f"{size / 2 ** 20:.1f} MiB" if size >= 2 ** 20 else f"{size / 2 ** 10:.1f} KiB") + " on disk" + \
                 (f", {d.compression}" if d.compression else "")
         storage = str(self.attrs.get("spin_storage", d.attrs.get("spin_storage", d.dtype)))
-        return (f"<Ensemble {self.path}\n"
-                f"  model         {self.model or '?'}\n"
+        model, storage = (" ".join(s.split())[:80] for s in (self.model, storage))   # one line each, whatever
+        return (f"<Ensemble {self.path}\n"                                             # the file says
+                f"  model         {model or '?'}\n"
                 f"  lattice       {lattice} ({n_sites} sites)\n"
                 f"  temperatures  {len(T)}: {temps}\n"
                 f"  chains        {self.n_chains}\n"
@@ -327,8 +329,20 @@ class Ensemble:
 
 def open_ensemble(path: str | Path) -> Ensemble:
     """The ensemble file at `path` (strict: a folder is refused; `hpc_rg.open_ensemble` also takes a run
-    folder)."""
-    return Ensemble(path)
+    folder). Also refuses /temperatures that are not one finite number per temperature, which every reader
+    (repr, to_xarray, the report's table) takes them to be."""
+    ens = Ensemble(path)
+    T = np.asarray(ens.temperatures)
+    if T.ndim != 1 or T.dtype.kind not in "fiu" or not np.all(np.isfinite(T)):
+        ens.close()
+        raise FileError(path, f"/temperatures is {T.dtype} {T.shape}, values {_clip(T)}: expected finite "
+                              "numbers, one per temperature (n_T,) (damaged, or not written by hpc-rg)")
+    return ens
+
+
+def _clip(a: np.ndarray) -> str:
+    text = np.array2string(a.reshape(-1)[:6], threshold=6)
+    return text[:80] + ("..." if a.size > 6 or len(text) > 80 else "")
 
 
 __all__ = ["FORMAT", "SPIN_FILL", "FileError", "Ensemble", "open_ensemble", "write_ensemble", "open_hdf5"]

@@ -27,6 +27,7 @@ import numpy as np
 
 from hpc_rg.io.ensemble import FileError, hdf5_reason, open_hdf5
 from hpc_rg.io.xarray_view import xr
+from hpc_rg.report.arrays import refuse_error_bar, refuse_unreadable
 from hpc_rg.reduce.results import FORMAT
 
 __all__ = ["Results", "load_results", "reduction_dataset", "tidy_rows"]
@@ -98,9 +99,24 @@ def _is_curve(name: str) -> str | None:
     return None
 
 
+def _clip(values) -> str:
+    return str(np.asarray(values).reshape(-1)[:4].tolist())[:60]
+
+
+def _size(v):
+    """A lattice size as the file has it: an int when it is one, else unchanged (int() would turn a
+    damaged 8.5 into a plausible 8)."""
+    v = np.asarray(v).item()
+    return int(v) if isinstance(v, (int, float)) and float(v).is_integer() else v
+
+
 def reduction_dataset(name: str, g: h5py.Group):
     """The Dataset of one reduction's group of results.h5 (module docstring)."""
     axes_group = g.get("axes")
+    in_axes = list(axes_group.values()) if isinstance(axes_group, h5py.Group) else []
+    for d in [*g.values(), *in_axes]:                   # before anything is read (MemoryError otherwise)
+        if isinstance(d, h5py.Dataset):
+            refuse_unreadable(g.file.filename, d)
     axes = {k: _plain(d[()]) for k, d in (axes_group.items() if isinstance(axes_group, h5py.Group) else [])
             if isinstance(d, h5py.Dataset)}
     axes = {k: v for k, v in axes.items() if np.ndim(v) == 1}       # coordinate candidates
@@ -110,8 +126,26 @@ def reduction_dataset(name: str, g: h5py.Group):
     errors = {k[:-4] for k in dsets if k.endswith("_err") and k[:-4] in dsets}
     coords: dict[str, tuple] = {}
     data: dict[str, tuple] = {}
+    made_from: dict[str, str] = {}               # variable -> the file's dataset it holds
+
+    def put(var: str, key: str, entry: tuple) -> None:
+        """data[var] = entry, refusing a second dataset for one variable (a quantity `abs_m_error` beside
+        `abs_m` and `abs_m_err` would silently replace abs_m's error bar)."""
+        if var in made_from:
+            raise FileError(g.file.filename, f"/{name}/{key} and /{name}/{made_from[var]} would both be the "
+                                             f"variable {var!r} (a quantity named like another's error bar "
+                                             "or axis): damaged, or not written by hpc-rg")
+        made_from[var] = key
+        data[var] = entry
+
+    def numbers(axis: str, values) -> None:
+        """Temperatures and lattice sizes are numbers (to_dataframe's T and L columns are floats)."""
+        if (TEMPERATURE_AXIS.match(axis) or axis == "L") and np.asarray(values).dtype.kind not in "fiu":
+            raise FileError(g.file.filename, f"/{name}/axes/{axis} is {np.asarray(values).dtype} "
+                                             f"{_clip(values)}: expected numbers (damaged, or not written by hpc-rg)")
 
     def use_axis(axis: str, values) -> str:
+        numbers(axis, values)
         dim = dim_name(axis)
         if dim not in coords:
             attrs = {"units": "J/k_B", "long_name": "temperature T"} if TEMPERATURE_AXIS.match(axis) else {}
@@ -134,13 +168,15 @@ def reduction_dataset(name: str, g: h5py.Group):
         tag = SIZE_TAG.match(q)
         if tag and f"temperatures_L{tag.group('L')}" in axes:        # one size of a multi-size reduction
             attrs.update(quantity=tag.group("q"), L=int(tag.group("L")))
-        data[q] = (dims, value, attrs)
+        put(q, q, (dims, value, attrs))
         if q in errors:
-            err = _plain(dsets[q + "_err"][()])
-            err_dims = dims if np.shape(err) == shape else tuple(f"{q}_error_dim_{i}" for i in range(np.ndim(err)))
+            err = dsets[q + "_err"][()]
+            refuse_error_bar(g.file.filename, name, q, np.asarray(value), np.asarray(err))
+            err = _plain(err)
+            err_dims = dims
             attrs["ancillary_variables"] = q + "_error"           # CF's link from a value to its error bar
-            data[q + "_error"] = (err_dims, err, dict(_attrs(dsets[q + "_err"]),
-                                                      long_name=f"error bar of {q} (one standard error)"))
+            put(q + "_error", q + "_err", (err_dims, err, dict(_attrs(dsets[q + "_err"]),
+                                                               long_name=f"error bar of {q} (one standard error)")))
 
     for a, v in axes.items():
         dim = dim_name(a)
@@ -148,20 +184,22 @@ def reduction_dataset(name: str, g: h5py.Group):
             continue
         over = _is_curve(a)
         if over and over in axes and len(axes[over]) == len(v):
-            data[a] = ((use_axis(over, axes[over]),), v, {"dims_from": "axes/ curve"})
+            put(a, f"axes/{a}", ((use_axis(over, axes[over]),), v, {"dims_from": "axes/ curve"}))
         elif a == "L" and len(v) == 1:
-            coords["L"] = ((), int(v[0]), {"long_name": "linear lattice size"})
+            numbers(a, v)
+            coords["L"] = ((), _size(v[0]), {"long_name": "linear lattice size"})
         else:
             use_axis(a, v)
     for a, v in other_axes.items():              # multi-dimensional entries of axes/: kept, generic dims
-        data[a] = (tuple(f"{a}_dim_{i}" for i in range(np.ndim(v))), v, {"dims_from": "axes/ array"})
+        put(a, f"axes/{a}", (tuple(f"{a}_dim_{i}" for i in range(np.ndim(v))), v, {"dims_from": "axes/ array"}))
 
     attrs = _attrs(g)
     attrs["reduction"] = name
     if "L" not in coords and "L" not in axes and np.size(attrs.get("lattice_shape", [])):
-        coords["L"] = ((), int(np.atleast_1d(attrs["lattice_shape"])[-1]), {"long_name": "linear lattice size"})
+        coords["L"] = ((), _size(np.atleast_1d(attrs["lattice_shape"])[-1]), {"long_name": "linear lattice size"})
     for q in [q for q in data if q in coords]:   # a quantity named like an axis ("r", "L"): keep both
-        data[f"{q}_value"] = (data[q][0], data[q][1], dict(data.pop(q)[2], quantity=q))
+        entry = data.pop(q)
+        put(f"{q}_value", made_from.pop(q), (entry[0], entry[1], dict(entry[2], quantity=q)))
     return xr.Dataset({k: xr.Variable(*v) for k, v in data.items()},
                       coords={k: xr.Variable(*v) for k, v in coords.items()}, attrs=attrs)
 
@@ -275,5 +313,6 @@ class Results(Mapping):
             qs = [q + ("±" if v.attrs.get("ancillary_variables") in ds.data_vars else "")
                   for q, v in ds.data_vars.items() if q not in errs]
             shown = ", ".join(qs[:8]) + (f", ... ({len(qs)} quantities)" if len(qs) > 8 else "")
+            n = n if n.isprintable() else repr(n)           # a name with a line break stays on its line
             lines.append(f"  {n:<{width}}  [{dims}]  {shown}" if dims else f"  {n:<{width}}  {shown}")
         return "\n".join(lines) + ">"

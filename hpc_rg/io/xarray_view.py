@@ -66,7 +66,14 @@ def lazy_variable(dims, read, shape, dtype, attrs=None, name: str = ""):
 
 
 def _dataset_reader(ens, name: str):
-    """Read a real dataset of the file by h5py basic selection, with a clear error once `ens` is closed."""
+    """Read a real dataset of the file by h5py basic selection, with a clear error once `ens` is closed.
+    A virtual one (hpc-rg writes only /spins so) is checked first: where a source is missing HDF5 would
+    read the fill value as data."""
+    d = ens.file[name]
+    if d.is_virtual:
+        from hpc_rg.io.ensemble import check_sources
+        check_sources(ens.path, d)
+
     def read(key):
         if not ens.file.id.valid:
             raise ValueError(f"{ens.path}: the Ensemble was closed; keep it open while you use its "
@@ -102,8 +109,9 @@ def ensemble_dataset(ens, read_spins: Callable[[tuple], np.ndarray]):
         if ens.has(name):
             d = ens.file[name]
             data[name] = lazy_variable(head, _dataset_reader(ens, name), d.shape, d.dtype, UNITS[name], name)
-    if ens.has("timeseries"):
-        for name, d in ens.file["timeseries"].items():
+    series = ens.file.get("timeseries")
+    if hasattr(series, "items"):             # a group (a file where /timeseries is a dataset has none)
+        for name, d in series.items():
             if not hasattr(d, "shape"):
                 continue
             dims = (head[:2] + ("measurement",)) if d.shape[:2] == shape3[:2] and d.ndim == 3 \

@@ -80,7 +80,31 @@ def _axes_list(ax) -> list:
     return list(np.asarray(ax, dtype=object).ravel())
 
 
-def draw(figures: list[Figure], folder=None, ax=None, panels: Sequence[str] | str | None = None):
+# what a panel raises when a file's arrays do not have the shapes it draws (a 0-d value, 5 values for 3
+# temperatures, a missing axis)
+UNDRAWABLE = (KeyError, IndexError, ValueError, TypeError)
+
+
+def _drawn(p: Panel, ax, source) -> None:
+    """p.draw(ax); for a result read from a file (`source`: (path, reduction)), an array that cannot be drawn
+    is a FileError naming the file, not matplotlib's words about x and y."""
+    if source is None:
+        p.draw(ax)
+        return
+    try:
+        p.draw(ax)
+    except UNDRAWABLE as e:
+        raise _undrawable(source, f"panel {p.key!r}", e) from None
+
+
+def _undrawable(source, what: str, e: BaseException):
+    from hpc_rg.io.ensemble import FileError
+    path, reduction = source
+    return FileError(path, f"/{reduction} cannot be drawn ({what}: {type(e).__name__}: {e}); its arrays do "
+                           "not have the shapes this reduction writes (damaged, or not written by hpc-rg)")
+
+
+def draw(figures: list[Figure], folder=None, ax=None, panels: Sequence[str] | str | None = None, source=None):
     """The common body of every plot function (see the module docstring)."""
     if ax is not None:
         everything = {p.key: p for f in figures for p in f.panels}
@@ -97,7 +121,7 @@ def draw(figures: list[Figure], folder=None, ax=None, panels: Sequence[str] | st
             raise ValueError(f"{len(axes)} axes given for {len(chosen)} panels ({[p.key for p in chosen]}): "
                              f"pass one Axes per panel, or choose panels=")
         for a, p in zip(axes, chosen):
-            p.draw(a)
+            _drawn(p, a, source)
         return ax
     made = []
     for f in figures:
@@ -110,8 +134,13 @@ def draw(figures: list[Figure], folder=None, ax=None, panels: Sequence[str] | st
         axes = fig.subplots(rows, cols, squeeze=False)
         for a in axes.ravel()[n:]:
             a.remove()
-        for a, p in zip(axes.ravel(), f.panels):
-            p.draw(a)
+        try:
+            for a, p in zip(axes.ravel(), f.panels):
+                _drawn(p, a, source)
+        except BaseException:
+            if getattr(fig.canvas, "manager", None) is not None:     # a pyplot figure: not left open
+                _plt().close(fig)
+            raise
         if f.suptitle:
             fig.suptitle(f.suptitle)
         fig.tight_layout()
@@ -137,7 +166,14 @@ def figure_of(res, plot_fn) -> dict[str, str]:
 def figure_function(build: Callable[..., list[Figure]]):
     """Turn `build(res) -> [Figure]` into the public `plot_x(res, folder=None, *, ax=None, panels=None)`."""
     def plot(res, folder=None, *, ax=None, panels=None):
-        return draw(build(res), folder, ax, panels)
+        source = getattr(res, "source", None)           # (path, reduction) of result_from_file
+        if source is None:
+            return draw(build(res), folder, ax, panels)
+        try:
+            figures = build(res)
+        except UNDRAWABLE as e:
+            raise _undrawable(source, plot.__name__, e) from None
+        return draw(figures, folder, ax, panels, source)
     plot.__name__ = plot.__qualname__ = build.__name__.lstrip("_").replace("figures_", "plot_")
     plot.__doc__ = (build.__doc__ or "") + "\n\nSee hpc_rg.reduce.figures for folder=, ax= and panels=."
     plot.figures = build
@@ -147,11 +183,19 @@ def figure_function(build: Callable[..., list[Figure]]):
 def result_from_file(path, reduction: str):
     """The `reduction` group of a results.h5, as the figure functions take it (values, axes, attrs), e.g. in
     a notebook: `plot_observables(result_from_file("runs/x/results.h5", "observables"), ax=ax, panels="abs_m")`."""
+    from hpc_rg.io.ensemble import FileError, open_hdf5
+    from hpc_rg.reduce.results import FORMAT
     from hpc_rg.report.arrays import read_reductions
+    with open_hdf5(path, f"a results file ({FORMAT})") as f:      # a folder, not HDF5, truncated: one line
+        fmt = f.attrs.get("format")
+    if (fmt.decode() if isinstance(fmt, bytes) else fmt) != FORMAT:
+        raise FileError(path, f"attribute format = {fmt!r}: expected {FORMAT!r} (not a results file)")
     found = read_reductions(path)
     for red in found:
         if red.name == reduction:
-            return red.as_result()
+            res = red.as_result()
+            res.source = (str(path), reduction)      # plot functions name the file when its arrays are odd
+            return res
     raise KeyError(f"{path}: no reduction {reduction!r} (it holds {[r.name for r in found]})")
 
 

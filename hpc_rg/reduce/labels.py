@@ -142,12 +142,17 @@ _PATTERNS: list[tuple[re.Pattern, str | None, str]] = [
 ]
 
 
+MAX_PARSED = 120          # longer names (none the reductions write) are not taken apart
+
+
 def label(name: str) -> Label:
     """The Label of a results.h5 name (a value, its `_err`, or an axis); unknown names get their own name
     as long name and symbol and an empty unit (said as such, never guessed)."""
     name = name[:-4] if name.endswith("_err") else name
     if name in LABELS:
         return LABELS[name]
+    if len(name) > MAX_PARSED:             # each pattern peels one suffix: "x_mean_mean..." would recurse
+        return Label(name.replace("_", " "), name, "")    # past Python's limit (a RecursionError)
     for pattern, base, how in _PATTERNS:
         m = pattern.match(name)
         if not m:

@@ -18,10 +18,16 @@ from hpc_rg.reduce.labels import Label, label, unit_text
 from hpc_rg.report.markdown import code, inline, table
 from hpc_rg.summary import _fmt
 
-__all__ = ["Reduction", "read_reductions", "reduction_markdown", "SMALL_1D", "SMALL_2D"]
+__all__ = ["Reduction", "read_reductions", "reduction_markdown", "error_bar_problem", "refuse_error_bar",
+           "refuse_unreadable", "SMALL_1D", "SMALL_2D", "LOAD_LIMIT", "SCAN_LIMIT"]
 
 SMALL_1D = 20          # a 1-D array of at most this many values is a table
 SMALL_2D = 8           # a 2-D array of at most SMALL_2D x SMALL_2D values is a table
+# The report shows a large array by its shape and range only, so it need not hold it: beyond LOAD_LIMIT
+# values (32 MiB of float64) the range is found slab by slab, beyond SCAN_LIMIT (2 GiB) not at all; a
+# results.h5 can declare a dataset far larger than itself (unwritten chunks read as the fill value)
+LOAD_LIMIT = 1 << 22
+SCAN_LIMIT = 1 << 28
 
 
 @dataclass
@@ -31,6 +37,8 @@ class Quantity:
     error: np.ndarray | None
     label: Label
     dims: list[str]                       # axis name per dimension ("" where none matches)
+    shape: tuple[int, ...] = ()
+    unread: str = ""                      # value None: too large to read whole; its range, in words
 
 
 @dataclass
@@ -42,8 +50,8 @@ class Reduction:
 
     def as_result(self):
         """A Result-like object (values as (value, error), axes, attrs) for the figure builders."""
-        return SimpleNamespace(values={q.name: (q.value, q.error) for q in self.quantities}, axes=self.axes,
-                               attrs=self.attrs)
+        return SimpleNamespace(values={q.name: (q.value, q.error) for q in self.quantities
+                                       if q.value is not None}, axes=self.axes, attrs=self.attrs)
 
 
 def _text(v) -> str:
@@ -61,9 +69,9 @@ def _label(name: str, ds) -> Label:
                  _text(units) if units is not None else lab.unit)
 
 
-def _dims(ds, value: np.ndarray, axes: dict) -> list[str]:
+def _dims(ds, shape: tuple[int, ...], axes: dict) -> list[str]:
     names = []
-    for i, n in enumerate(value.shape):
+    for i, n in enumerate(shape):
         found = ""
         try:                                                 # dimension scales, when the writer attached them
             scales = list(ds.dims[i].values())
@@ -81,24 +89,104 @@ def _dims(ds, value: np.ndarray, axes: dict) -> list[str]:
     return names
 
 
-def read_reductions(path: Path) -> list[Reduction]:
-    """Every reduction group of a results.h5 (the caller has checked the format)."""
+def error_bar_problem(value: np.ndarray, error: np.ndarray) -> str | None:
+    """Why `error` cannot be read as the error bar of `value`, element by element (None when it can).
+    A shorter or longer error array would pair numbers with the wrong error bars without a word."""
+    if error.dtype.kind not in "fiu":
+        return f"holds {error.dtype} values, not numbers"
+    if error.shape != value.shape:
+        return f"has shape {error.shape}, its value {value.shape}"
+    return None
+
+
+def refuse_error_bar(path, group: str, q: str, value: np.ndarray, error: np.ndarray) -> None:
+    """FileError (one line, exit 2 from the CLI) when `error` cannot be `value`'s error bar."""
+    why = error_bar_problem(value, error)
+    if why:
+        from hpc_rg.io.ensemble import FileError
+        raise FileError(path, f"/{group}/{q}_err {why}: an error bar must be numbers of the shape of "
+                              f"/{group}/{q}; the file is damaged or was not written by hpc-rg (re-create it)")
+
+
+def refuse_unreadable(path, d, vast_ok: bool = False) -> None:
+    """FileError, before anything is read, for a dataset that cannot be read faithfully: more than
+    SCAN_LIMIT values (a results.h5 can declare 10^12 values in a few KiB; numpy would fail with a
+    MemoryError), or a virtual dataset whose source files are missing or damaged (HDF5 would read its
+    fill value there without a word: zeros as results). `vast_ok`: the caller reads it by slabs, or not."""
+    from hpc_rg.io.ensemble import FileError, check_sources, hdf5_reason
+    if d.is_virtual:
+        try:
+            check_sources(Path(path), d)
+        except FileError:
+            raise
+        except (ValueError, OSError, RuntimeError) as e:       # mappings HDF5 cannot even list
+            raise FileError(path, f"{d.name} is a virtual dataset whose sources cannot be checked "
+                                  f"({hdf5_reason(e)}); hpc-rg never writes one in a results file") from None
+    if d.size > SCAN_LIMIT and not vast_ok:
+        raise FileError(path, f"{d.name} declares {d.size} values of shape {tuple(d.shape)} "
+                              f"({d.size * d.dtype.itemsize / 2**30:.3g} GiB), more than a results file holds "
+                              f"({SCAN_LIMIT} at most): damaged, or not written by hpc-rg; read it with h5py by slabs")
+
+
+def _slabs(shape: tuple[int, ...], limit: int):
+    """Basic selections that tile an array of `shape` in C order, each of at most `limit` values."""
+    k = next(k for k in range(len(shape)) if int(np.prod(shape[k + 1:])) <= limit)
+    width = max(1, limit // int(np.prod(shape[k + 1:])))
+    for head in np.ndindex(*shape[:k]):
+        for start in range(0, shape[k], width):
+            yield head + (slice(start, start + width),)
+
+
+def _range_words(ds) -> str:
+    """'from a to b' of the finite values of a large dataset, read LOAD_LIMIT values at a time."""
+    if ds.size > SCAN_LIMIT:
+        return f"range not computed ({ds.size} values)"
+    lo, hi = np.inf, -np.inf
+    for sel in _slabs(ds.shape, LOAD_LIMIT):
+        a = ds[sel]
+        a = a[np.isfinite(a)]
+        if a.size:
+            lo, hi = min(lo, a.min()), max(hi, a.max())
+    return f"from {lo:.4g} to {hi:.4g}" if lo <= hi else "no finite values"
+
+
+def read_reductions(path: Path, load_limit: int | None = None) -> list[Reduction]:
+    """Every reduction group of a results.h5 (the caller has checked the format). With `load_limit`, a
+    quantity of more values is not read (value None, `unread` its range): the report's way."""
     import h5py
     out = []
     with h5py.File(path, "r") as f:
         for name, g in f.items():
             if not isinstance(g, h5py.Group):
                 continue
-            axes = {a: g["axes"][a][()] for a in g["axes"]} if "axes" in g else {}
+            group = g.get("axes")
+            axes = {}
+            for a, d in (group.items() if isinstance(group, h5py.Group) else ()):
+                if not isinstance(d, h5py.Dataset) or (load_limit is not None and d.size > load_limit):
+                    continue                        # the report: an axis too long to tabulate is not read
+                refuse_unreadable(path, d)
+                axes[a] = d[()]
             red = Reduction(name, {k: g.attrs[k] for k in g.attrs}, axes)
             for q, ds in g.items():
                 if not isinstance(ds, h5py.Dataset) or q.endswith("_err") or ds.is_scale:
                     continue
+                if load_limit is not None and ds.size > load_limit and ds.dtype.kind in "fiu":
+                    refuse_unreadable(path, ds, vast_ok=True)
+                    red.quantities.append(Quantity(q, None, None, _label(q, ds), _dims(ds, ds.shape, axes),
+                                                   tuple(ds.shape), _range_words(ds)))
+                    continue
+                refuse_unreadable(path, ds)
                 v = np.asarray(ds[()])
                 if v.dtype.kind not in "fiub":
                     continue
-                e = np.asarray(g[q + "_err"][()]) if q + "_err" in g else None
-                red.quantities.append(Quantity(q, v, e, _label(q, ds), _dims(ds, v, axes)))
+                e = g.get(q + "_err")
+                if isinstance(e, h5py.Dataset):
+                    refuse_unreadable(path, e)
+                    e = np.asarray(e[()])
+                    refuse_error_bar(path, name, q, v, e)
+                else:
+                    e = None
+                red.quantities.append(Quantity(q, v, e, _label(q, ds), _dims(ds, v.shape, axes), v.shape))
             out.append(red)
     return out
 
@@ -130,7 +218,9 @@ def reduction_markdown(red: Reduction, figure_of: dict[str, str], figures_dir: s
     out: list[str] = []
     scalars, by_axis, listed, two_d, large = [], {}, [], [], []
     for q in red.quantities:
-        if q.value.size == 1:
+        if q.value is None:
+            large.append(q)
+        elif q.value.size == 1:
             scalars.append(q)
         elif q.value.ndim == 1 and q.value.size <= SMALL_1D and not q.dims[0]:
             listed.append(q)              # per repeat / per filter: no axis to tabulate against
@@ -173,19 +263,22 @@ def reduction_markdown(red: Reduction, figure_of: dict[str, str], figures_dir: s
         for q in listed:
             unit = f" ({inline(unit_text(q.label.unit))})" if q.label.unit else ""
             values = ", ".join(_num(v, None if q.error is None else e) for v, e in
-                               zip(q.value, q.value if q.error is None else q.error))
+                               zip(q.value, q.value if q.error is None else q.error)) or "no values"
             out.append(f"- {inline(q.label.long_name)} ({code(q.name)}){unit}: {values}")
         out.append("")
     if large:
         out.append("Larger arrays (in results.h5):")
         out.append("")
         for q in large:
-            finite = q.value[np.isfinite(q.value)]
-            rng = f"from {finite.min():.4g} to {finite.max():.4g}" if finite.size else "no finite values"
+            if q.value is None:
+                rng = q.unread
+            else:
+                finite = q.value[np.isfinite(q.value)]
+                rng = f"from {finite.min():.4g} to {finite.max():.4g}" if finite.size else "no finite values"
             unit = f" {inline(unit_text(q.label.unit))}" if q.label.unit and q.label.unit != "1" else ""
             stem = figure_of.get(q.name)
             fig = f"; shown in [{inline(stem)}]({figures_dir}/{stem}.png)" if stem and stem in have else ""
-            out.append(f"- {inline(q.label.long_name)} ({code(q.name)}): shape {tuple(q.value.shape)}, "
+            out.append(f"- {inline(q.label.long_name)} ({code(q.name)}): shape {q.shape}, "
                        f"{rng}{unit}{fig}")
         out.append("")
     return out

@@ -23,6 +23,10 @@ import numpy as np
 from hpc_rg.report.markdown import code, fence, inline, render_html, table as _table
 from hpc_rg.summary import _fmt
 
+# what a run folder holds, one at least (a report of a folder with none would be an empty page)
+RUN_FILES = ("job.toml", "ensemble.h5", "results.h5", "models", "figures")
+
+
 def _ensemble_section(run: Path) -> list[str]:
     path = run / "ensemble.h5"
     if not path.exists():
@@ -36,7 +40,7 @@ def _ensemble_section(run: Path) -> list[str]:
     if stats.exists():
         try:
             s = json.loads(stats.read_text())
-            out += ["", f"Simulation: {s['wall_seconds']:.1f} s wall on {s['ranks']} rank(s), "
+            out += ["", f"Simulation: {s['wall_seconds']:.1f} s wall on {inline(s['ranks'])} rank(s), "
                         f"{s['ns_per_site_update']:.2f} ns per site update (sampler time)."]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):    # timing only: say so, go on
             out += ["", "Simulation timings: simulate.json is unreadable (written on a full disk?)."]
@@ -67,8 +71,8 @@ def _ensemble_lines(ens) -> list[str]:
                f"{ens.n_temperatures} temperatures × {ens.n_chains} chains × {ens.n_samples} samples"
                + (f"; {schedule}." if schedule else "."))
     out.append("")
-    e_ts = ens.timeseries("energy") if ens.has("timeseries/energy") else ens.energy
-    m_ts = ens.timeseries("magnetization") if ens.has("timeseries/magnetization") else ens.magnetization
+    e_ts = _series(ens, "timeseries/energy" if ens.has("timeseries/energy") else "energy")
+    m_ts = _series(ens, "timeseries/magnetization" if ens.has("timeseries/magnetization") else "magnetization")
     rows, short = [], []
     for t, T in enumerate(ens.temperatures):
         e, de, tau = mean_error(e_ts[t], axis_chains=True)
@@ -86,11 +90,35 @@ def _ensemble_lines(ens) -> list[str]:
         out += ["", f"> **Warning:** chains shorter than {TAU_TOL} autocorrelation times (emcee's rule) at " + "; ".join(short)
                 + ": τ_int and the error bars are unreliable there; run longer chains."]
     if ens.has("exchange/acceptance"):
-        acc = ens.file["exchange/acceptance"][()]
-        rt = int(ens.file["exchange/round_trips"][()].sum())
+        acc = _numbers(ens, "exchange/acceptance", 1)
+        rt = int(_numbers(ens, "exchange/round_trips", None).sum()) if ens.has("exchange/round_trips") else 0
         out += ["", "Replica exchange acceptance per neighbouring pair: "
                 + ", ".join(f"{x:.2f}" for x in acc) + f"; {rt} round trips."]
     return out
+
+
+def _numbers(ens, name: str, ndim: int | None) -> np.ndarray:
+    """Dataset `name` of the ensemble as numbers of `ndim` axes, or FileError naming it (a 0-d or string
+    dataset would otherwise fail deep inside the statistics with a message about numpy, not the file)."""
+    from hpc_rg.io.ensemble import FileError, check_sources
+    d = ens.file[name]
+    if getattr(d, "is_virtual", False):        # hpc-rg writes only /spins virtual, but a file may say otherwise
+        check_sources(ens.path, d)
+    if not hasattr(d, "dtype") or d.dtype.kind not in "fiu" or (ndim is not None and d.ndim != ndim):
+        what = f"{d.dtype} {tuple(d.shape)}" if hasattr(d, "dtype") else "a group"
+        axes = f" with {ndim} {'axis' if ndim == 1 else 'axes'}" if ndim else ""
+        raise FileError(ens.path, f"/{name} is {what}: expected numbers{axes} (damaged, or not written by hpc-rg)")
+    return d[()]
+
+
+def _series(ens, name: str) -> np.ndarray:
+    """A (temperature, chain, measurement) series of the ensemble, checked (FileError naming it)."""
+    from hpc_rg.io.ensemble import FileError
+    a = _numbers(ens, name, 3)
+    if a.shape[:2] != (ens.n_temperatures, ens.n_chains) or a.shape[2] < 1:
+        raise FileError(ens.path, f"/{name} has shape {a.shape}: expected ({ens.n_temperatures}, {ens.n_chains}, "
+                                  "measurements) (temperatures x chains x measurements)")
+    return a
 
 
 def _models_section(run: Path) -> list[str]:
@@ -102,8 +130,12 @@ def _models_section(run: Path) -> list[str]:
     rows = []
     for p in metrics:
         try:
-            m = json.loads(p.read_text())
-        except json.JSONDecodeError:
+            m = json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, OSError):     # not JSON, not UTF-8 (both ValueErrors), a folder: say so, go on
+            rows.append([inline(p.stem), "", "unreadable: not a JSON metrics file"])
+            continue
+        if not isinstance(m, dict):
+            rows.append([inline(p.stem), "", f"unreadable: a JSON {type(m).__name__}, not a metrics object"])
             continue
         final = m.get("final", m.get("metrics", {}))
         if isinstance(final, dict):
@@ -124,22 +156,24 @@ def _results_section(run: Path, figures: set[str]) -> tuple[list[str], set[str]]
         return [], set()
     from hpc_rg.io.ensemble import FileError, open_hdf5
     from hpc_rg.reduce.results import FORMAT
-    from hpc_rg.report.arrays import read_reductions, reduction_markdown
+    from hpc_rg.report.arrays import LOAD_LIMIT, read_reductions, reduction_markdown
     with open_hdf5(path, f"a results file ({FORMAT})") as f:      # a folder, not HDF5, truncated: exit 2
         fmt = f.attrs.get("format")
     if (fmt.decode() if isinstance(fmt, bytes) else fmt) != FORMAT:
         raise FileError(path, f"attribute format = {fmt!r}: expected {FORMAT!r} (not a results file)")
     with _damaged_is_refused(path):
-        reductions = read_reductions(path)
+        reductions = read_reductions(path, LOAD_LIMIT)
     out, shown = ["## Reductions", ""], set()
     for red in reductions:
         out += [f"### {inline(red.name.replace('_', ' '))}", ""]
         warning = red.attrs.get("tau_int_warning")
         if warning is not None and _text(warning).strip():
             out += [f"> **Warning:** {inline(_text(warning))}", ""]
-        note = red.attrs.get("method") or red.attrs.get("note")
+        # `or` would ask an array attribute for its truth value: take the first one that says something
+        note = next((_text(v) for v in (red.attrs.get("method"), red.attrs.get("note"))
+                     if v is not None and _text(v).strip()), None)
         if note is not None:
-            out += [f"Method: {inline(_text(note))}", ""]
+            out += [f"Method: {inline(note)}", ""]
         stems = _figure_stems(red)
         out += reduction_markdown(red, stems, "figures", figures)
         mine = [s for s in _builder_stems(red) if s in figures and s not in shown]     # in drawing order
@@ -154,6 +188,8 @@ def _text(v) -> str:
         return v.decode("utf-8", "replace")
     if isinstance(v, np.ndarray) and v.size == 1:
         return _text(v.reshape(-1)[0])
+    if isinstance(v, np.ndarray) and v.dtype.kind in "SOU":       # an array of strings: its items, not repr
+        return "; ".join(_text(x) for x in v.reshape(-1))
     return str(v)
 
 
@@ -209,9 +245,12 @@ def write_report(run: Path) -> Path:
     if not run.is_dir():
         from hpc_rg.config import ConfigError
         raise ConfigError(run, "", None, f"a run folder ({'is a file' if run.exists() else 'not found'})")
-    from hpc_rg.config import loads
+    if not any((run / name).exists() for name in RUN_FILES):     # `hpc-rg report ~`: no report.md there
+        from hpc_rg.config import ConfigError
+        raise ConfigError(run, "", None, f"a run folder (holding one of {', '.join(RUN_FILES)}): it holds none")
+    from hpc_rg.config import load
     job = run / "job.toml"
-    cfg = loads(job.read_text(), job) if job.exists() else None
+    cfg = load(job) if job.exists() else None       # not UTF-8, a folder, unreadable: one line (exit 2)
     title = (cfg.report.get("title") if cfg else None) or f"hpc_rg report: {cfg.job.name if cfg else run.name}"
     md = [f"# {inline(title)}", ""]
     if cfg is not None:
@@ -236,8 +275,16 @@ def write_report(run: Path) -> Path:
 
 def _atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")        # the page says charset utf-8, whatever the locale
+        os.replace(tmp, path)
+    except OSError as e:
+        from hpc_rg.io import diskfull
+        if diskfull.is_disk_full(e):                  # the CLI's own message and exit code for a full disk
+            raise
+        from hpc_rg.config import ConfigError
+        raise ConfigError(path, "", None, f"a report file that can be written ({e.strerror}: {e.filename})") \
+            from None
 
 
 def _html(md: str, run: Path, title: str) -> str:

@@ -63,3 +63,17 @@ def test_explore_run_plots_and_tabulates(run_folder, tmp_path):
         assert all(cell not in ("", "nan") for cell in row.split(",")), row
     assert "<Ensemble" in proc.stdout and "mutual_information  [temperature: 3]" in proc.stdout
     assert f"figure: {figure}" in proc.stdout
+
+
+def test_explore_run_on_a_run_not_yet_analysed(run_folder, tmp_path):
+    """Before: a FileError traceback ("is a folder, not a results file") on a folder with no results.h5."""
+    import shutil
+    simulated = tmp_path / "simulated"
+    shutil.copytree(run_folder, simulated)                 # with its parts/, which /spins reads through
+    (simulated / "results.h5").unlink()
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "explore_run.py"), str(simulated), str(out)],
+                          env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "has no results.h5 yet (run its analyze stage)" in proc.stdout and "no results to tabulate" in proc.stdout
+    assert (out / "abs_m.png").stat().st_size > 10_000 and not list(out.glob("*.csv"))

@@ -96,7 +96,7 @@ def test_open_ensemble_takes_a_run_folder(ensemble):
     with hpc_rg.open_ensemble(path.parent) as ens:
         assert ens.path == path
     (path.parent / "empty").mkdir()
-    with pytest.raises(ConfigError, match="empty: is a folder, not an ensemble file"):
+    with pytest.raises(ConfigError, match="empty: is a folder without ensemble.h5 "):
         hpc_rg.open_ensemble(path.parent / "empty")         # a folder without ensemble.h5: one line
 
 
@@ -295,3 +295,131 @@ def test_read_results_refuses_other_files_in_one_line(ensemble, tmp_path):
     with pytest.raises(ConfigError, match="is not a results file"):
         hpc_rg.read_results(tmp_path / "junk.h5")
     assert hpc_rg.read_results(_results_file(tmp_path).parent).path == tmp_path / "results.h5"
+
+
+# -- hostile inputs ---------------------------------------------------------------------------------------
+
+def test_a_folder_without_the_file_is_named_with_the_stage_that_writes_it(tmp_path):
+    """Before: "is a folder, not a results file", which sent the user looking for a file to pass."""
+    with pytest.raises(ConfigError, match=r"is a folder without results.h5 \(.*analyze stage"):
+        hpc_rg.read_results(tmp_path)
+    with pytest.raises(ConfigError, match=r"is a folder without ensemble.h5 \(.*simulate stage"):
+        hpc_rg.open_ensemble(tmp_path)
+
+
+@pytest.mark.parametrize("error, why", [(np.ones(5), r"has shape \(5,\), its value \(3,\)"),
+                                        (np.ones((3, 2)), r"has shape \(3, 2\), its value \(3,\)"),
+                                        (np.array([b"a", b"b", b"c"]), r"holds \|S1 values, not numbers")])
+def test_an_error_bar_that_does_not_fit_its_value_is_refused(tmp_path, error, why):
+    """Before: rows with NaN errors (shape) or a ValueError from to_dataframe (strings)."""
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["observables/abs_m_err"]
+        f["observables/abs_m_err"] = error
+    with pytest.raises(ConfigError, match=f"results.h5: /observables/abs_m_err {why}"):
+        hpc_rg.read_results(path).to_dataframe()
+
+
+@pytest.mark.parametrize("temperatures", [np.ones((3, 1)), np.array([b"a", b"b", b"c"]), [2.0, np.nan, 2.5]])
+def test_temperatures_that_are_not_one_number_each_are_refused(ensemble, temperatures):
+    """Before: the file opened, and repr raised TypeError/ValueError from a format string (NaN: accepted)."""
+    path, _, _ = ensemble
+    with h5py.File(path, "a") as f:
+        del f["temperatures"]
+        f["temperatures"] = temperatures
+    with pytest.raises(ConfigError, match=r"ensemble.h5: /temperatures is .*: expected finite numbers, one per"):
+        hpc_rg.open_ensemble(path)
+
+
+def test_to_xarray_of_a_file_whose_timeseries_is_not_a_group(ensemble):
+    """Before: AttributeError ('Dataset' object has no attribute 'items')."""
+    pytest.importorskip("xarray")
+    path, spins, _ = ensemble
+    with h5py.File(path, "a") as f:
+        del f["timeseries"]
+        f["timeseries"] = np.arange(3.0)
+    with hpc_rg.open_ensemble(path) as ens:
+        ds = ens.to_xarray()
+        assert not [v for v in ds.data_vars if v.startswith("timeseries")]
+        assert (ds.spins.values == spins).all()
+
+
+def test_a_dataset_declaring_more_values_than_memory_is_refused(tmp_path):
+    """A few KiB of results.h5 can declare 10^12 values (unwritten chunks read as the fill value).
+    Before: numpy's MemoryError ("Unable to allocate 7.28 TiB") from read_results and result_from_file."""
+    from hpc_rg.reduce.figures import result_from_file
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["observables"].create_dataset("vast", shape=(10**6, 10**6), dtype="f8", chunks=(1000, 1000))
+    with pytest.raises(ConfigError, match=r"results.h5: /observables/vast declares 1000000000000 values"):
+        hpc_rg.read_results(path)
+    with pytest.raises(ConfigError, match=r"/observables/vast declares 1000000000000 values .* GiB"):
+        result_from_file(path, "observables")
+
+
+def test_a_lattice_size_that_is_no_integer_is_not_rounded_and_names_stay_on_their_line(tmp_path):
+    """Before: L = 8.5 in the file came out as L = 8; a reduction named "a\\nb" split the repr's table."""
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["observables/axes/L"]
+        f["observables/axes/L"] = np.array([8.5])
+        f.copy(f["odd"], "odd\nname")
+    results = hpc_rg.read_results(path)
+    assert results["observables"].L.item() == 8.5
+    assert set(results.to_dataframe(reductions="observables")["L"]) == {8.5}
+    lines = repr(results).splitlines()
+    assert len(lines) == 1 + len(results) and any(line.startswith("  'odd\\nname'") for line in lines)
+
+
+@pytest.mark.parametrize("key", ["observables/abs_m_error", "correlators/r_value", "sizes/axes/abs_m_L8"])
+def test_two_datasets_for_one_variable_are_refused(tmp_path, key):
+    """Before: a quantity `abs_m_error` beside abs_m and abs_m_err replaced abs_m's error bar without a word
+    (rows with errors 7, 8, 9); likewise a quantity `r_value` beside the renamed `r`, an axis like a quantity."""
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        f[key] = [[7.0, 8.0]] if key.startswith("sizes") else [7.0, 8.0, 9.0]
+    with pytest.raises(ConfigError, match="would both be the variable"):
+        hpc_rg.read_results(path)
+
+
+def test_a_virtual_energy_whose_source_is_missing_is_refused(ensemble, tmp_path):
+    """Only /spins was checked: a virtual /energy over a missing file read as zeros in to_xarray and the
+    report's table."""
+    from hpc_rg.cli import main
+    path, _, energy = ensemble
+    with h5py.File(tmp_path / "source.h5", "w") as s:
+        s["e"] = energy
+    layout = h5py.VirtualLayout(shape=energy.shape, dtype="f8")
+    layout[:, :, :] = h5py.VirtualSource("source.h5", "e", shape=energy.shape)[:, :, :]
+    with h5py.File(path, "a") as f:
+        del f["energy"], f["timeseries"]
+        f.create_virtual_dataset("energy", layout, fillvalue=0.0)
+    with hpc_rg.open_ensemble(path) as ens:
+        assert np.array_equal(ens.to_xarray().energy.values, energy)       # with its source: read through
+    (tmp_path / "source.h5").unlink()
+    with hpc_rg.open_ensemble(path) as ens:
+        with pytest.raises(ConfigError, match=r"/energy is a virtual dataset .* source.h5 \(missing\)"):
+            ens.to_xarray()
+    assert main(["report", str(tmp_path)]) == 2 and not (tmp_path / "report.md").exists()
+
+
+def test_repr_keeps_one_line_per_field_whatever_the_model_attribute_says(tmp_path):
+    """Before: a model attribute with line breaks (or 10 kB of text) broke the repr's layout."""
+    spins = np.ones((1, 1, 2, 2, 2), dtype=np.int8)
+    model = "ising2d\n  chains  999\n" + "x" * 10_000
+    path = write_ensemble(tmp_path / "ensemble.h5", [2.0], spins, attrs={"model": model})
+    with hpc_rg.open_ensemble(path) as ens:
+        lines = repr(ens).splitlines()
+    assert len(lines) == 7 and lines[1].startswith("  model         ising2d chains 999 xxx") and len(lines[1]) < 100
+    assert lines[4] == "  chains        1"
+
+
+@pytest.mark.parametrize("axis, data", [("temperatures", [b"a", b"b", b"c"]), ("L", [b"x"])])
+def test_temperatures_or_sizes_that_are_not_numbers_are_refused(tmp_path, axis, data):
+    """Before: read_results worked and to_dataframe raised numpy's "could not convert string to float"."""
+    path = _results_file(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f[f"observables/axes/{axis}"]
+        f[f"observables/axes/{axis}"] = np.array(data)
+    with pytest.raises(ConfigError, match=rf"results.h5: /observables/axes/{axis} is object \[.*\]: expected numbers"):
+        hpc_rg.read_results(path).to_dataframe()

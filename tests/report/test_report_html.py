@@ -153,6 +153,48 @@ def test_tau_int_warning_is_shown(tmp_path):
     assert "i" not in el.names()
 
 
+# ------------------------------------------------------------------------------------------ hostile results.h5
+
+def _report_cli(run: Path, capsys) -> tuple[int, str]:
+    """`hpc-rg report RUN` in this process: exit code and stderr."""
+    from hpc_rg.cli import main
+    code = main(["report", str(run)])
+    return code, capsys.readouterr().err
+
+
+def test_attributes_not_utf8_or_string_arrays_still_give_a_report(tmp_path, capsys):
+    run = _job(tmp_path, "attrs", "")
+    _hand_results(run, None)
+    with h5py.File(run / "results.h5", "a") as f:
+        f["observables"].attrs["method"] = b"jackknife \xff over \xfe stretches"     # not UTF-8
+        f["correlators"].attrs["method"] = np.array(["first", "second"], dtype=h5py.string_dtype())
+        f["correlators"].attrs["tau_int_warning"] = np.array([b"short", b"chains"])
+        f["observables"].create_dataset("nothing", data=np.zeros(0))
+    code, err = _report_cli(run, capsys)
+    assert code == 0, err
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert "Method: jackknife \ufffd over \ufffd stretches" in md and "Method: first; second" in md
+    assert "Warning:** short; chains" in md
+    assert "(`nothing`): no values" in md
+
+
+@pytest.mark.parametrize("error, why", [(np.ones(5), r"has shape \(5,\), its value \(3,\)"),
+                                        (np.ones((3, 2)), r"has shape \(3, 2\), its value \(3,\)"),
+                                        (np.array([b"a", b"b", b"c"]), r"holds \|S1 values, not numbers")])
+def test_an_error_bar_that_does_not_fit_its_value_is_refused(tmp_path, capsys, error, why):
+    """Before: (5,) errors were paired with the first 3 values (a wrong table, exit 0); others: tracebacks."""
+    import re
+    run = _job(tmp_path, "errs", "")
+    _hand_results(run, None)
+    with h5py.File(run / "results.h5", "a") as f:
+        del f["observables/energy_err"]
+        f["observables/energy_err"] = error
+    code, err = _report_cli(run, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert str(run / "results.h5") in err and "/observables/energy_err" in err and re.search(why, err), err
+    assert not (run / "report.md").exists() and not (run / "report.html").exists()
+
+
 # ------------------------------------------------------------------------------------------ a real quick pipeline
 
 def _ensemble(path, shape, temps, chains=2, samples=30, seed=0):
@@ -396,3 +438,198 @@ def test_matplotlib_is_imported_to_draw_only_and_files_bypass_pyplot(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "mcrg.png", "False"]
     assert (tmp_path / "mcrg.pdf").exists()
+
+
+def test_unreadable_model_metrics_are_listed_not_a_traceback(tmp_path, capsys):
+    """A run with model files but no ensemble and no results; before: a traceback (exit 1) for a metrics file
+    that is not UTF-8 or is a JSON list, and a file that is not JSON silently left out."""
+    run = _job(tmp_path, "models", "")
+    models = run / "models"
+    models.mkdir()
+    (models / "good.json").write_text(json.dumps({"kind": "rbm", "final": {"loss": 0.25}}))
+    (models / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
+    (models / "text.json").write_text("not json")
+    (models / "list.json").write_text("[1, 2]")
+    code, err = _report_cli(run, capsys)
+    assert code == 0, err
+    rows = {r.split(" | ")[0].strip("| "): r for r in (run / "report.md").read_text().splitlines()
+            if r.startswith("| ") and not r.startswith("| model ")}
+    assert "loss = 0.25" in rows["good"] and "not a JSON metrics file" in rows["binary"]
+    assert "not a JSON metrics file" in rows["text"] and "a JSON list, not a metrics object" in rows["list"]
+
+
+@pytest.mark.parametrize("name, data, said", [
+    ("timeseries/magnetization", np.float64(1.0), r"/timeseries/magnetization is float64 \(\): expected numbers "
+                                                  "with 3 axes"),
+    ("timeseries/energy", np.array([b"x"]), r"/timeseries/energy is \|S1 \(1,\): expected numbers with 3 axes"),
+    ("timeseries/energy", np.zeros((2, 5, 4)), r"/timeseries/energy has shape \(2, 5, 4\): expected \(2, 2, "),
+    ("exchange/acceptance", np.array([b"a"]), r"/exchange/acceptance is \|S1 \(1,\): expected numbers with 1 axis "),
+])
+def test_an_ensemble_dataset_of_the_wrong_shape_or_type_is_named(tmp_path, capsys, name, data, said):
+    """A run with an ensemble and no results; before: tracebacks (IndexError, exit 1) or a line quoting numpy
+    ("ufunc 'absolute' did not contain a loop ...") that did not say which dataset."""
+    import re
+    run = _job(tmp_path, "ens", "")
+    path = _ensemble(run / "ensemble.h5", (4, 4), [2.0, 2.5], samples=20)
+    with h5py.File(path, "a") as f:
+        f[name] = data
+    code, err = _report_cli(run, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert re.search(said, err) and str(path) in err, err
+
+
+def test_a_large_array_is_summarised_slab_by_slab_and_a_vast_one_is_not_read(tmp_path, capsys, monkeypatch):
+    """A results.h5 may declare datasets far larger than itself (unwritten chunks read as the fill value).
+    Before: the report read each whole: a declared 10^12 values was a MemoryError traceback (exit 1)."""
+    from hpc_rg.report import arrays
+    run = _job(tmp_path, "large", "")
+    _hand_results(run, None)
+    mid = np.arange(50 * 70, dtype=np.float64).reshape(50, 70) - 100.0
+    mid[3, 4], mid[40, 1] = np.nan, np.inf
+    with h5py.File(run / "results.h5", "a") as f:
+        f["correlators"].create_dataset("vast", shape=(10**6, 10**6), dtype="f8", chunks=(1000, 1000),
+                                        fillvalue=1.0)
+        f["correlators/axes"].create_dataset("vast_axis", shape=(10**12,), dtype="f8", chunks=(10**6,))
+        f["correlators"]["mid"] = mid
+    seen = []
+    read = h5py.Dataset.__getitem__
+    monkeypatch.setattr(arrays, "LOAD_LIMIT", 1000, raising=False)
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", lambda d, key: seen.append(d.name) or read(d, key))
+    code, err = _report_cli(run, capsys)
+    assert code == 0, err
+    md = (run / "report.md").read_text()
+    assert "(`mid`): shape (50, 70), from -100 to 3399" in md           # NaN and inf left out of the range
+    assert "(`vast`): shape (1000000, 1000000), range not computed (1000000000000 values)" in md
+    assert seen.count("/correlators/mid") == 4 and "/correlators/vast" not in seen     # 3500 values by 1000
+    assert "/correlators/axes/vast_axis" not in seen
+
+
+def test_a_long_quantity_name_is_labelled_by_itself(tmp_path, capsys):
+    """Each label pattern peels one suffix and recurses; before: a name of 1000 `_mean`s raised RecursionError,
+    and the report refused a valid file as damaged (exit 2)."""
+    from hpc_rg.reduce.labels import label
+    name = "abs_m" + "_mean" * 1000
+    assert label(name) == (name.replace("_", " "), name, "")
+    assert label("abs_m_mean").long_name == "mean absolute magnetisation (mean)"      # short names: parsed
+    run = _job(tmp_path, "long", "")
+    _hand_results(run, None)
+    with h5py.File(run / "results.h5", "a") as f:
+        f["observables"][name] = [1.0, 2.0, 3.0]
+    code, err = _report_cli(run, capsys)
+    assert code == 0, err
+    assert name.replace("_", "\\_") in (run / "report.md").read_text()
+
+
+def test_figures_of_a_file_whose_arrays_do_not_fit_name_the_file(tmp_path):
+    """result_from_file + plot_* in a notebook. Before: an ensemble.h5 read as results (KeyError 'no reduction'),
+    and arrays of the wrong length were matplotlib's "'x' and 'y' must have the same size"."""
+    from hpc_rg.config import ConfigError
+    from hpc_rg.reduce.figures import plot_observables, result_from_file
+    ens = _ensemble(tmp_path / "ensemble.h5", (4, 4), [2.0, 2.5], samples=10)
+    with pytest.raises(ConfigError, match="ensemble.h5: attribute format = 'hpc_rg.ensemble/1'"):
+        result_from_file(ens, "observables")
+    run = _job(tmp_path, "figs", "")
+    _hand_results(run, None)
+    with h5py.File(run / "results.h5", "a") as f:
+        for q in ("abs_m", "abs_m_err"):
+            del f[f"observables/{q}"]
+            f[f"observables/{q}"] = np.ones(5)                  # 5 values for 3 temperatures
+    res = result_from_file(run / "results.h5", "observables")
+    open_before = plt.get_fignums()
+    for how in ({"ax": plt.subplots()[1], "panels": "abs_m"}, {"folder": tmp_path / "figs"}, {}):
+        with pytest.raises(ConfigError, match=r"results.h5: /observables cannot be drawn \(panel 'abs_m'.*same "
+                                              r"size\); its arrays do not have the shapes"):
+            plot_observables(res, **how)
+    assert len(plt.get_fignums()) == len(open_before) + 1     # the test's own subplots: no half-drawn one left
+    plt.close("all")
+    energy = plot_observables(res, ax=plt.subplots()[1], panels="energy")       # the rest still draws
+    assert energy.get_ylabel()
+    plt.close("all")
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda p: p.write_bytes(b'[job]\nname = "\xff"\n'), "a UTF-8 text file (byte 0xff at offset 14"),
+    (lambda p: p.mkdir(), "a readable job file")])
+def test_a_run_folder_job_file_that_cannot_be_read_is_one_line(tmp_path, capsys, make, said):
+    """Before: UnicodeDecodeError / IsADirectoryError tracebacks (exit 1)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    make(run / "job.toml")
+    code, err = _report_cli(run, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and said in err, err
+    assert not (run / "report.md").exists()
+
+
+def test_a_report_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    """Before: an IsADirectoryError traceback (exit 1); a read-only run folder is the same path."""
+    run = _job(tmp_path, "ro", "")
+    (run / "report.md.tmp").mkdir()                          # what blocks the write, even as root
+    code, err = _report_cli(run, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "report.md: a report file that can be written (Is a directory" in err
+
+
+def test_simulation_timings_from_a_file_are_escaped(tmp_path):
+    """Before: simulate.json's `ranks` went into report.md as it was (a heading or a link could be injected)."""
+    run = _job(tmp_path, "timings", "")
+    _ensemble(run / "ensemble.h5", (4, 4), [2.0], samples=200)
+    (run / "simulate.json").write_text(json.dumps({"wall_seconds": 1.5, "ns_per_site_update": 2.0,
+                                                   "ranks": "4 [x](https://evil.example) *y*"}))
+    build.write_report(run)
+    md = (run / "report.md").read_text()
+    assert "on 4 \\[x\\](https://evil.example) \\*y\\* rank(s)" in md
+    assert not [a for t, a in Elements((run / "report.html").read_text()).tags if t == "a" and "evil" in a["href"]]
+
+
+@pytest.mark.parametrize("name", ["a|b", "a\\|b", "x\\", "`|`", "\\\\|*", "| |"])
+def test_a_name_with_pipes_and_backslashes_stays_in_its_cell_as_it_is(tmp_path, name):
+    """Before: in a table, a code span of a name holding a backslash and a pipe lost the backslash."""
+    from hpc_rg.report.markdown import code, inline, table
+    page = build._html("\n".join(table(["words", "code"], [[inline(name), code(name)]])), tmp_path, "t")
+    cells = Elements(page)
+    assert cells.inside("td") == f"{name} {name}" and cells.inside("code") == name
+
+
+@pytest.mark.parametrize("name", ["x #", "a ##", "#", "1. y #"])
+def test_a_name_ending_in_a_hash_keeps_it_in_a_heading(tmp_path, name):
+    """Before: "### x #" is the heading "x" (CommonMark's closing sequence): a reduction named "x #" lost it."""
+    from hpc_rg.report.markdown import inline
+    assert Elements(build._html(f"### {inline(name)}", tmp_path, "t")).inside("h3") == name
+
+
+def test_a_folder_that_is_no_run_gets_no_report(tmp_path, capsys):
+    """Before: `hpc-rg report ~` (any folder) wrote a report.md with a title and nothing else, exit 0."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("x")
+    code, err = _report_cli(folder, capsys)
+    assert code == 2 and "a run folder (holding one of job.toml, ensemble.h5, results.h5" in err, err
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("selection", ["slab", "all"])
+def test_a_virtual_quantity_whose_source_is_missing_is_refused(tmp_path, capsys, selection):
+    """HDF5 reads a virtual dataset's fill value where its source file is missing. Before: the report showed
+    e = 0.000 ± 0.011 at every temperature, exit 0; read_results gave zeros too."""
+    import hpc_rg
+    from hpc_rg.config import ConfigError
+    run = _job(tmp_path, "vds", "")
+    _hand_results(run, None)
+    with h5py.File(run / "source.h5", "w") as s:
+        s["x"] = [-1.7, -1.5, -1.2]
+    layout = h5py.VirtualLayout(shape=(3,), dtype="f8")
+    source = h5py.VirtualSource("source.h5", "x", shape=(3,))
+    if selection == "slab":
+        layout[0:3] = source[0:3]
+    else:
+        layout[:] = source
+    with h5py.File(run / "results.h5", "a") as f:
+        del f["observables/energy"]
+        f["observables"].create_virtual_dataset("energy", layout, fillvalue=0.0)
+    (run / "source.h5").unlink()
+    said = "parts are missing or damaged: source.h5 (missing)" if selection == "slab" else \
+        "is a virtual dataset whose sources cannot be checked"
+    code, err = _report_cli(run, capsys)
+    assert code == 2 and "/observables/energy" in err and said in err, err
+    with pytest.raises(ConfigError, match="/observables/energy"):
+        hpc_rg.read_results(run)
