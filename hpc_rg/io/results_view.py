@@ -68,7 +68,9 @@ def _scale_dims(d: h5py.Dataset) -> list[tuple[str, np.ndarray] | None]:
     """Per axis of d: (name, coordinate values) of its attached HDF5 dimension scale, or None."""
     out = []
     for dim in d.dims:
-        if len(dim):
+        name = dim[0].attrs.get("NAME", b"") if len(dim) else b""
+        bare = (name if isinstance(name, bytes) else str(name).encode()).startswith(b"This is a netCDF dimension")
+        if len(dim) and not bare:     # a bare netCDF dimension has no coordinate values: a generic axis
             scale = dim[0]
             out.append((dim.label or scale.name.rsplit("/", 1)[-1], _plain(scale[()])))
         else:
@@ -118,10 +120,10 @@ def reduction_dataset(name: str, g: h5py.Group):
         if isinstance(d, h5py.Dataset):
             refuse_unreadable(g.file.filename, d)
     axes = {k: _plain(d[()]) for k, d in (axes_group.items() if isinstance(axes_group, h5py.Group) else [])
-            if isinstance(d, h5py.Dataset)}
+            if isinstance(d, h5py.Dataset) and not d.is_scale}      # scales name the axes' own axes
     axes = {k: v for k, v in axes.items() if np.ndim(v) == 1}       # coordinate candidates
     other_axes = {k: _plain(d[()]) for k, d in (axes_group.items() if isinstance(axes_group, h5py.Group) else [])
-                  if isinstance(d, h5py.Dataset) and k not in axes}
+                  if isinstance(d, h5py.Dataset) and not d.is_scale and k not in axes}
     dsets = {k: d for k, d in g.items() if isinstance(d, h5py.Dataset) and not d.is_scale}
     errors = {k[:-4] for k in dsets if k.endswith("_err") and k[:-4] in dsets}
     coords: dict[str, tuple] = {}
@@ -158,7 +160,7 @@ def reduction_dataset(name: str, g: h5py.Group):
         value = _plain(d[()])
         shape = np.shape(value)
         scales = _scale_dims(d)
-        if any(s is not None for s in scales):
+        if any(s is not None for s in scales):    # named by the writer (its bare dimensions stay generic)
             named, rule = [use_axis(*s) if s else None for s in scales], "HDF5 dimension scales"
         else:
             named, rule = [use_axis(a, axes[a]) if a else None for a in _guess_dims(q, shape, axes)], "lengths"
@@ -180,6 +182,7 @@ def reduction_dataset(name: str, g: h5py.Group):
 
     for a, v in axes.items():
         dim = dim_name(a)
+        numbers(a, v)                              # checked even where a dimension scale gave the coordinate
         if dim in coords:
             continue
         over = _is_curve(a)

@@ -81,10 +81,22 @@ def _choose(name: str, q: str, shape: tuple, coords: dict, g: h5py.Group, values
         if not fnmatch.fnmatchcase(q, pattern) or len(out.dims) != len(shape):
             continue
         dims = tuple(d + sfx if sfx and d + sfx in coords else d for d in out.dims)
-        if len(set(dims)) == len(dims) and not any(d in values for d in dims) \
-                and all(size(d) in (None, n) for d, n in zip(dims, shape)):
+        # a declared axis that a quantity of the same name hides (one name, two datasets) goes generic alone
+        dims = tuple(_free_dim(g, f"{q}_dim{k}", n) if d in values else d
+                     for k, (d, n) in enumerate(zip(dims, shape)))
+        if len(set(dims)) == len(dims) and all(size(d) in (None, n) for d, n in zip(dims, shape)):
             return dims, out
-    return tuple(f"{q}_dim{k}" for k in range(len(shape))), None
+    return tuple(_free_dim(g, f"{q}_dim{k}", n) for k, n in enumerate(shape)), None
+
+
+def _free_dim(g: h5py.Group, base: str, n: int) -> str:
+    """A generic dimension name for an axis of length n that no other-length dimension of g already
+    holds (a quantity named like an axis, e.g. `r` beside axes/r, must not clash with it)."""
+    name, k = base, 0
+    while name in g and not (is_scale(g[name]) and g[name].shape[0] == n):
+        k += 1
+        name = f"{base}_{k}"
+    return name
 
 
 def _scale(g: h5py.Group, d: str, n: int, coords: dict) -> None:
@@ -125,7 +137,7 @@ def _write_group(g: h5py.Group, name: str, res, folder: Path) -> None:
     for a, v in res.axes.items():
         d = g[f"axes/{a}"]
         dims = (dim_name(a),) if dim_name(a) in g and d.ndim == 1 and g[dim_name(a)].shape == d.shape \
-            else tuple(f"{a}_dim{k}" for k in range(d.ndim))
+            else tuple(_free_dim(g, f"{a}_dim{k}", n) for k, n in enumerate(d.shape))
         if d.ndim:
             attach(d, dims)
         describe(d, TEMPERATURE_UNITS if a.startswith("temperatures") else None, a.replace("_", " "))

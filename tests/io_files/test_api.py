@@ -178,9 +178,12 @@ def _results_file(folder: Path) -> Path:
     corr = Result(attrs={"distance": "axes"})
     corr.put("G_s", np.arange(15.0).reshape(3, 5), np.full((3, 5), 0.1))
     corr.put("abs_m", [0.9, 0.7, 0.5], [0.01, 0.02, 0.03])
-    corr.put("r", [1.0, 2.0, 3.0], [0.1, 0.2, 0.3])            # a quantity named like an axis
     corr.axes["temperatures"] = np.array(TEMPS)
     corr.axes["r"] = np.arange(5)
+    clash = Result()                   # a quantity named like an axis: netCDF cannot name both `r`
+    clash.put("r", [1.0, 2.0, 3.0], [0.1, 0.2, 0.3])
+    clash.axes["temperatures"] = np.array(TEMPS)
+    clash.axes["r"] = np.arange(5)
     sizes = Result()
     sizes.put("abs_m_L8", [0.9, 0.8], [0.01, 0.01])
     sizes.put("abs_m_L16", [0.95, 0.85, 0.6], [0.02, 0.02, 0.02])
@@ -196,7 +199,8 @@ def _results_file(folder: Path) -> Path:
     odd.axes["model"] = np.array([b"a", b"b"])
     odd.axes["matrix"] = np.eye(2)
     path = folder / "results.h5"
-    write_results(path, {"observables": obs, "correlators": corr, "sizes": sizes, "odd": odd}, "[job]\n",
+    write_results(path, {"observables": obs, "correlators": corr, "sizes": sizes, "odd": odd,
+                         "clash": clash}, "[job]\n",
                   n_ranks=2, version="9.9")
     return path
 
@@ -205,7 +209,7 @@ def test_read_results_gives_a_dataset_per_reduction(tmp_path):
     path = _results_file(tmp_path)
     res = hpc_rg.read_results(path)
     ref = read_results_dicts(path)
-    assert set(res) == set(ref) == {"observables", "correlators", "sizes", "odd"}
+    assert set(res) == set(ref) == {"observables", "correlators", "sizes", "odd", "clash"}
     assert res.attrs["job_toml"] == "[job]\n" and res.attrs["n_ranks"] == 2
 
     obs = res["observables"]
@@ -220,8 +224,10 @@ def test_read_results_gives_a_dataset_per_reduction(tmp_path):
     assert corr.G_s.dims == ("temperature", "r") and "L" not in corr.coords       # no size recorded
     np.testing.assert_array_equal(corr.G_s.values, ref["correlators"]["G_s"])
     np.testing.assert_array_equal(corr.r.values, np.arange(5))
-    np.testing.assert_array_equal(corr.r_value.values, [1.0, 2.0, 3.0])
-    assert corr.r_value.attrs["quantity"] == "r" and corr.r_value.attrs["ancillary_variables"] == "r_error"
+    clash = res["clash"]
+    np.testing.assert_array_equal(clash.r.values, np.arange(5))
+    np.testing.assert_array_equal(clash.r_value.values, [1.0, 2.0, 3.0])
+    assert clash.r_value.attrs["quantity"] == "r" and clash.r_value.attrs["ancillary_variables"] == "r_error"
 
     sizes = res["sizes"]
     assert sizes.abs_m_L8.dims == ("temperature_L8",) and sizes.abs_m_L16.dims == ("temperature_L16",)
@@ -236,7 +242,7 @@ def test_read_results_gives_a_dataset_per_reduction(tmp_path):
     assert list(odd.model.values) == ["a", "b"]
     np.testing.assert_array_equal(odd.matrix.values, np.eye(2))
     text = repr(res)
-    assert text.startswith(f"<Results {path}: 4 reduction(s), hpc_rg 9.9")
+    assert text.startswith(f"<Results {path}: 5 reduction(s), hpc_rg 9.9")
     assert "observables  [temperature: 3]  abs_m±, tau_int_abs_m" in text
 
 
@@ -257,7 +263,7 @@ def test_dataframe_rows_are_the_files_numbers(tmp_path):
     for _, row in g.iterrows():
         t = TEMPS.index(row["T"])
         assert row["value"] == ref["correlators"]["G_s"][t, int(row["r"])]
-    r = df[(df.reduction == "correlators") & (df.quantity == "r")]
+    r = df[(df.reduction == "clash") & (df.quantity == "r")]
     assert list(r["value"]) == [1.0, 2.0, 3.0] and list(r["error"]) == [0.1, 0.2, 0.3]
     l16 = df[(df.reduction == "sizes") & (df.quantity == "abs_m") & (df.L == 16)]
     np.testing.assert_array_equal(l16["T"], TEMPS)
@@ -371,7 +377,7 @@ def test_a_lattice_size_that_is_no_integer_is_not_rounded_and_names_stay_on_thei
     assert len(lines) == 1 + len(results) and any(line.startswith("  'odd\\nname'") for line in lines)
 
 
-@pytest.mark.parametrize("key", ["observables/abs_m_error", "correlators/r_value", "sizes/axes/abs_m_L8"])
+@pytest.mark.parametrize("key", ["observables/abs_m_error", "clash/r_value", "sizes/axes/abs_m_L8"])
 def test_two_datasets_for_one_variable_are_refused(tmp_path, key):
     """Before: a quantity `abs_m_error` beside abs_m and abs_m_err replaced abs_m's error bar without a word
     (rows with errors 7, 8, 9); likewise a quantity `r_value` beside the renamed `r`, an axis like a quantity."""
