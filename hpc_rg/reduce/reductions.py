@@ -132,8 +132,9 @@ def run_correlators(spec, ctx: Context) -> Result:
                         "distance": spec.mode})
     ts = sorted(blocks)
     res.axes["temperatures"] = temps[ts]
-    res.axes["r"] = np.arange(L // 2 + 1)
     parts = [corr.correlators(blocks[t]) for t in ts]
+    # the distances the profiles hold (on an Ly x L lattice the shorter side bounds them, not L // 2 + 1)
+    res.axes["r"] = np.arange(np.shape(parts[0]["G_s"][0])[-1]) if parts else np.arange(L // 2 + 1)
     for q in ("G_s", "G_eps", "eps", "m2", "abs_m"):
         res.put(q, [p[q][0] for p in parts], [p[q][1] for p in parts])
     with open_ensemble(ctx.ensemble_path) as ens:

@@ -106,3 +106,15 @@ def test_run_analyze_mpi_matches_serial(tmp_path_factory):
                 if isinstance(v, np.ndarray) and v.dtype.kind == "f":
                     assert np.allclose(v, par[name][k], rtol=1e-9, atol=1e-12, equal_nan=True), (name, k)
     w.barrier()
+
+
+def test_correlators_on_a_rectangular_lattice(tmp_path):
+    # before: axes/r had L//2+1 entries while the profiles stop at the shorter side, and the figure crashed
+    out = tmp_path / "run"
+    out.mkdir()
+    make_ensemble(out / "ensemble.h5", (8, 16), [2.2, T_C], 2, 60, seed=5)
+    job = f'[job]\nname = "rect"\nseed = 1\nout = "{out}"\n[analyze.correlators]\n'
+    run_analyze(loads(job, tmp_path / "job.toml"), world())
+    res = read_results(out / "results.h5")["correlators"]
+    assert res["G_s"].shape == (2, len(res["axes"]["r"])) and len(res["axes"]["r"]) == 8 // 2 + 1
+    assert (out / "figures").is_dir() and any((out / "figures").glob("correlators*.png"))
