@@ -178,7 +178,7 @@ def test_signal_to_one_rank_of_analyze_stops_every_rank_and_resume_matches(tmp_p
         runs[name] = job
     log = runs["cut"].with_suffix(".stderr")
     code, err, elapsed = signal_rank_when(
-        ["analyze", runs["cut"]], lambda: log.exists() and "analyze block_rg:" in log.read_text(),
+        ["analyze", runs["cut"]], lambda: log.exists() and "analyze block_rg (" in log.read_text(),
         signal.SIGINT)
     assert code == 3, err[-3000:]
     assert "stopped by SIGINT on rank 1" in err
