@@ -227,7 +227,9 @@ class GradientSync:
             p.grad = v
 
     def close(self) -> None:
-        """Free the shared buffers (collective: every rank, at the same point)."""
+        """Free the shared buffers (collective: every rank, at the same point); the .grad stay valid (views
+        of this rank's own summed buffer)."""
+        self.parts = []
         self.sum.close()
 
 
