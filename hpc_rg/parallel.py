@@ -181,7 +181,7 @@ def shutdown_torch_distributed() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Gradient all-reduce: one flat buffer per step, reduced in place in a few buckets
+# Gradient sums: one flat buffer per step (shared memory on a node, MPI between nodes, buckets over MPI)
 # ----------------------------------------------------------------------------------------------------
 
 BUCKET_BYTES = 8 << 20     # a bucket per this many bytes: one Iallreduce each, all in flight at once

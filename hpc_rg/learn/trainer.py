@@ -14,8 +14,8 @@ differ by at most one row; ranks beyond the batch size get none). Each rank's gr
 times (share / batch_size), the ranks' gradients are summed, so the step uses the global-batch mean whatever
 the split. The sum is one reduction of a flat buffer per step (`GradientSync`: the parameters' .grad are
 views of it; through shared memory between the ranks of a node, MPI between nodes, torch.distributed for GPU
-tensors). A rank with an empty share contributes zeros and still joins every collective. Each epoch's rows are read from the ensemble
-in a few sorted passes (`prefetch_windows`).
+tensors). A rank with an empty share contributes zeros and still joins every collective. Each epoch's rows
+are read from the ensemble in a few sorted passes (`prefetch_windows`).
 """
 from __future__ import annotations
 
