@@ -3,6 +3,8 @@
 shared memory on one node, through MPI between (pretend) nodes, and by message passing when nodes differ."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -26,13 +28,13 @@ def _check_sums(gs: GradientSum, n: int, dtype, steps: int = 3) -> None:
         assert got.dtype == dtype and got.shape == (n,)
         tol = 1e-12 if dtype == torch.float64 else 1e-5
         assert torch.allclose(got.double(), expect, rtol=tol, atol=tol)
-        mine = got.numpy().tobytes()
-        assert all(b == mine for b in w.allgather(mine)), "ranks hold different sums"
+        mine = hashlib.sha256(got.numpy().tobytes()).hexdigest()
+        assert all(h == mine for h in w.allgather(mine)), "ranks hold different sums"
         assert gs.result.data_ptr() != gs.contribution.data_ptr() or not gs.shared
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("n", [1, 3, 1000, 641_600])
+@pytest.mark.parametrize("n", [1, 3, 1000, 100_003])
 def test_one_node_sums_through_shared_memory(n, dtype):
     gs = GradientSum(world(), n, dtype, "cpu")
     assert gs.shared                             # every rank of the test runs on this machine
