@@ -156,7 +156,7 @@ def step_components(args, w, data):
       compute_share_concurrent      the share with every rank computing at once (memory and cache shared)
       optimizer_step                SGD with momentum on 641,600 parameters (every rank, every step)
       gradient_sum                  the trainer's sum over ranks (GradientSync.reduce: scaled copy into the
-                                    shared part, slice sums, copy back), started after a barrier
+                                    shared part, slice sums, copy back), started right after an MPI barrier
       mpi_flat_allreduce            for comparison: one in-place MPI all-reduce of the same flat buffer
       wait_imbalance                a barrier right after the concurrent compute (the ranks' spread)
     and the efficiency those parts predict, (global + opt) / (N (share_concurrent + opt + sum)); the
@@ -188,6 +188,8 @@ def step_components(args, w, data):
             _sleeping_barrier(w)
             if alone and not w.is_root:
                 continue
+            if not alone:
+                w.barrier()   # the sleeping barrier lets ranks go up to its 2 ms poll apart; this one does not
             t = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t)
@@ -243,6 +245,7 @@ def comm_mode(args):
         ts = []
         for _ in range(n):
             _sleeping_barrier(w)
+            w.barrier()       # the sleeping barrier lets ranks go up to its 2 ms poll apart; this one does not
             t = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t)
