@@ -6,11 +6,14 @@
   mpiexec -n 2 python benchmarks/train.py --mode ddp
                                                    DDP strong-scaling efficiency: one rank with global batch
                                                    B vs N ranks sharing each global batch (one
-                                                   thread per rank; any N: shares differ by at most one)
+                                                   thread per rank; any N: shares differ by at most one),
+                                                   then the parts of a step (compute per share, the
+                                                   gradient sum, the optimiser step, the ranks' spread)
   mpiexec -n 2 python benchmarks/train.py --mode comm
                                                    what the ranks add to a step, timed apart from the
-                                                   machine's load: the flat MPI gradient all-reduce vs
-                                                   gloo per tensor, next to the CD-1 step itself
+                                                   machine's load: the trainer's gradient sum (shared
+                                                   memory on a node) vs a flat MPI all-reduce vs gloo
+                                                   per tensor, next to the CD-1 step itself
   python benchmarks/train.py --device cuda         1600-400-100-25 stack, CD-1 samples/s per layer on a GPU
 
 Data: 40x40 ±1 "lattices" with short-range structure (a smoothed random field, thresholded); the cost of an
@@ -111,7 +114,11 @@ def _sleeping_barrier(w):
 
 def ddp_mode(args):
     """One rank with global batch B vs all ranks sharing it, alternated `--reps` times in one run (the
-    machine may be shared and loaded): prints every repetition's efficiency, then the median and best."""
+    machine may be shared and loaded): prints every repetition's efficiency, then the median and best.
+
+    Efficiency = (samples/s of N ranks sharing each global batch B) / (N x samples/s of one rank with batch
+    B), i.e. T(1 rank, B) / (N x T(N ranks, B)) per step; 1 is perfect strong scaling.  A second line gives
+    the parts of a step (`step_components`)."""
     import torch
     from hpc_rg.parallel import init_torch_distributed, shutdown_torch_distributed, world
     torch.set_num_threads(1)
@@ -138,17 +145,94 @@ def ddp_mode(args):
                           "efficiency_median": round(float(np.median(eff)), 3),
                           "efficiency_of_medians": round(float(np.median(pars) / np.median(singles) / w.size), 3),
                           "efficiency_best": round(max(pars) / max(singles) / w.size, 3)}), flush=True)
+    step_components(args, w, data)
+
+
+def step_components(args, w, data):
+    """The parts of one data-parallel CD-1 step, in ms (medians; rank 0's numbers):
+      compute_global_batch_alone    the CD-1 statistics (noise included) of the whole global batch on one
+                                    rank, the others asleep: the one-rank step's work
+      compute_share_alone           the same for this rank's share (B/N rows), the others asleep
+      compute_share_concurrent      the share with every rank computing at once (memory and cache shared)
+      optimizer_step                SGD with momentum on 641,600 parameters (every rank, every step)
+      gradient_sum                  the trainer's sum over ranks (GradientSync.reduce: scaled copy into the
+                                    shared part, slice sums, copy back), started right after an MPI barrier
+      mpi_flat_allreduce            for comparison: one in-place MPI all-reduce of the same flat buffer
+      wait_imbalance                a barrier right after the concurrent compute (the ranks' spread)
+    and the efficiency those parts predict, (global + opt) / (N (share_concurrent + opt + sum)); the
+    all-reduce starts when the last gradient is ready (nothing is left to overlap it with: the optimiser
+    step needs the sum), so the parts add up."""
+    import torch
+    from hpc_rg.learn.data import ArraySource
+    from hpc_rg.learn.objectives import RBMTask
+    from hpc_rg.learn.rbm import RBM
+    from hpc_rg.learn.trainer import GradientSync, Noise, Options, make_optimizer, noise_generator
+    from hpc_rg.parallel import allreduce_sum_inplace, deal, seed_sequence
+    torch.manual_seed(0)
+    rbm = RBM(1600, 400, "binary")
+    x_all = torch.from_numpy(((data[:args.batch].reshape(args.batch, -1) + 1) // 2).astype(np.float32))
+    task = RBMTask(rbm, ArraySource(data), np.arange(len(data)), np.arange(0), torch.device("cpu"), "binary")
+    params = list(rbm.parameters())
+    opt = make_optimizer(params, Options(epochs=1, batch_size=args.batch, optimizer="sgd", lr=1e-3, momentum=0.5))
+    share = deal(args.batch, w.size, w.rank)
+    gen = noise_generator(seed_sequence(0, 0, purpose="train"), torch.device("cpu"))
+    sync = GradientSync(params, w) if w.size > 1 else None
+    n_rep = 10 * args.reps
+
+    def compute(lo, hi):
+        task.gradients(x_all[lo:hi], None, Noise(gen, args.batch, lo, hi, task.device, torch.float32))
+
+    def timed(fn, n=n_rep, alone=False, after=None):
+        ts, waits = [], []
+        for _ in range(n):
+            _sleeping_barrier(w)
+            if alone and not w.is_root:
+                continue
+            if not alone:
+                w.barrier()   # the sleeping barrier lets ranks go up to its 2 ms poll apart; this one does not
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+            if after is not None:
+                t = time.perf_counter()
+                after()
+                waits.append(time.perf_counter() - t)
+        med = (lambda v: round(float(np.median(v)) * 1e3, 3) if v else None)
+        return (med(ts), med(waits)) if after is not None else med(ts)
+
+    row = {"benchmark": "rbm_cd1_ddp_step_components", "global_batch": args.batch, "ranks": w.size,
+           "share_rows": len(share), "unit": "ms"}
+    row["compute_global_batch_alone"] = timed(lambda: compute(0, args.batch), alone=True)
+    row["compute_share_alone"] = timed(lambda: compute(share.start, share.stop), alone=True)
+    row["compute_share_concurrent"], row["wait_imbalance"] = timed(
+        lambda: compute(share.start, share.stop), after=w.barrier)
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    row["optimizer_step"] = timed(opt.step, alone=True)
+    if sync is not None:
+        compute(share.start, share.stop)
+        row["gradient_sum"] = timed(lambda: sync.reduce(len(share) / args.batch))
+        row["gradient_sum_shared_memory"] = sync.sum.shared
+        flat = torch.zeros(sum(p.numel() for p in params))
+        row["mpi_flat_allreduce"] = timed(lambda: allreduce_sum_inplace(w, flat))
+        sync.close()
+    if w.is_root:
+        g = row["compute_global_batch_alone"] + row["optimizer_step"]
+        n = row["compute_share_concurrent"] + row["optimizer_step"] + row.get("gradient_sum", 0.0)
+        row["efficiency_predicted"] = round(g / (w.size * n), 3)
+        print(json.dumps(row), flush=True)
 
 
 def comm_mode(args):
     """The cost the ranks add to a step, without the machine's load in it: the gradient sum of the 1600-400
-    RBM (641,600 floats) as one flat in-place MPI all-reduce (the trainer's) vs one torch.distributed (gloo)
-    call per tensor (DDP-style), each timed after a barrier (median of --reps x 10), next to the CD-1 step
-    it adds to (local batch B/N on one thread)."""
+    RBM (641,600 floats) as the trainer does it (`GradientSum`: through shared memory on one node) vs one
+    flat in-place MPI all-reduce vs one torch.distributed (gloo) call per tensor (DDP-style), each timed
+    after a barrier (median of --reps x 10), next to the CD-1 step it adds to (local batch B/N, one thread)."""
     import torch
     import torch.distributed as dist
     from hpc_rg.learn.rbm import RBM
-    from hpc_rg.parallel import allreduce_sum_inplace, init_torch_distributed, shutdown_torch_distributed, world
+    from hpc_rg.parallel import (GradientSum, allreduce_sum_inplace, init_torch_distributed,
+                                 shutdown_torch_distributed, world)
     torch.set_num_threads(1)
     w = world()
     rbm = RBM(1600, 400, "binary")
@@ -161,19 +245,23 @@ def comm_mode(args):
         ts = []
         for _ in range(n):
             _sleeping_barrier(w)
+            w.barrier()       # the sleeping barrier lets ranks go up to its 2 ms poll apart; this one does not
             t = time.perf_counter()
             fn()
             ts.append(time.perf_counter() - t)
         return round(float(np.median(ts)) * 1e3, 3)
+    gsum = GradientSum(w, flat.numel(), flat.dtype, "cpu")   # the trainer's sum (shared memory on a node)
     init_torch_distributed()
     try:
         row = {"benchmark": "grad_allreduce", "floats": flat.numel(), "ranks": w.size,
                "mpi_flat_ms": median_ms(lambda: allreduce_sum_inplace(w, flat), 10 * args.reps),
+               "shared_memory_sum_ms": median_ms(gsum.reduce, 10 * args.reps),
                "gloo_per_tensor_ms": median_ms(lambda: [dist.all_reduce(t) for t in tensors], 10 * args.reps),
                f"cd1_step_local_batch_{len(local)}_ms": median_ms(lambda: rbm.cd_statistics(local, 1), 10 * args.reps),
                f"cd1_step_batch_{args.batch}_ms": median_ms(lambda: rbm.cd_statistics(data, 1), 10 * args.reps)}
     finally:
         shutdown_torch_distributed()
+    gsum.close()
     if w.is_root:
         print(json.dumps(row), flush=True)
 

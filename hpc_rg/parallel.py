@@ -187,7 +187,7 @@ def shutdown_torch_distributed() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Gradient all-reduce: one flat buffer per step, reduced in place in a few buckets
+# Gradient sums: one flat buffer per step (shared memory on a node, MPI between nodes, buckets over MPI)
 # ----------------------------------------------------------------------------------------------------
 
 BUCKET_BYTES = 8 << 20     # a bucket per this many bytes: one Iallreduce each, all in flight at once
@@ -214,6 +214,97 @@ def allreduce_sum_inplace(world: World, flat: Any, bucket_bytes: int = BUCKET_BY
     if not dist.is_initialized():
         raise RuntimeError("a multi-rank gradient reduction needs mpi4py (CPU tensors) or torch.distributed")
     dist.all_reduce(flat)
+
+
+class GradientSum:
+    """The per-step sum of a flat gradient over the ranks of `world`, for data-parallel training.
+
+    A rank writes its part into `contribution` (a flat tensor), then `reduce()` returns `result`, a flat tensor
+    of this rank's own holding the sum over all ranks (the same bits on every rank).
+
+    On the CPU with mpi4py, ranks that share a node sum through MPI shared memory instead of sending
+    messages: each rank's `contribution` lives in a shared window; after a node barrier, local rank i sums
+    slice i of all the node's contributions (in local-rank order) into a shared result window, the ranks
+    with the same local rank on the other nodes all-reduce that slice over MPI (skipped on one node), and
+    after a second barrier every rank copies the result into its own buffer (so nothing an optimiser does to
+    .grad can touch another rank's memory). On one node this replaces a message-passing all-reduce of the
+    whole buffer (1.5-3.5 ms for the 1600-400 RBM's 641,600 floats on 2 ranks, measured) by reading it once
+    (the slices) and a copy: each rank reads N * (1/N) of the data whatever the rank count N. Otherwise (no
+    communicator, a GPU tensor, or nodes holding different numbers of ranks) `contribution` is `result` and
+    `allreduce_sum_inplace` sums it.  `close()` frees the windows (collective)."""
+
+    def __init__(self, world: World, numel: int, dtype, device, ranks_per_node: int | None = None):
+        """`ranks_per_node` (tests): treat each run of that many consecutive ranks as a node, to exercise
+        the path between nodes on one machine; None: the machine's real nodes."""
+        import torch
+        self.world, self.numel = world, int(numel)
+        self._wins: list = []
+        self.shared = False
+        if world.size > 1 and world.comm is not None and torch.device(device).type == "cpu":
+            self._open_shared(torch, dtype, ranks_per_node)
+        if not self.shared:
+            self.contribution = torch.zeros(self.numel, dtype=dtype, device=device)
+            self.result = self.contribution
+
+    def _open_shared(self, torch, dtype, ranks_per_node) -> None:
+        from mpi4py import MPI
+        comm = self.world.comm
+        node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank()) if ranks_per_node is None \
+            else comm.Split(comm.Get_rank() // ranks_per_node, comm.Get_rank())
+        sizes = set(comm.allgather(node.Get_size()))      # collective: asked on every rank
+        if sizes == {1} or len(sizes) != 1:
+            node.Free()   # one rank per node, or uneven nodes: message passing
+            return
+        self.node = node
+        self.cross = comm.Split(node.Get_rank(), comm.Get_rank())   # one rank per node, same local rank
+        np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        nbytes = -(-self.numel * np_dtype.itemsize // 4096) * 4096          # page-aligned segments
+        parts = MPI.Win.Allocate_shared(nbytes, np_dtype.itemsize, comm=node)
+        total = MPI.Win.Allocate_shared(nbytes if node.Get_rank() == 0 else 0, np_dtype.itemsize, comm=node)
+        self._wins = [parts, total]
+
+        def tensor(win, rank):
+            return torch.from_numpy(np.frombuffer(win.Shared_query(rank)[0], np_dtype, count=self.numel))
+        self._parts = [tensor(parts, r) for r in range(node.Get_size())]
+        self._total = tensor(total, 0)
+        self.contribution = self._parts[node.Get_rank()]
+        self.contribution.zero_()
+        self.result = torch.zeros(self.numel, dtype=dtype)
+        mine = deal(self.numel, node.Get_size(), node.Get_rank())
+        self._slice = slice(mine.start, mine.stop)
+        self._cross_buf = self._total.numpy()[self._slice]
+        self.shared = True
+        node.Barrier()
+
+    def reduce(self):
+        """Sum `contribution` over the ranks; returns `result`."""
+        if not self.shared:
+            allreduce_sum_inplace(self.world, self.result)
+            return self.result
+        import torch
+        sl, parts = self._slice, self._parts
+        self.node.Barrier()                      # every contribution written
+        out = self._total[sl]
+        torch.add(parts[0][sl], parts[1][sl], out=out)
+        for part in parts[2:]:
+            out.add_(part[sl])
+        if self.cross.Get_size() > 1:
+            from mpi4py import MPI
+            self.cross.Allreduce(MPI.IN_PLACE, self._cross_buf, op=MPI.SUM)
+        self.node.Barrier()                      # every slice summed (and nobody reads contributions now)
+        self.result.copy_(self._total)
+        return self.result
+
+    def close(self) -> None:
+        """Free the shared windows and communicators (collective over the world; idempotent)."""
+        if not self.shared:
+            return
+        self._parts = self._total = self.contribution = self._cross_buf = None
+        for win in self._wins:
+            win.Free()
+        self.cross.Free()
+        self.node.Free()
+        self._wins, self.shared = [], False
 
 
 # ----------------------------------------------------------------------------------------------------

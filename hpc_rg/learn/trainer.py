@@ -3,19 +3,19 @@ seeded, rank-count-independent randomness, per-epoch checkpoints, stop requests,
 
 Determinism. Every random choice is keyed on the job seed and the run's identity, never on the rank:
   shuffle of epoch e    seed_sequence(job_seed, model, repeat, layer, 1, e, purpose="train")
-  Monte Carlo noise     a generator (xoshiro256** on the CPU, torch on a GPU) seeded from (..., 2, e); each
-                        step draws uniforms for the whole
-                        *global* batch and each rank keeps its rows, so N ranks reproduce one rank with the
-                        global batch (up to float summation order), and a resumed run continues the
-                        uninterrupted one exactly (streams restart at epoch boundaries).
+  Monte Carlo noise     a generator (xoshiro256** on the CPU, torch on a GPU) seeded from (..., 2, e); the
+                        uniforms of a row of the *global* batch do not depend on which rank draws them (on
+                        the CPU each row has its own stream, so a rank draws only its rows), so N ranks
+                        reproduce one rank with the global batch (up to float summation order), and a
+                        resumed run continues the uninterrupted one exactly (streams restart at epochs).
   evaluation noise      (..., 3, e)
 Any rank count. Each global batch of `batch_size` rows is split over the ranks by `parallel.deal` (shares
 differ by at most one row; ranks beyond the batch size get none). Each rank's gradient is its share's mean
 times (share / batch_size), the ranks' gradients are summed, so the step uses the global-batch mean whatever
-the split. The sum is one in-place all-reduce of a flat buffer per step (`GradientSync`: the parameters'
-.grad are views of it; MPI on numpy views of the tensors, torch.distributed for GPU tensors). A rank with an
-empty share contributes zeros and still joins every collective. Each epoch's rows are read from the ensemble
-in a few sorted passes (`prefetch_windows`).
+the split. The sum is one reduction of a flat buffer per step (`GradientSync`: the parameters' .grad are
+views of it; through shared memory between the ranks of a node, MPI between nodes, torch.distributed for GPU
+tensors). A rank with an empty share contributes zeros and still joins every collective. Each epoch's rows
+are read from the ensemble in a few sorted passes (`prefetch_windows`).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from torch import nn
 
 from hpc_rg.learn.data import local_batches
 from hpc_rg.learn.uniforms import UniformStream
-from hpc_rg.parallel import World, allreduce_sum_inplace, deal, get_logger, local_rank, seed_sequence
+from hpc_rg.parallel import GradientSum, World, deal, get_logger, local_rank, seed_sequence
 from hpc_rg.progress import Progress, duration
 
 
@@ -60,10 +60,10 @@ def share_threads(world: World) -> None:
 
 
 class Noise:
-    """Uniform random numbers for one global batch: each call draws (global_rows, n) and returns this rank's
-    rows [lo, hi) (the draws of all ranks stay in lockstep).  The stream is a `UniformStream` (xoshiro256**,
-    float32) on the CPU and a torch.Generator on a GPU, where the draws must stay on the device; float64
-    training on the CPU uses a numpy Generator (`noise_generator`)."""
+    """Uniform random numbers for one global batch: each call is a (global_rows, n) draw of which this rank
+    gets its rows [lo, hi).  On the CPU the stream is a `UniformStream` (xoshiro256**, float32 or float64),
+    whose rows are keyed on (call, row), so a rank generates only its own rows; on a GPU it is a
+    torch.Generator, which draws the whole global batch on the device and slices it (cheap there)."""
 
     def __init__(self, generator, global_rows: int, lo: int, hi: int, device, dtype):
         self.g, self.rows, self.lo, self.hi, self.device, self.dtype = generator, global_rows, lo, hi, device, dtype
@@ -71,17 +71,15 @@ class Noise:
     def __call__(self, n: int) -> torch.Tensor:
         if isinstance(self.g, UniformStream):
             return torch.from_numpy(self.g.rows(self.rows, n, self.lo, self.hi)).to(self.dtype)
-        if isinstance(self.g, np.random.Generator):
-            return torch.from_numpy(self.g.random((self.rows, n))[self.lo:self.hi]).to(self.dtype)
         u = torch.rand(self.rows, n, generator=self.g, device=self.device, dtype=self.dtype)
         return u[self.lo:self.hi]
 
 
 def noise_generator(seq: np.random.SeedSequence, device: torch.device, dtype=torch.float32):
-    """The generator behind `Noise` for a stream keyed by `seq`: xoshiro (float32) or numpy (float64, 53-bit
+    """The generator behind `Noise` for a stream keyed by `seq`: xoshiro (float32, or float64 with 53-bit
     uniforms) on the CPU, torch on a GPU."""
     if device.type == "cpu":
-        return UniformStream(seq) if dtype != torch.float64 else np.random.default_rng(seq)
+        return UniformStream(seq, np.float64 if dtype == torch.float64 else np.float32)
     gen = torch.Generator(device=device)
     gen.manual_seed(torch_seed(seq))
     return gen
@@ -183,39 +181,53 @@ class Interrupted(Exception):
 
 
 class GradientSync:
-    """Sums the ranks' gradients with one all-reduce of one flat buffer per step.
+    """Sums the ranks' gradients once per step over one flat buffer (`parallel.GradientSum`: through shared
+    memory between the ranks of a node, MPI between nodes, torch.distributed for GPU tensors).
 
-    The parameters' .grad are views of the flat buffer (`attach`), so autograd accumulates straight into it
-    and the reduction needs no packing; tasks that write .grad themselves (contrastive divergence) are copied
-    into it, scaled, in one pass. `reduce(scale)` multiplies this rank's part by `scale` (its share of the
-    global batch) unless that was done already, then sums over the ranks in place."""
+    Each rank's part of the sum is a flat buffer: autograd accumulates straight into it (the .grad are views
+    of it, `attach`), tasks that write .grad themselves (contrastive divergence) are copied into it, scaled,
+    in one pass. After `reduce` the .grad are views of the summed buffer (this rank's own memory)."""
 
     def __init__(self, params: list[nn.Parameter], world: World):
         self.params, self.world = params, world
         total = sum(p.numel() for p in params)
-        self.flat = torch.zeros(total, dtype=params[0].dtype, device=params[0].device)
-        self.views, offset = [], 0
-        for p in params:
-            self.views.append(self.flat[offset:offset + p.numel()].view_as(p))
-            offset += p.numel()
+        self.sum = GradientSum(world, total, params[0].dtype, params[0].device)
+        self.parts, self.views = self._split(self.sum.contribution), self._split(self.sum.result)
 
-    def attach(self) -> None:
-        """Zero the buffer and make every .grad a view of it (before a backward pass)."""
-        self.flat.zero_()
-        for p, v in zip(self.params, self.views):
-            p.grad = v
+    def _split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        views, offset = [], 0
+        for p in self.params:
+            views.append(flat[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+        return views
+
+    def attach(self, autograd: bool = True) -> None:
+        """Before a step. `autograd`: zero this rank's part and make every .grad a view of it (backward then
+        accumulates there); otherwise clear the .grad for the task to write (a rank without rows, or a
+        parameter the task leaves alone, then contributes zeros)."""
+        if autograd:
+            self.sum.contribution.zero_()
+        for p, part in zip(self.params, self.parts):
+            p.grad = part if autograd else None
 
     def reduce(self, scale: float | None) -> None:
         """Sum the gradients over the ranks; `scale` (None: already applied, e.g. to the loss) multiplies
         gradients that a task wrote outside the buffer."""
-        for p, v in zip(self.params, self.views):
+        for p, part in zip(self.params, self.parts):
             g = p.grad
             if g is None:
-                v.zero_()
-            elif g.data_ptr() != v.data_ptr():
-                torch.mul(g, 1.0 if scale is None else scale, out=v)
+                part.zero_()
+            elif g.data_ptr() != part.data_ptr():
+                torch.mul(g, 1.0 if scale is None else scale, out=part)
+        self.sum.reduce()
+        for p, v in zip(self.params, self.views):
             p.grad = v
-        allreduce_sum_inplace(self.world, self.flat)
+
+    def close(self) -> None:
+        """Free the shared buffers (collective: every rank, at the same point); the .grad stay valid (views
+        of this rank's own summed buffer)."""
+        self.parts = []
+        self.sum.close()
 
 
 def fit(task, world: World, opts: Options, state: State | None = None,
@@ -233,7 +245,6 @@ def fit(task, world: World, opts: Options, state: State | None = None,
         opt.load_state_dict(state.optimizer)
     direct = hasattr(task, "gradients")     # the task writes .grad itself (no autograd graph; see below)
     shared = distributed and world.size > 1
-    sync = GradientSync(params, world) if shared else None
     share = deal(opts.batch_size, world.size, world.rank) if shared else range(opts.batch_size)
     lo, hi = share.start, share.stop
     weight = len(share) / opts.batch_size     # this rank's part of each global batch
@@ -243,6 +254,9 @@ def fit(task, world: World, opts: Options, state: State | None = None,
     # one bar on a terminal, else a line with samples/s and ETA every few seconds; the epoch lines only with -v
     progress = Progress(opts.label, opts.epochs * n_steps * opts.batch_size, "samples",
                         start=state.epoch * n_steps * opts.batch_size, is_root=world.is_root, enabled=opts.verbose)
+    # after the checks every rank makes alike (the buffers are collective); freed after the last epoch (a
+    # stop request's Interrupted leaves them to MPI's finalisation: the stage ends there)
+    sync = GradientSync(params, world) if shared else None
     for epoch in range(state.epoch, opts.epochs):
         t0 = time.perf_counter()
         for g in opt.param_groups:
@@ -261,7 +275,7 @@ def fit(task, world: World, opts: Options, state: State | None = None,
             for idx in window:
                 metrics = {}
                 if sync is not None:
-                    sync.attach()    # zero: a rank without rows contributes nothing but joins the sum
+                    sync.attach(autograd=not direct)   # a rank without rows contributes zeros, joins the sum
                 if len(share):
                     x, y = task.inputs(idx)
                     noise = Noise(gen, opts.batch_size, lo, hi, task.device, opts.dtype)
@@ -312,6 +326,8 @@ def fit(task, world: World, opts: Options, state: State | None = None,
             progress.close()
             raise Interrupted(f"{opts.label}: stopped after epoch {epoch + 1}/{opts.epochs}")
     progress.close()
+    if sync is not None:
+        sync.close()
     return state
 
 
