@@ -102,7 +102,7 @@ def _ensemble_rows(run: Path, res: dict) -> tuple[list[dict], dict]:
                 f"{exact:.6f} (Kaufman, exact)", p,
                 "checks the Wolff training samples: " + verdict(p, "under-thermalised or biased sampler")),
            _row("ensemble", f"{shape[0]}x{shape[1]}, {n} configurations at T = {T:.6g}",
-                "40x40 at T_c (Wolff; count not stated)", "",
+                "40x40 at T_c (Wolff; ours: seed 001's 20,000 for training)", "",
                 "as in the paper" if shape == (40, 40) and abs(T - T_C) < 1e-3 else
                 "scaled-down (quick) job: smaller lattice, nets scaled with it")]
     base = {k: (float(np.asarray(obs[k]).reshape(-1)[0]), float(np.asarray(obs[k + "_err"]).reshape(-1)[0]))
