@@ -243,7 +243,7 @@ def _flow_note(name, v, e, ref, t0, p="") -> str:
     if p and _p(p) < 4:
         return verdict(p, "the end point of a flow depends on the trained RBM")
     return ("differs: the flow's end point is that RBM's fixed point, which depends on the training run "
-            "(measured: SGD vs Adam moves Δ_ε from T_c by ~0.2-0.9, the initial scale by <= 0.14: jobs "
+            "(measured: SGD vs Adam moves Δ_ε from T_c by ~0.2-0.8, the initial scale by <= 0.14: jobs "
             "seed002_rbm_flow_bracket_* and seed002_rbm_flow_sgd_paper, analysis/RESULTS.md); this run's flow "
             "ends at "
             + ("an ordered (Δ ≈ 0) point" if abs(v) < 0.05 else f"{v:.2f}"))
