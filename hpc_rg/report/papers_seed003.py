@@ -102,7 +102,7 @@ def _ensemble_rows(run: Path, res: dict) -> tuple[list[dict], dict]:
                 f"{exact:.6f} (Kaufman, exact)", p,
                 "checks the Wolff training samples: " + verdict(p, "under-thermalised or biased sampler")),
            _row("ensemble", f"{shape[0]}x{shape[1]}, {n} configurations at T = {T:.6g}",
-                "40x40 at T_c (Wolff; count not stated)", "",
+                "40x40 at T_c (Wolff; ours: seed 001's 20,000 for training)", "",
                 "as in the paper" if shape == (40, 40) and abs(T - T_C) < 1e-3 else
                 "scaled-down (quick) job: smaller lattice, nets scaled with it")]
     base = {k: (float(np.asarray(obs[k]).reshape(-1)[0]), float(np.asarray(obs[k + "_err"]).reshape(-1)[0]))
@@ -129,7 +129,7 @@ def settings(cfg: dict) -> str:
     place = cfg.get("l1_placement", "all") if cfg.get("l1") else "none"
     return (f"{cfg.get('optimizer')} lr {cfg.get('lr')}, L1 {cfg.get('l1')} on {place}"
             f" ({cfg.get('l1_target', 'weights')}), {cfg.get('loss', 'mse')} loss, init {cfg.get('init', 'default')}, "
-            f"pretraining {cfg.get('pretraining', 'none')}")
+            f"pretraining {cfg.get('pretraining', 'none')}" + (", tied decoder" if cfg.get("tied") else ""))
 
 
 def is_ours(cfg: dict) -> bool:
@@ -146,7 +146,7 @@ def _net_rows(name: str, ev: dict, base: dict) -> list[dict]:
     paper = paper or PAPER_NETS.get(name.split("_")[0])
     out = [_row(f"{label}: architecture, epochs, settings", f"{'-'.join(map(str, sizes))}, {cfg.get('epochs')} epochs, "
                 + settings(cfg), f"{'-'.join(map(str, paper)) if paper else '?'}, {PAPER_EPOCHS} epochs, "
-                f"L1 {PAPER_L1} (placement, optimiser, loss and init not stated)", "",
+                f"L1 {PAPER_L1} (placement, optimiser, loss, init: bracketed in analysis/RESULTS.md)", "",
                 ("as in the paper" if paper == sizes and cfg.get("epochs") == PAPER_EPOCHS else
                  "fewer epochs than the paper (CPU time)" if paper == sizes else
                  "scaled with the lattice (each layer keeps 1/4 of the units)"))]
