@@ -5,7 +5,8 @@ functions only (the analyze stage imports every reduction module).
                 bound (InfoNCE or NWJ) over several seeds, beside the bias-corrected histogram MI of the same
                 pairs (`mutual_info`). Seeds are dealt over the ranks; the result does not depend on their number.
   coarse_rules  block-spin rules side by side (majority = sign of the block sum, and the b×b kernels of trained
-                rsmi / coarse_cnn models as sign(w·s)): per rule I(H; E) of the coarse spin and its block's
+                rsmi / coarse_cnn models, or of an rbm / dbn's first-layer fields (`rbm_rule`), as sign(w·s)):
+                per rule I(H; E) of the coarse spin and its block's
                 environment (neural bound, and histogram when the ring has <= 31 sites), the couplings of the
                 coarse Hamiltonian fitted by pseudo-likelihood for ranges 1, √2, 2 on the once-blocked
                 lattice (jackknife errors), and the MCRG exponents y_t, y_h per level (as `mcrg`).
@@ -235,20 +236,25 @@ def pseudo_likelihood_couplings(s: np.ndarray, n_couplings: int = 3) -> np.ndarr
     return pseudo_likelihood_fit(s, 0, n_couplings)
 
 
-def _rule_kernels(spec, ctx: Context) -> dict[str, np.ndarray]:
-    """(name -> (b, b) weights, name -> chosen repeat): the rules of the spec, then the first channel of each
-    named model's kernel (an rsmi model with repeats: the repeat of the largest held-out bound)."""
+def _rule_kernels(spec, ctx: Context) -> tuple[dict, dict, dict]:
+    """(name -> (b, b) weights, name -> chosen repeat, name -> RBM extraction info): the rules of the spec,
+    then the first channel of each named rsmi / coarse_cnn model's kernel (an rsmi model with repeats: the
+    repeat of the largest held-out bound), or the b×b kernel of an rbm / dbn model's first-layer filters
+    (`rbm_rule.rbm_block_kernel`)."""
     from hpc_rg.config import ConfigError
+    from hpc_rg.learn.modelfile import load_model
     b = spec.block
-    out, chosen = {}, {}
+    out, chosen, rbm_info = {}, {}, {}
     for r in spec.rules:
         out[r] = np.ones((b, b))        # majority: the sign of the block sum (ties: a seeded coin)
     for name in spec.models:
-        from hpc_rg.learn.modelfile import load_model
         model, meta = load_model(ctx.out / "models" / f"{name}.pt")
+        if meta["kind"] in ("rbm", "dbn"):
+            out[name], rbm_info[name] = _rbm_kernel(spec, ctx, name, model, meta)
+            continue
         if meta["kind"] not in ("rsmi", "coarse_cnn"):
             raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.models", name,
-                              f"an rsmi or coarse_cnn model (models/{name}.pt is a {meta['kind']})")
+                              f"an rsmi, coarse_cnn, rbm or dbn model (models/{name}.pt is a {meta['kind']})")
         if meta["kind"] == "rsmi" and meta["args"].get("mlp"):
             raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.models", name,
                               f"a linear rsmi model (models/{name}.pt has an MLP map, mlp = "
@@ -265,7 +271,32 @@ def _rule_kernels(spec, ctx: Context) -> dict[str, np.ndarray]:
         # a learned kernel's overall sign is arbitrary (Z2: H and −H carry the same information); a negative
         # one would flip the odd operators at every blocking and leave MCRG's odd eigenvalue negative (y_h NaN)
         out[name] = -w if w.sum() < 0 else w
-    return out, chosen
+    return out, chosen, rbm_info
+
+
+def _rbm_kernel(spec, ctx: Context, name: str, model, meta) -> tuple[np.ndarray, dict]:
+    """The b×b rule of an rbm (or a dbn's first layer) from its weight fields; ConfigError when the fields are
+    not local enough (too few units qualify) or do not fit a 2D lattice."""
+    from hpc_rg.config import ConfigError
+    from hpc_rg.reduce.rbm_rule import NotLocal, rbm_block_kernel
+    w = (model.W if meta["kind"] == "rbm" else model.rbms[0].W).detach().cpu().numpy()
+    shape = tuple(int(n) for n in (meta.get("data") or {}).get("lattice_shape") or ())
+    if len(shape) != 2:
+        side = int(round(np.sqrt(w.shape[0])))
+        if shape or side * side != w.shape[0]:
+            raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.models", name,
+                              f"an rbm or dbn trained on a 2D lattice (models/{name}.json: lattice_shape "
+                              f"{list(shape) or 'missing'}, {w.shape[0]} visible units)")
+        shape = (side, side)
+    try:
+        return rbm_block_kernel(w, shape, spec.block, spec.rbm_min_share, spec.rbm_min_units)
+    except NotLocal as e:
+        raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.rbm_min_share", spec.rbm_min_share,
+                          f"a threshold that at least rbm_min_units = {spec.rbm_min_units} first-layer fields of "
+                          f"model {name} meet ({e})") from None
+    except ValueError as e:
+        raise ConfigError(ctx.cfg.file, "analyze.coarse_rules.models", name, f"an rbm or dbn whose first "
+                          f"layer gives a {spec.block}×{spec.block} rule ({e})") from None
 
 
 @reduction("coarse_rules")
@@ -276,11 +307,13 @@ def run_coarse_rules(spec, ctx: Context) -> Result:
     from hpc_rg.reduce import mi_neural as mn, rg
     from hpc_rg.reduce.blocks import block_means
     from hpc_rg.reduce.stats import jackknife_blocks
-    kernels, chosen = _rule_kernels(spec, ctx)
+    kernels, chosen, rbm_info = _rule_kernels(spec, ctx)
     b = spec.block
     opts = mn.BoundOptions(estimator=spec.estimator, steps=spec.steps, batch=spec.batch, lr=spec.lr)
     res = Result(attrs={"method": f"rules as sign(w·s) (majority: w = 1, ties by a seeded coin; learned kernels "
-                                  f"with Σw < 0 negated); I(H;E): "
+                                  f"with Σw < 0 negated; rbm/dbn: the mean of the first-layer fields' b×b "
+                                  f"windows of largest Σ|W|, units with a window share >= "
+                                  f"{spec.rbm_min_share:g}); I(H;E): "
                                   f"{spec.estimator} bound ({spec.seeds} seeds, error = sqrt(spread² + "
                                   f"stderr²)) of the coarse spin and its environment ring (buffer {spec.buffer}, "
                                   f"shell {spec.shell}); couplings: pseudo-likelihood on the once-blocked lattice, "
@@ -290,6 +323,9 @@ def run_coarse_rules(spec, ctx: Context) -> Result:
         res.attrs[f"kernel_{name}"] = w.ravel()
     for name, r in chosen.items():
         res.attrs[f"repeat_{name}"] = r
+    for name, info in rbm_info.items():     # how local the RBM's fields were, and how many made its rule
+        for q, v in info.items():
+            res.attrs[f"rbm_{q}_{name}"] = v
     with open_ensemble(ctx.ensemble_path) as ens:
         ts = _t_indices(ens, spec.temperatures)
         res.axes["temperatures"] = ens.temperatures[ts]

@@ -182,7 +182,11 @@ class CoarseRulesSpec:
     rules: tuple[str, ...] = spec(("majority",), doc="built-in rules: majority (sign of the block sum, ties by "
                                   "a seeded coin)")
     models: tuple[str, ...] = spec((), doc="rsmi or coarse_cnn [train.<name>] tables whose b×b kernel (first "
-                                   "channel) becomes the rule sign(w·s)")
+                                   "channel) becomes the rule sign(w·s); rbm or dbn tables: the mean b×b window "
+                                   "of largest Σ|W| of the first-layer fields (docs/rsmi.md)")
+    rbm_min_share: float = spec(0.05, gt=0, max=1, doc="rbm/dbn models: a hidden unit's field enters the rule "
+                                "when its best b×b window holds at least this share of Σ|W| (b²/N: spread evenly)")
+    rbm_min_units: int = spec(8, min=1, doc="rbm/dbn models: fewer qualifying hidden units is refused (exit 2)")
     buffer: int = spec(1, min=0, doc="sites between a block and its environment ring, for I(H; E)")
     shell: int = spec(1, min=1, doc="width of the environment ring, for I(H; E)")
     estimator: str = spec("infonce", choices=("infonce", "nwj"), doc="neural bound for I(H; E)")
