@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from hpc_rg.config import loads
+from hpc_rg.config import ConfigError, loads
 from hpc_rg.learn.modelfile import save_model
+from hpc_rg.learn.rbm import RBM
 from hpc_rg.learn.rsmi import RSMI
 from hpc_rg.parallel import World
 from hpc_rg.reduce.coarse_rules import pseudo_likelihood_couplings, pseudo_likelihood_fit
@@ -47,7 +48,9 @@ batch = 64
 seeds = 2
 [analyze.coarse_rules]
 block = 2
-models = ["uniform"]
+models = {models}
+rbm_min_share = 0.5
+rbm_min_units = 4
 buffer = 0
 shell = 1
 steps = 150
@@ -72,7 +75,8 @@ def test_reductions_end_to_end(tmp_path):
             {"repeat": 1, "metrics": {"test_mi_bits": 0.5}, "kernel": np.ones((1, 2, 2), np.float32)}]
     save_model(out / "models" / "uniform.pt", kind="rsmi", name="uniform", model=m, optimizer=None, config={},
                history=[], metrics={}, data={}, repeats=reps)
-    cfg = loads(JOB.format(out=out), tmp_path / "job.toml")
+    save_rbm(out / "models" / "rbm.pt", (16, 16), n_local=6, n_flat=3)
+    cfg = loads(JOB.format(out=out, models='["uniform", "rbm"]'), tmp_path / "job.toml")
     assert run_analyze(cfg, World(None, 0, 1)) == 0
     r = read_results(out / "results.h5")
     nm = r["neural_mi"]
@@ -88,10 +92,44 @@ def test_reductions_end_to_end(tmp_path):
     assert float(nm["I_images_uniform_histogram_sign"][0]) <= exact + 3 * exact_err   # a function of the exact
     assert 0 < img < exact + 3 * img_err + 3 * exact_err
     cr = r["coarse_rules"]
-    assert cr["attrs"]["rules"] == "majority,uniform" and cr["attrs"]["repeat_uniform"] == 1
-    for q in ("I_HE", "K1", "Ksqrt2", "K2", "longer_range_ratio"):
-        a, b = float(np.ravel(cr[f"{q}_majority"])[0]), float(np.ravel(cr[f"{q}_uniform"])[0])
-        ea, eb = float(np.ravel(cr[f"{q}_majority_err"])[0]), float(np.ravel(cr[f"{q}_uniform_err"])[0])
-        # the same rule up to the coin flips of tied blocks (different streams): equal within errors
-        assert abs(a - b) < 4 * math.hypot(ea, eb) + 0.02, (q, a, b, ea, eb)
+    assert cr["attrs"]["rules"] == "majority,uniform,rbm" and cr["attrs"]["repeat_uniform"] == 1
+    # the planted RBM: 6 units with a uniform 2x2 blob (the flat ones left out) give w = 1/4: majority again
+    np.testing.assert_array_equal(cr["attrs"]["kernel_rbm"], np.full(4, 0.25))
+    assert cr["attrs"]["rbm_n_qualified_rbm"] == 6 and cr["attrs"]["rbm_n_units_rbm"] == 9
+    for other in ("uniform", "rbm"):
+        for q in ("I_HE", "K1", "Ksqrt2", "K2", "longer_range_ratio"):
+            a, b = float(np.ravel(cr[f"{q}_majority"])[0]), float(np.ravel(cr[f"{q}_{other}"])[0])
+            ea, eb = float(np.ravel(cr[f"{q}_majority_err"])[0]), float(np.ravel(cr[f"{q}_{other}_err"])[0])
+            # the same rule up to the coin flips of tied blocks (different streams): equal within errors
+            assert abs(a - b) < 4 * math.hypot(ea, eb) + 0.02, (other, q, a, b, ea, eb)
     assert cr["K1_majority"][0] > 0 and cr["y_t_majority_level0"].shape == (1,)
+
+
+def save_rbm(path, shape, n_local: int, n_flat: int, seed: int = 1):
+    """An rbm whose first n_local hidden units see one uniform 2x2 blob each (random place and sign, tiny
+    noise elsewhere) and whose last n_flat units are spread over the whole lattice."""
+    rng = np.random.default_rng(seed)
+    ly, lx = shape
+    fields = 1e-4 * rng.standard_normal((n_local + n_flat, ly, lx))
+    for j in range(n_local):
+        y, x = rng.integers(ly), rng.integers(lx)
+        fields[j][np.ix_([y, (y + 1) % ly], [x, (x + 1) % lx])] = rng.choice([-1.0, 1.0])
+    fields[n_local:] = rng.standard_normal((n_flat, ly, lx))
+    m = RBM(ly * lx, n_local + n_flat, "spin")
+    with torch.no_grad():
+        m.W.copy_(torch.from_numpy(fields.reshape(len(fields), -1).T.astype(np.float32)))
+    save_model(path, kind="rbm", name=path.stem, model=m, optimizer=None, config={}, history=[], metrics={},
+               data={"lattice_shape": list(shape)}, repeats=None)
+
+
+def test_rbm_without_local_fields_is_refused(tmp_path):
+    """An rbm whose units are all spread out gives no rule: a one-line ConfigError naming rbm_min_share."""
+    out = tmp_path / "run"
+    (out / "models").mkdir(parents=True)
+    make_ensemble(out / "ensemble.h5", (16, 16), [T_C], 1, 20, seed=3)
+    save_rbm(out / "models" / "flat.pt", (16, 16), n_local=2, n_flat=6)
+    job = JOB.format(out=out, models='["flat"]').split("[analyze.neural_mi]")[0] + \
+        "[analyze.coarse_rules]" + JOB.format(out=out, models='["flat"]').split("[analyze.coarse_rules]")[1]
+    cfg = loads(job, tmp_path / "job.toml")
+    with pytest.raises(ConfigError, match="rbm_min_share.*only 2 of 8 hidden units"):
+        run_analyze(cfg, World(None, 0, 1))
