@@ -210,12 +210,7 @@ def evaluate_in_snapshot(evaluate, number: int, params: dict, history: list, stu
     trial = snap.ask(distributions(tspec.space))
     assert trial.number == number and trial.params == params, (trial.number, number)
     inter: dict[int, float] = {}
-
-    def report(step: int, value: float) -> None:
-        inter[int(step)] = float(value)
-        trial.report(float(value), int(step))
-        if trial.should_prune():
-            raise Pruned
+    report = _reporter(trial, inter)
     t0 = time.perf_counter()
     state, value, error = _run(evaluate, params, number, report)
     attrs = snap.get_trials(deepcopy=False)[number].system_attrs
@@ -361,14 +356,19 @@ def run_free(study, tspec, evaluate, world: World, label: str, rerun_stale: bool
     return True
 
 
-def _free_one(study, trial, tspec, evaluate, label) -> None:
-    inter: dict[int, float] = {}
-
+def _reporter(trial, inter: dict[int, float]):
+    """The per-epoch callback of a trial (both modes): keep the value, tell Optuna, stop a pruned trial."""
     def report(step: int, value: float) -> None:
         inter[int(step)] = float(value)
         trial.report(float(value), int(step))
         if trial.should_prune():
             raise Pruned
+    return report
+
+
+def _free_one(study, trial, tspec, evaluate, label) -> None:
+    inter: dict[int, float] = {}
+    report = _reporter(trial, inter)
     t0 = time.perf_counter()
     params = dict(trial.params)
     state, value, error = _run(evaluate, params, trial.number, report)
