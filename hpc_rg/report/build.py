@@ -23,10 +23,6 @@ import numpy as np
 from hpc_rg.report.markdown import code, fence, inline, render_html, table as _table
 from hpc_rg.summary import _fmt
 
-# what a run folder holds, one at least (a report of a folder with none would be an empty page)
-RUN_FILES = ("job.toml", "ensemble.h5", "results.h5", "models", "figures")
-
-
 def _ensemble_section(run: Path) -> list[str]:
     path = run / "ensemble.h5"
     if not path.exists():
@@ -245,9 +241,8 @@ def write_report(run: Path) -> Path:
     if not run.is_dir():
         from hpc_rg.config import ConfigError
         raise ConfigError(run, "", None, f"a run folder ({'is a file' if run.exists() else 'not found'})")
-    if not any((run / name).exists() for name in RUN_FILES):     # `hpc-rg report ~`: no report.md there
-        from hpc_rg.config import ConfigError
-        raise ConfigError(run, "", None, f"a run folder (holding one of {', '.join(RUN_FILES)}): it holds none")
+    from hpc_rg.summary import check_run_folder
+    check_run_folder(run)          # `hpc-rg report ~`: one line, no report.md there (the CLI's own check)
     from hpc_rg.config import load
     job = run / "job.toml"
     cfg = load(job) if job.exists() else None       # not UTF-8, a folder, unreadable: one line (exit 2)
