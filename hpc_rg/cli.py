@@ -135,7 +135,7 @@ class _Version(argparse.Action):
 
 
 def _stage_not_built(stage: str, module: str) -> None:
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     raise ConfigError("hpc_rg", stage, "(requested)", f"a stage this installation provides ({module} is missing)")
 
 
@@ -166,7 +166,7 @@ def _run_stage(stage: str, cfg, world, resume: bool, force: bool, worker: bool =
     log.info("stage %s of job '%s' on %d rank(s) -> %s", stage, cfg.job.name, world.size, cfg.out)
     if stage == "simulate":
         if cfg.simulate is None:
-            from hpc_rg.config import ConfigError
+            from hpc_rg.schema import ConfigError
             raise ConfigError(cfg.file, "simulate", "(missing)", "a [simulate] table for stage simulate")
         from hpc_rg.mc.driver import run_simulate
         code = run_simulate(cfg, world, resume)
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         raise
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from hpc_rg import progress
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.extras import MissingExtra, from_import_error
     from hpc_rg.parallel import setup_logging, world
     try:
@@ -444,7 +444,7 @@ def _log_options(args, w):
             path.parent.mkdir(parents=True, exist_ok=True)
             file_handler = logging.FileHandler(path, mode="a", encoding="utf-8")
         except OSError as e:
-            from hpc_rg.config import ConfigError
+            from hpc_rg.schema import ConfigError
             raise ConfigError(path, "--log-file", str(path),
                               f"a file that can be written ({e.strerror}: {e.filename})") from None
         file_handler.setFormatter(logging.Formatter(

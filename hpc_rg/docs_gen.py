@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from hpc_rg import config
-from hpc_rg.config import Config, _toml_value
+from hpc_rg.config import Config
+from hpc_rg.schema import toml_value
 
 SOURCE = Path(__file__).resolve().parent.parent      # the checkout, when the package runs from one
 DOC_PATH = SOURCE / "docs" / "job-file.md"
@@ -99,9 +100,9 @@ def spec_keys(cls: type) -> list[Key]:
         if not f.init:
             continue
         if f.default is not dataclasses.MISSING:
-            default = _toml_value(f.default)
+            default = toml_value(f.default)
         elif f.default_factory is not dataclasses.MISSING:
-            default = _toml_value(f.default_factory())
+            default = toml_value(f.default_factory())
         else:
             default = ""
         note = ""
@@ -229,7 +230,7 @@ def _explained_table(header: str, keys: list[Key], values: dict[str, Any]) -> li
         if k.name not in values:
             continue  # None-valued optional keys are left out, exactly as `hpc-rg check` does
         lines.append(_comment(k))
-        lines.append(f"{k.name} = {_toml_value(values[k.name])}")
+        lines.append(f"{k.name} = {toml_value(values[k.name])}")
     return lines
 
 

@@ -19,7 +19,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 
 __all__ = ["EXTRA_OF", "MissingExtra", "available", "from_import_error", "require", "require_for_stage"]
 

@@ -183,7 +183,7 @@ def _ensemble_lines(r: dict) -> list[str]:
 def ensemble_problem(path: Path):
     """Why `path` (an ensemble.h5) cannot be read (the ConfigError opening it raises), or None when it and
     every part it reads check out."""
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.io.ensemble import open_ensemble
     try:
         with open_ensemble(path):
@@ -216,7 +216,7 @@ SIMULATE_KEYS = ("state", "update", "updates_total", "percent", "samples_done", 
 
 def check_run_folder(run_dir: Path) -> Path:
     """`run_dir`, or a one-line ConfigError (exit 2): missing, a file, or a folder no stage ever wrote to."""
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         what = "is a file" if run_dir.exists() else "not found"

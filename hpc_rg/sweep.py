@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from hpc_rg import config
-from hpc_rg.config import Config, ConfigError, tomllib
+from hpc_rg.config import Config
+from hpc_rg.schema import ConfigError, tomllib
 
 INDEX = "sweep.json"
 INDEX_FORMAT = "hpc_rg.sweep/1"

@@ -24,7 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 
 COMMIT = "latest.json"
 REPLICA_GLOB = "c*.r*.h5*"

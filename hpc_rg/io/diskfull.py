@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _TEXT = re.compile(r"errno = (28|122)\b|No space left on device|Disk quota exceeded")

@@ -26,7 +26,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 from hpc_rg.io import spin_storage
 
 FORMAT = "hpc_rg.ensemble/1"

@@ -29,7 +29,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from hpc_rg.config import Config, ConfigError, loads
+from hpc_rg.config import Config, loads
+
+from hpc_rg.schema import ConfigError
 
 STAGE_OUTPUTS = {
     "simulate": ("ensemble.h5", "parts", "checkpoint", "ladder.json", "simulate.json", "tune"),

@@ -109,7 +109,7 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
     """`torch.load(path, weights_only=True)`: tensors, containers, numbers, strings and plain numpy arrays
     only; nothing in the file is ever called. ConfigError (naming the file) when the file is missing,
     truncated or corrupt, or holds anything else (a pickled object: possibly a planted payload)."""
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     path = Path(path)
     try:
         with torch.serialization.safe_globals(_numpy_globals()):
@@ -130,7 +130,7 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
 
 def read_meta(path: str | Path) -> dict:
     """The metadata of model `path` (<name>.pt) from <name>.json, checked to describe a loadable model."""
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     jpath = Path(path).with_suffix(".json")
     try:
         meta = json.loads(jpath.read_bytes().decode("utf-8"))
@@ -158,7 +158,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """(model in eval mode, meta) from a <name>.pt written by the train stage and the <name>.json beside it.
     meta holds kind, name, args, config, history, metrics, data (units, temperatures, lattice shape),
     repeats and optimizer. ConfigError (one line naming the file) when either file is missing or damaged."""
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     path = Path(path)
     meta = read_meta(path)
     blob = safe_load(path, map_location=device)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from hpc_rg.config import spec
+from hpc_rg.schema import spec
 
 KINDS = ("rbm", "dbn", "autoencoder", "coarse_cnn", "thermometer", "rsmi")
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.config import ConfigError, dataclass_to_table
+from hpc_rg.schema import ConfigError, dataclass_to_table
 from hpc_rg.learn.specs import SPECS
 from hpc_rg.learn.validate import validate as validate_training
 from hpc_rg.parallel import EXIT_INTERRUPTED, StopRequests, World, deal, get_logger, init_torch_distributed, \

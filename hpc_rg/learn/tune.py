@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.config import ConfigError, _toml_value, dataclass_to_table
+from hpc_rg.schema import ConfigError, dataclass_to_table, toml_value
 from hpc_rg.io.run_folder import RunFolderError
 from hpc_rg.learn.tune_spec import LOSS_KEY, search_settings
 from hpc_rg.parallel import World, get_logger, seed_sequence
@@ -254,8 +254,8 @@ def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: boo
 # ------------------------------------------------------------------------------------------ outputs
 def tuned_table(model: str, kind: str, spec) -> str:
     """A [train.<model>] table with every key of the tuned spec."""
-    lines = [f"[train.{model}]", f"kind = {_toml_value(kind)}"]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in dataclass_to_table(spec).items()]
+    lines = [f"[train.{model}]", f"kind = {toml_value(kind)}"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in dataclass_to_table(spec).items()]
     return "\n".join(lines) + "\n"
 
 
@@ -284,7 +284,7 @@ def _write_study(cfg, model, spec, kind, tspec, study) -> dict | None:
     head = (f"# Tuned by `hpc-rg tune` (job '{cfg.job.name}', study tune/{model}.journal): {len(trials)} trials "
             f"({counts.get('COMPLETE', 0)} complete, {counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} "
             f"failed); best {tspec.metric} = {bt.value:.6g} at trial {bt.number} with "
-            + ", ".join(f"{k} = {_toml_value(v)}" for k, v in bt.params.items())
+            + ", ".join(f"{k} = {toml_value(v)}" for k, v in bt.params.items())
             + ".\n# A train table: paste it into a job file (or rename it) to train with these settings.\n")
     (cfg.out / "models").mkdir(parents=True, exist_ok=True)
     (cfg.out / "models" / f"{model}.tuned.toml").write_text(head + tuned_table(model, kind, tuned))

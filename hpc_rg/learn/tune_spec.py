@@ -23,7 +23,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hpc_rg.config import ConfigError, _check_bounds, _coerce, did_you_mean, spec, table_to_dataclass
+from hpc_rg.schema import ConfigError, check_bounds, coerce, did_you_mean, spec, table_to_dataclass
 
 # Per-epoch validation monitors of each kind: `val_<k>` for the task's evaluation keys (trainer.evaluate on
 # the validation split), and `val_loss` for the kind's training loss; with the direction that is better.
@@ -115,8 +115,8 @@ def _entry(file: str, prefix: str, key: str, value: Any, train_spec) -> SpaceEnt
     meta = fields[key].metadata
 
     def check(v, where):
-        v = _coerce(v, tp, file, where)
-        _check_bounds(v, meta, file, where)
+        v = coerce(v, tp, file, where)
+        check_bounds(v, meta, file, where)
         return v
     if form == "choice":
         if not isinstance(arg, list) or not arg:
@@ -136,7 +136,7 @@ def _entry(file: str, prefix: str, key: str, value: Any, train_spec) -> SpaceEnt
         raise ConfigError(file, f"{name}.{form}", arg, "[lo, hi]")
     low, high = (check(v, f"{name}.{form}[{i}]") for i, v in enumerate(arg))
     if want is int:
-        low, high = _coerce(arg[0], int, file, f"{name}.int[0]"), _coerce(arg[1], int, file, f"{name}.int[1]")
+        low, high = coerce(arg[0], int, file, f"{name}.int[0]"), coerce(arg[1], int, file, f"{name}.int[1]")
     if not low < high:
         raise ConfigError(file, f"{name}.{form}", arg, "lo < hi")
     if form == "log" and not low > 0:

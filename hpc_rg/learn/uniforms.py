@@ -1,5 +1,5 @@
 """Uniform random numbers for the trainer's Monte Carlo noise on the CPU: xoshiro256** (the generator the
-samplers use, `hpc_rg.mc.rng`), one short stream per row of each draw, keyed on (stream seed, call, row).
+samplers use, `hpc_rg.rng`), one short stream per row of each draw, keyed on (stream seed, call, row).
 
 Why not numpy's or torch's generator: a CD-1 step of a 1600-400 RBM with batch 100 draws 200,000 uniforms;
 numpy's PCG64 makes float32 uniforms at 2.7 ns each (0.54 ms, 8% of the step) and torch's CPU generator at
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from hpc_rg.mc.rng_extra import step
+from hpc_rg.rng import step
 
 _U11, _U16, _U27, _U30, _U31, _U32, _U40 = (uint64(11), uint64(16), uint64(27), uint64(30), uint64(31),
                                             uint64(32), uint64(40))

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 
 
 @dataclass(frozen=True)

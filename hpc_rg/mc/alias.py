@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hpc_rg.mc.rng import next_double
+from hpc_rg.rng import next_double
 
 
 def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

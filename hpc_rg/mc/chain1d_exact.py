@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, uint64
 
 from hpc_rg.mc.metropolis import ScalarSpinSampler
-from hpc_rg.mc.rng_extra import step, thresholds
+from hpc_rg.rng import step, thresholds
 
 _U1 = uint64(1)
 

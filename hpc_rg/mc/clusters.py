@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import njit, uint64
 
-from hpc_rg.mc.rng_extra import as_double, step
+from hpc_rg.rng import as_double, step
 
 _U1 = uint64(1)
 

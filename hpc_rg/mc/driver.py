@@ -115,7 +115,7 @@ def fault_injection(rank: int):
 def agree(world, fn):
     """Run fn on every rank; if any rank raises a ConfigError (a checkpoint it cannot use), every rank
     raises the first such error, so that all exit 2 together instead of some waiting forever."""
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.io.run_folder import RelayedError
     result, error = None, None
     try:
@@ -221,7 +221,7 @@ class Simulation:
     def _check_record(self, record: dict) -> None:
         """The checkpoint belongs to this job's physics, holds no more samples than asked for, and its
         part files are all there (checked collectively: every rank raises the same ConfigError)."""
-        from hpc_rg.config import ConfigError
+        from hpc_rg.schema import ConfigError
         from hpc_rg.io.run_folder import job_physics, physics_diff, record_physics, RunFolderError
 
         def check():

@@ -23,7 +23,7 @@ def gpu_sampler(sim, file="the job file"):
     driver should pass `cfg.file`)."""
     if sim.device == "cpu":
         return None
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.mc.gpu_common import gpu_present
     present = gpu_present()
     ly, lx = (sim.Ly or sim.L), sim.L

@@ -29,7 +29,7 @@ from numba import njit
 from hpc_rg.mc.alias import alias_draw, alias_table
 from hpc_rg.mc.clusters import cluster_signs, find, reset, union
 from hpc_rg.mc.metropolis import random_spins
-from hpc_rg.mc.rng import new_state, next_double
+from hpc_rg.rng import new_state, next_double
 from hpc_rg.mc.sampler import Sampler
 
 _POISSON_CHUNK = 30.0   # inversion by sequential search for means up to this; larger means are split

@@ -19,7 +19,7 @@ from numba import njit
 
 from hpc_rg.mc.alias import uniform_index
 from hpc_rg.mc.metropolis import random_spins
-from hpc_rg.mc.rng import new_state, next_double
+from hpc_rg.rng import new_state, next_double
 from hpc_rg.mc.sampler import Sampler
 
 

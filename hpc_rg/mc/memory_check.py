@@ -62,7 +62,7 @@ def human(n: float) -> str:
 
 def check_memory(sim, file: str | Path, ranks: int | None = None, available: int | None = None) -> None:
     """ConfigError when the lattice state of one rank (see module docstring) exceeds the memory found."""
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     available = memory_found() if available is None else available
     if available is None:
         return

@@ -6,12 +6,12 @@ single-spin step satisfies detailed balance and the sweep leaves the Boltzmann d
 
 The kernel is shared with the heat bath (`hpc_rg.mc.heatbath`): both are "flip spin s with probability
 P(s, neighbour sum)", only the table differs.  Speed (this is the hot loop of the suite):
-- the table holds 63-bit integer thresholds (`hpc_rg.mc.rng_extra`), compared with a shifted uint64 draw;
+- the table holds 63-bit integer thresholds (`hpc_rg.rng`), compared with a shifted uint64 draw;
 - the flip is branch-free (spin, bond sum and magnetisation updated by multiplying with the 0/1 outcome), so
   the unpredictable accept/reject costs no mispredictions; one draw per attempt, also where P = 1;
 - a row's sites of one parity are updated as a batch: neighbour sums first (a vectorisable loop without wrap
   logic, the periodic end sites peeled off), then the serial random draws, then the flips; xoshiro state is
-  held in registers (`rng_extra.step`).
+  held in registers (`rng.step`).
 Energies are per site, H = -J sum_<ij> s_i s_j - h sum_i s_i (k_B = 1).
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from hpc_rg.mc.rng import fill_doubles, new_state
-from hpc_rg.mc.rng_extra import step, thresholds
+from hpc_rg.rng import fill_doubles, new_state
+from hpc_rg.rng import step, thresholds
 from hpc_rg.mc.sampler import Sampler
 
 _U1 = uint64(1)

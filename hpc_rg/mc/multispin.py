@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from hpc_rg.mc.rng import new_state
-from hpc_rg.mc.rng_extra import ONE63, step, threshold
+from hpc_rg.rng import new_state
+from hpc_rg.rng import ONE63, step, threshold
 from hpc_rg.mc.sampler import Sampler
 
 WIDTH = 64

@@ -3,7 +3,7 @@
 A sampler advances `width` independent chains of one model at one inverse temperature `beta`
 (width is 1 for scalar codes, 64 for multi-spin coding, where each bit-lane is its own chain with its own
 random stream).  Everything random comes from the `uint64[4]` xoshiro states built from the SeedSequences it
-is given (`hpc_rg.mc.rng`), so `state()` + `load_state()` restore a chain bit for bit.
+is given (`hpc_rg.rng`), so `state()` + `load_state()` restore a chain bit for bit.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from numba import njit, uint64
 
 from hpc_rg.mc.clusters import cluster_signs, find, reset, union
 from hpc_rg.mc.metropolis import ScalarSpinSampler
-from hpc_rg.mc.rng_extra import step, threshold
+from hpc_rg.rng import step, threshold
 
 _U1 = uint64(1)
 

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, uint64
 
 from hpc_rg.mc.metropolis import ScalarSpinSampler
-from hpc_rg.mc.rng_extra import as_double, step, threshold
+from hpc_rg.rng import as_double, step, threshold
 
 _U1 = uint64(1)
 

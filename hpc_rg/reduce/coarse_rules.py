@@ -160,7 +160,7 @@ def image_table(ctx: Context, name: str, b: int) -> np.ndarray:
     """(2^{b²}, channels) real-valued coarse variables of every b×b block state (indexed by its code) under
     the map of model `name` (coarse_cnn: tanh(w·s + c); rsmi: its relaxed output at the final τ)."""
     import torch
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.learn.modelfile import load_model
     model, meta = load_model(ctx.out / "models" / f"{name}.pt")
     if meta["kind"] not in ("rsmi", "coarse_cnn") or int(meta["args"].get("block", 0)) != b:
@@ -241,7 +241,7 @@ def _rule_kernels(spec, ctx: Context) -> tuple[dict, dict, dict]:
     then the first channel of each named rsmi / coarse_cnn model's kernel (an rsmi model with repeats: the
     repeat of the largest held-out bound), or the b×b kernel of an rbm / dbn model's first-layer filters
     (`rbm_rule.rbm_block_kernel`)."""
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.learn.modelfile import load_model
     b = spec.block
     out, chosen, rbm_info = {}, {}, {}
@@ -277,7 +277,7 @@ def _rule_kernels(spec, ctx: Context) -> tuple[dict, dict, dict]:
 def _rbm_kernel(spec, ctx: Context, name: str, model, meta) -> tuple[np.ndarray, dict]:
     """The b×b rule of an rbm (or a dbn's first layer) from its weight fields; ConfigError when the fields are
     not local enough (too few units qualify) or do not fit a 2D lattice."""
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.reduce.rbm_rule import NotLocal, rbm_block_kernel
     w = (model.W if meta["kind"] == "rbm" else model.rbms[0].W).detach().cpu().numpy()
     shape = tuple(int(n) for n in (meta.get("data") or {}).get("lattice_shape") or ())

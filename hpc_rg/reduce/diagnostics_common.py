@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 from hpc_rg.parallel import seed_sequence
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hpc_rg.config import spec
+from hpc_rg.schema import spec
 
 _T_DOC = "ladder temperatures to reduce (nearest stored ones; empty: all)"
 _MODEL_DOC = "name of a [train.<name>] table (read from <out>/models/<name>.pt)"

@@ -87,7 +87,7 @@ def run_rbm_flow(spec, ctx: Context) -> Result:
         shape = tuple(ens.lattice_shape)
         N = int(np.prod(shape))
         if N != rbm.n_visible:
-            from hpc_rg.config import ConfigError
+            from hpc_rg.schema import ConfigError
             raise ConfigError(getattr(ctx.cfg, "file", ""), "analyze.rbm_flow.model", spec.model,
                               f"an RBM with {N} visible units (the ensemble lattice {list(shape)})")
         lat = corr.lattice_from_attrs(ens.attrs, shape)

@@ -187,7 +187,7 @@ def run_receptive_fields(spec, ctx: Context) -> Result:
     n_layers = len(sizes) - 1
     layers = list(spec.layers) or list(range(1, n_layers + 1))
     if max(layers) > n_layers:
-        from hpc_rg.config import ConfigError
+        from hpc_rg.schema import ConfigError
         raise ConfigError(getattr(ctx.cfg, "file", ""), "analyze.receptive_fields.layers", list(spec.layers),
                           f"layers 1..{n_layers}")
     res = Result(attrs={"kind": kind, "model_name": spec.model, "sizes": np.array(sizes),

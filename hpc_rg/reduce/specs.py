@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hpc_rg.config import spec
+from hpc_rg.schema import spec
 
 _T_DOC = "ladder temperatures to reduce (nearest stored ones; empty: all)"
 _FILES_DOC = "ensemble files, one per L (relative to the job file; empty: the job's <out>/ensemble.h5)"

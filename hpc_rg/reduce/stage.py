@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 from hpc_rg.parallel import EXIT_INTERRUPTED, StopRequests, get_logger
 from hpc_rg.progress import duration
 from hpc_rg.reduce.registry import Context, load_all

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 
 # the reductions that read the job's own ensemble (<out>/ensemble.h5) and the lattice dimension they need
 USES_OWN_ENSEMBLE = {"correlators": None, "scaling_dimensions": None, "mutual_information": 2, "block_rg": 2,
@@ -87,7 +87,7 @@ def _check_files(cfg, name: str, spec, must_exist: bool) -> None:
 def check_job(cfg) -> None:
     """Static checks when the job file is read: `files` entries that are folders, and the reductions of the
     job's own ensemble against its [simulate] table."""
-    from hpc_rg.config import check_name
+    from hpc_rg.schema import check_name
     for name, spec in cfg.analyze.items():
         _check_files(cfg, name, spec, must_exist=False)
         for attr in MODEL_KEYS:

@@ -124,7 +124,7 @@ def run_vh_correlators(spec, ctx: Context) -> Result:
         if len(shape) != 2:
             raise ValueError("vh_correlators needs a 2D lattice")
         if dbn is not None and dbn.sizes[0] != int(np.prod(shape)):
-            from hpc_rg.config import ConfigError
+            from hpc_rg.schema import ConfigError
             raise ConfigError(getattr(ctx.cfg, "file", ""), "analyze.vh_correlators.model", spec.model,
                               f"a DBN with {int(np.prod(shape))} visible units")
         levels = _Levels(spec, ctx, shape, dbn, thermo)

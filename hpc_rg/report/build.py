@@ -239,7 +239,7 @@ def _paper_section(run: Path, paper: str) -> list[str]:
 def write_report(run: Path) -> Path:
     run = Path(run)
     if not run.is_dir():
-        from hpc_rg.config import ConfigError
+        from hpc_rg.schema import ConfigError
         raise ConfigError(run, "", None, f"a run folder ({'is a file' if run.exists() else 'not found'})")
     from hpc_rg.summary import check_run_folder
     check_run_folder(run)          # `hpc-rg report ~`: one line, no report.md there (the CLI's own check)
@@ -277,7 +277,7 @@ def _atomic(path: Path, text: str) -> None:
         from hpc_rg.io import diskfull
         if diskfull.is_disk_full(e):                  # the CLI's own message and exit code for a full disk
             raise
-        from hpc_rg.config import ConfigError
+        from hpc_rg.schema import ConfigError
         raise ConfigError(path, "", None, f"a report file that can be written ({e.strerror}: {e.filename})") \
             from None
 

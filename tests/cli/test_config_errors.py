@@ -159,7 +159,7 @@ def test_lattice_that_cannot_fit_in_memory_is_refused_by_check(tmp_path, capsys)
 
 def test_memory_estimate_per_rank():
     from hpc_rg.config import loads
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.mc.memory_check import bytes_per_rank, check_memory
     sim = loads(job_text(simulate=sim_with(L="64", chains="2"))).simulate       # 2 T x 2 chains x 4096 sites
     assert bytes_per_rank(sim) == 2 * 4096                    # one replica per rank: spins + one stored sample
@@ -173,7 +173,8 @@ def test_memory_estimate_per_rank():
 
 
 def test_gpu_error_names_the_job_file(tmp_path):
-    from hpc_rg.config import ConfigError, loads
+    from hpc_rg.config import loads
+    from hpc_rg.schema import ConfigError
     from hpc_rg.mc.gpu_common import gpu_present
     from hpc_rg.mc.gpu_select import gpu_sampler
     if gpu_present():

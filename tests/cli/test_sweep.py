@@ -17,7 +17,7 @@ import pytest
 
 from hpc_rg import sweep
 from hpc_rg.cli import main
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = """[job]
@@ -292,7 +292,7 @@ def test_check_lists_the_points_and_explains_one(tmp_path, capsys):
         assert name in text
     assert main(["check", "--explain", str(job), "--point", "2"]) == 0
     explained = capsys.readouterr().out
-    from hpc_rg.config import tomllib
+    from hpc_rg.schema import tomllib
     table = tomllib.loads(explained)
     assert table["simulate"]["L"] == 12 and table["simulate"]["J"] == 1.0 and "sweep" not in table
     assert main(["check", "--explain", str(job)]) == 0          # the list as comments, then point 0: TOML

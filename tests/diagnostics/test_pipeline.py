@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from diag_helpers import T_C, context, save, spec_of, wolff_samples, write
-from hpc_rg.config import ConfigError, loads
+from hpc_rg.config import loads
+from hpc_rg.schema import ConfigError
 from hpc_rg.learn.coarse_cnn import CoarseCNN
 from hpc_rg.learn.dbn import DBN
 from hpc_rg.learn.rbm import RBM

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import hpc_rg
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 from hpc_rg.io.ensemble import write_ensemble
 from hpc_rg.reduce.registry import Result
 from hpc_rg.reduce.results import read_results as read_results_dicts

@@ -67,7 +67,7 @@ def test_info_on_an_ensemble_without_spins_or_of_another_format(copy):
     one_line_exit_2(main_in_process("info", path), str(path), "has no /spins")
     with h5py.File(path, "a") as f:
         f.attrs["format"] = "something/9"
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.io.ensemble import open_ensemble
     with pytest.raises(ConfigError, match="expected 'hpc_rg.ensemble/1'"):     # every reader opens it so
         open_ensemble(path)

@@ -49,7 +49,7 @@ def test_info_refuses_an_ensemble_without_its_parts(run, tmp_path):
 
 
 def test_reader_refuses_it_in_process(run, tmp_path):
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.io.ensemble import open_ensemble
     ens = _alone(run, tmp_path / "moved")
     with pytest.raises(ConfigError, match="p00000.r0000.h5"):

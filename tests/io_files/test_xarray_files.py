@@ -13,7 +13,9 @@ import h5py
 import numpy as np
 import pytest
 
-from hpc_rg.config import ConfigError, loads
+from hpc_rg.config import loads
+
+from hpc_rg.schema import ConfigError
 from hpc_rg.io import spin_storage
 from hpc_rg.io.ensemble import Ensemble, write_ensemble
 from hpc_rg.provenance import provenance

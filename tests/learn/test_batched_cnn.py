@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from hpc_rg.config import ConfigError, loads
+from hpc_rg.config import loads
+
+from hpc_rg.schema import ConfigError
 from hpc_rg.learn import load_model
 from hpc_rg.learn.batched_cnn import BatchedCoarseCNN, train_group, unfold_patches
 from hpc_rg.learn.data import EnsembleSource, patch_dataset

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import hpc_rg
-from hpc_rg.config import ConfigError
+from hpc_rg.schema import ConfigError
 from hpc_rg.learn.modelfile import FORMAT, load_model, save_model
 from hpc_rg.learn.rbm import RBM
 

@@ -226,7 +226,8 @@ def test_dbn_init_scale_option():
 
 
 def test_average_last_longer_than_training_is_a_config_error():
-    from hpc_rg.config import ConfigError, _named_tables
+    from hpc_rg.config import _named_tables
+    from hpc_rg.schema import ConfigError
     from hpc_rg.learn.specs import SPECS
     tables = {"d": {"kind": "dbn", "layers": [16, 4], "epochs": 3, "average_last": 5}}
     with pytest.raises(ConfigError, match="average_last"):

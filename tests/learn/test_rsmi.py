@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from hpc_rg.config import ConfigError, loads
+from hpc_rg.config import loads
+
+from hpc_rg.schema import ConfigError
 from hpc_rg.learn import load_model
 from hpc_rg.learn.rsmi import RSMI, PairTask
 from hpc_rg.learn.stage import run_train

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import hpc_rg.learn.trainer as trainer
-from hpc_rg.config import ConfigError, loads
+from hpc_rg.config import loads
+from hpc_rg.schema import ConfigError
 from hpc_rg.learn import load_model
 from hpc_rg.learn.dbn import DBN
 from hpc_rg.learn.rbm import RBM

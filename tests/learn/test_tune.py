@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hpc_rg.config import ConfigError, loads
+from hpc_rg.config import loads
+
+from hpc_rg.schema import ConfigError
 from hpc_rg.learn import tune_search as ts
 from hpc_rg.learn.tune_spec import SpaceEntry, TuneSpec
 from hpc_rg.parallel import World

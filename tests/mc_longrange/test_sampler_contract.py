@@ -10,7 +10,7 @@ from hpc_rg.lattice.longrange import LongRange
 from hpc_rg.mc.alias import alias_draw, alias_probabilities, alias_table
 from hpc_rg.mc.longrange_cluster import FukuiTodo, poisson
 from hpc_rg.mc.longrange_metropolis import LongRangeMetropolis, field_sweeps, naive_sweeps
-from hpc_rg.mc.rng import new_state
+from hpc_rg.rng import new_state
 from hpc_rg.mc.sampler import Sampler
 
 SAMPLERS = [LongRangeMetropolis, FukuiTodo]

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from hpc_rg.config import ConfigError, loads
+from hpc_rg.config import loads
+
+from hpc_rg.schema import ConfigError
 from hpc_rg.learn.modelfile import save_model
 from hpc_rg.learn.rbm import RBM
 from hpc_rg.learn.rsmi import RSMI

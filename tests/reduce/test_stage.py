@@ -4,7 +4,9 @@ import h5py
 import numpy as np
 import pytest
 
-from hpc_rg.config import ConfigError, loads
+from hpc_rg.config import loads
+
+from hpc_rg.schema import ConfigError
 from hpc_rg.parallel import world
 from hpc_rg.reduce.registry import REDUCTIONS, load_all
 from hpc_rg.reduce.results import read_results

@@ -525,7 +525,7 @@ def test_a_long_quantity_name_is_labelled_by_itself(tmp_path, capsys):
 def test_figures_of_a_file_whose_arrays_do_not_fit_name_the_file(tmp_path):
     """result_from_file + plot_* in a notebook. Before: an ensemble.h5 read as results (KeyError 'no reduction'),
     and arrays of the wrong length were matplotlib's "'x' and 'y' must have the same size"."""
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     from hpc_rg.reduce.figures import plot_observables, result_from_file
     ens = _ensemble(tmp_path / "ensemble.h5", (4, 4), [2.0, 2.5], samples=10)
     with pytest.raises(ConfigError, match="ensemble.h5: attribute format = 'hpc_rg.ensemble/1'"):
@@ -614,7 +614,7 @@ def test_a_virtual_quantity_whose_source_is_missing_is_refused(tmp_path, capsys,
     """HDF5 reads a virtual dataset's fill value where its source file is missing. Before: the report showed
     e = 0.000 ± 0.011 at every temperature, exit 0; read_results gave zeros too."""
     import hpc_rg
-    from hpc_rg.config import ConfigError
+    from hpc_rg.schema import ConfigError
     run = _job(tmp_path, "vds", "")
     _hand_results(run, None)
     with h5py.File(run / "source.h5", "w") as s:

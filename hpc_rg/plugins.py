@@ -1,0 +1,174 @@
+"""One way to plug things in: samplers, lattice models, learners and reductions.
+
+A plugin is declared next to its implementation, in the module that holds it, as a module-level literal:
+
+    from hpc_rg.plugins import Plugin
+
+    PLUGINS = (
+        Plugin("reduction", "mutual_information", "compute", spec="MutualInformationSpec",
+               needs=("ensemble",), doc="block-environment mutual information"),
+    )
+
+`entry` and `spec` are "module:object" paths, or bare names of objects in the declaring module. `discover`
+finds the declarations by *reading* the modules of the plugin packages (and those named in the environment
+variable HPC_RG_PLUGINS, comma-separated module names, for plugins outside hpc_rg), never by importing them:
+validating a job costs no numba or torch import, and a new plugin needs no edit anywhere else. The object
+itself is imported by `Plugin.load()` when it is used.
+
+Fields by group:
+- sampler: `models` it serves; `device` "cpu" or "cuda" (a GPU variant is an entry of the same name).
+- model: a lattice model (`entry` builds it from the `[simulate]` table).
+- learner: a `kind` of `[train.<name>]`; `spec` is its table's dataclass.
+- reduction: an `[analyze.<name>]`; `spec` its table; `needs` what it reads ("ensemble", "models",
+  "results:<other reduction>"), which the analyze stage checks before any work.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GROUPS = ("sampler", "model", "learner", "reduction")
+PACKAGES = ("hpc_rg.lattice", "hpc_rg.mc", "hpc_rg.learn", "hpc_rg.reduce")
+ENV = "HPC_RG_PLUGINS"
+
+
+class PluginError(LookupError):
+    """A declaration that cannot be read, two plugins with one name, or a name nothing declares."""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    group: str
+    name: str
+    entry: str
+    spec: str = ""
+    device: str = "cpu"
+    models: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    doc: str = ""
+    module: str = field(default="", compare=False)     # the declaring module (filled in by discovery)
+
+    def __post_init__(self):
+        if self.group not in GROUPS:
+            raise PluginError(f"plugin {self.name!r}: group {self.group!r} is not one of {', '.join(GROUPS)}")
+        for name in ("models", "needs"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def load(self) -> Any:
+        """The implementation (imported now)."""
+        return _resolve(self.entry, self.module)
+
+    def load_spec(self) -> type | None:
+        """The dataclass of the plugin's job table, or None if it has none."""
+        return _resolve(self.spec, self.module) if self.spec else None
+
+
+def _resolve(target: str, module: str) -> Any:
+    mod, _, obj = target.rpartition(":")
+    mod = mod or module
+    if not mod:
+        raise PluginError(f"{target!r}: no module to import it from (write \"module:object\")")
+    value: Any = importlib.import_module(mod)
+    for part in obj.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _declarations(path: Path, module: str) -> list[Plugin]:
+    """The `Plugin(...)` calls of a module-level `PLUGINS = (...)` in `path`, read without importing it."""
+    text = path.read_text(encoding="utf-8")
+    if "PLUGINS" not in text:
+        return []
+    found = []
+    for node in ast.parse(text, str(path)).body:
+        if not (isinstance(node, (ast.Assign, ast.AnnAssign)) and any(
+                isinstance(t, ast.Name) and t.id == "PLUGINS"
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))):
+            continue
+        if not isinstance(node.value, (ast.Tuple, ast.List)):
+            raise PluginError(f"{path}: PLUGINS must be a tuple or list of Plugin(...) literals")
+        for call in node.value.elts:
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Plugin"):
+                raise PluginError(f"{path}:{call.lineno}: PLUGINS holds Plugin(...) calls only")
+            try:
+                args = [ast.literal_eval(a) for a in call.args]
+                kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+            except ValueError:
+                raise PluginError(f"{path}:{call.lineno}: Plugin(...) arguments must be literals "
+                                  "(strings, numbers, tuples)") from None
+            found.append(Plugin(*args, **kwargs, module=module))
+    return found
+
+
+def _package_modules(package: str) -> list[tuple[Path, str]]:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise PluginError(f"plugin package {package!r} not found")
+    out = []
+    for folder in spec.submodule_search_locations:
+        for path in sorted(Path(folder).glob("*.py")):
+            out.append((path, f"{package}.{path.stem}"))
+    return out
+
+
+def _module_file(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise PluginError(f"{ENV}: module {module!r} not found (or not a .py file)")
+    return Path(spec.origin)
+
+
+_FOUND: dict[tuple[str, str, str], Plugin] | None = None
+_REGISTERED: list[Plugin] = []
+
+
+def _all() -> dict[tuple[str, str, str], Plugin]:
+    global _FOUND
+    if _FOUND is None:
+        sources = [m for p in PACKAGES for m in _package_modules(p)]
+        sources += [(_module_file(m), m) for m in filter(None, (s.strip() for s in os.environ.get(ENV, "").split(",")))]
+        found: dict[tuple[str, str, str], Plugin] = {}
+        for plugin in [p for path, mod in sources for p in _declarations(path, mod)] + _REGISTERED:
+            key = (plugin.group, plugin.name, plugin.device)
+            if key in found:
+                raise PluginError(f"two {plugin.group} plugins named {plugin.name!r} on {plugin.device}: "
+                                  f"{found[key].module} and {plugin.module}")
+            found[key] = plugin
+        _FOUND = found
+    return _FOUND
+
+
+def register(plugin: Plugin) -> Plugin:
+    """Add a plugin at run time (tests, notebooks); a module-level PLUGINS declaration is the usual way."""
+    global _FOUND
+    _REGISTERED.append(plugin)
+    _FOUND = None
+    return plugin
+
+
+def unregister(plugin: Plugin) -> None:
+    global _FOUND
+    _REGISTERED.remove(plugin)
+    _FOUND = None
+
+
+def table(group: str, device: str = "cpu") -> dict[str, Plugin]:
+    """Every plugin of `group` on `device`, by name, in discovery order (package order, then file name)."""
+    return {name: p for (g, name, d), p in _all().items() if g == group and d == device}
+
+
+def names(group: str) -> tuple[str, ...]:
+    return tuple(table(group))
+
+
+def get(group: str, name: str, device: str = "cpu") -> Plugin:
+    try:
+        return _all()[(group, name, device)]
+    except KeyError:
+        raise PluginError(f"no {group} plugin named {name!r} on {device}; known: "
+                          + ", ".join(names(group))) from None
