@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from hpc_rg import plugins
+
 from hpc_rg.reduce.diagnostics_specs import DIAGNOSTIC_MODULES
 
 # modules whose import registers reductions (the built-ins, then the RG <-> deep-learning diagnostics)
@@ -34,8 +36,14 @@ def reduction(name: str):
 
 
 def load_all() -> dict:
+    """Every reduction by name: those registered by the modules of MODULES, then the plugins declared with
+    `PLUGINS = (Plugin("reduction", ...),)` anywhere `hpc_rg.plugins` looks."""
     for m in MODULES:
         importlib.import_module(m)
+    for name, plugin in plugins.table("reduction").items():
+        fn = plugin.load()
+        if REDUCTIONS.setdefault(name, fn) is not fn:
+            raise plugins.PluginError(f"reduction {name!r} is declared by {plugin.module} and registered again")
     return REDUCTIONS
 
 

@@ -147,6 +147,14 @@ from hpc_rg.reduce.diagnostics_specs import DIAGNOSTIC_SPECS  # noqa: E402
 SPECS.update(DIAGNOSTIC_SPECS)
 
 
+def _plugin_specs() -> dict[str, type]:
+    from hpc_rg import plugins
+    return {name: p.load_spec() for name, p in plugins.table("reduction").items() if p.spec}
+
+
+SPECS.update(_plugin_specs())
+
+
 # -- what each reduction writes into results.h5 (dimensions, units, long names) -----------------------------
 @dataclass(frozen=True)
 class Output:

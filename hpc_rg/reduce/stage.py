@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from hpc_rg.schema import ConfigError
+from hpc_rg import plugins
 from hpc_rg.parallel import EXIT_INTERRUPTED, StopRequests, get_logger
 from hpc_rg.progress import duration
 from hpc_rg.reduce.registry import Context, load_all
@@ -34,8 +35,9 @@ def _run_analyze(cfg, world, stop: StopRequests) -> int:
     for name in cfg.analyze:
         if name not in reductions:
             raise ConfigError(cfg.file, f"analyze.{name}", name, "a registered reduction: " + ", ".join(reductions))
-    needs_ensemble = any(not getattr(s, "files", ()) or name in ("scaling_dimensions",)
-                         for name, s in cfg.analyze.items())
+    declared = plugins.table("reduction")
+    needs_ensemble = any((not getattr(s, "files", ()) or name in ("scaling_dimensions",)) if name not in declared
+                         else "ensemble" in declared[name].needs for name, s in cfg.analyze.items())
     if needs_ensemble and not ctx.ensemble_path.exists():
         raise ConfigError(cfg.file, "job.out", str(out), f"a run folder with ensemble.h5 (missing: {ctx.ensemble_path}); "
                           "run `hpc-rg simulate` first")
