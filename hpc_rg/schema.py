@@ -8,6 +8,7 @@ the job. This module imports nothing from hpc_rg, so any module may import it wi
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import math
 import re
@@ -22,7 +23,7 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
 __all__ = ["ConfigError", "NAME_RE", "check_name", "check_bounds", "coerce", "dataclass_to_table",
-           "did_you_mean", "spec", "table_to_dataclass", "toml_value", "tomllib"]
+           "did_you_mean", "spec", "table_to_dataclass", "toml_key", "toml_string", "toml_value", "tomllib"]
 
 
 # Names become file and folder names (runs/<job>, models/<model>.pt, figures/<reduction>*.png): letters,
@@ -199,16 +200,39 @@ def dataclass_to_table(obj: Any) -> dict:
 
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_key(k: str) -> str:
+    """A key as TOML writes it: bare when it can be, else a quoted string (e.g. "simulate.L")."""
+    return k if _BARE_KEY.fullmatch(k) else toml_string(k)
+
+
+def toml_string(s: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def toml_value(v: Any) -> str:
+    """A value as TOML text; `tomllib.loads(f"x = {toml_value(v)}")["x"] == v` for what tomllib reads."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
-        return repr(v)
+        return repr(v)                            # nan, inf, -inf and 1e-05 are TOML as repr writes them
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return toml_string(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{toml_key(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (datetime.date, datetime.time)):
+        return v.isoformat()                      # TOML's own dates and times are ISO 8601
     return toml_value(str(v))
-

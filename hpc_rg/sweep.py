@@ -31,9 +31,7 @@ import copy
 import hashlib
 import itertools
 import json
-import os
 import re
-import tempfile
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +41,8 @@ import numpy as np
 
 from hpc_rg import config
 from hpc_rg.config import Config
-from hpc_rg.schema import ConfigError, tomllib
+from hpc_rg.io.atomic import atomic_path
+from hpc_rg.schema import ConfigError, did_you_mean, toml_key, toml_value, tomllib
 
 INDEX = "sweep.json"
 INDEX_FORMAT = "hpc_rg.sweep/1"
@@ -91,16 +90,9 @@ class Sweep:
         """`<out>/sweep.json`, atomically (several array tasks may write the same index at once)."""
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / INDEX
-        # a temporary name of its own (created exclusively: tasks on other nodes may share a pid), then rename
-        fd, tmp = tempfile.mkstemp(dir=self.out, prefix=f".{INDEX}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(self.index(), indent=1) + "\n")
-            os.chmod(tmp, 0o644)                  # mkstemp's 0600 would hide the index from the group
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # atomic_path's temporary name is created exclusively: tasks on other nodes may share a pid
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.index(), indent=1) + "\n")
         return path
 
     def describe(self) -> str:
@@ -146,7 +138,7 @@ def _expand(raw: dict, text: str, file: str) -> Sweep:
     table = dict(table)
     mode = table.pop("mode", "product")
     if mode not in MODES:
-        raise ConfigError(file, "sweep.mode", mode, "one of " + ", ".join(MODES), config.did_you_mean(mode, MODES))
+        raise ConfigError(file, "sweep.mode", mode, "one of " + ", ".join(MODES), did_you_mean(mode, MODES))
     axes = _axes(table, file, raw)
     job = raw.get("job")
     if job is None:
@@ -209,7 +201,7 @@ def _axes(table: dict, file: str, raw: dict) -> list[tuple[str, list]]:
             raise ConfigError(file, f"sweep.{key}", values, "a non-empty list of values")
         if path[0] not in SECTIONS or len(path) < (3 if path[0] in ("train", "analyze") else 2):
             raise ConfigError(file, f"sweep.{key}", values, "a dotted job key such as simulate.L or "
-                              "train.<name>.epochs", config.did_you_mean(path[0], SECTIONS))
+                              "train.<name>.epochs", did_you_mean(path[0], SECTIONS))
         if key in NOT_SWEPT:
             raise ConfigError(file, f"sweep.{key}", values, f"a key other than {key} ({NOT_SWEPT[key]})")
         parent = raw
@@ -311,55 +303,20 @@ def check_folders(points: typing.Iterable[Point], command: str, resume: bool, fo
 # TOML text of a point (a job file of its own: <point>/job.toml, the ensembles' job_toml attribute)
 # --------------------------------------------------------------------------------------------------------
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _toml_key(k: str) -> str:
-    return k if _BARE_KEY.fullmatch(k) else _toml_string(k)
-
-
-def _toml_string(s: str) -> str:
-    out = []
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v)                            # nan, inf, -inf and 1e-05 are TOML as repr writes them
-    if isinstance(v, str):
-        return _toml_string(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    return v.isoformat()                          # dates and times: TOML writes them as ISO 8601
-
-
 def dump_toml(table: dict) -> str:
     """A parsed TOML document back to text (tables as [a.b] headers, deeper tables inline). tomllib reads no
     writer and none is a dependency; `tomllib.loads(dump_toml(t)) == t` is checked here."""
     lines: list[str] = []
     top = [(k, v) for k, v in table.items() if not isinstance(v, dict)]
-    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in top]
+    lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in top]
     for sec, body in table.items():
         if not isinstance(body, dict):
             continue
         named = sec in ("train", "analyze") and all(isinstance(v, dict) for v in body.values()) and body
         for name, sub in (body.items() if named else [(None, body)]):
-            header = _toml_key(sec) + (f".{_toml_key(name)}" if name is not None else "")
+            header = toml_key(sec) + (f".{toml_key(name)}" if name is not None else "")
             lines += ["", f"[{header}]"]
-            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in sub.items()]
+            lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in sub.items()]
     text = "\n".join(lines).lstrip("\n") + "\n"
     if json.dumps(tomllib.loads(text), default=str) != json.dumps(table, default=str):
         raise AssertionError("sweep point: the TOML writer did not reproduce the table")
@@ -390,7 +347,7 @@ def read_index(folder: Path) -> dict:
     return index
 
 
-def _point_state(run: Path) -> dict:
+def point_state(run: Path) -> dict:
     """What a point's folder holds, read from files only (works while it runs)."""
     from hpc_rg.io.checkpoint import read_commit
     state: dict[str, Any] = {"started": (run / "job.toml").exists()}
@@ -409,78 +366,4 @@ def _point_state(run: Path) -> dict:
     return state
 
 
-def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    return ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + rows]
-
-
-def status(folder: Path) -> str:
-    """`hpc-rg status OUT` on a sweep folder: one row per point."""
-    folder = Path(folder)
-    index = read_index(folder)
-    points = index["points"]
-    lines = [f"{folder}: sweep '{index.get('name')}' of {len(points)} points ({index.get('mode')} of "
-             f"{', '.join(map(str, index.get('keys', [])))})"]
-    rows, done = [], 0
-    for p in points:
-        s = _point_state(folder / p["folder"])
-        done += s["simulate"] == "complete"
-        rows.append([str(p.get("index", "")), p["folder"], s["simulate"] if s["started"] else "not started",
-                     str(s["models"]), "yes" if s["results.h5"] else "-", "yes" if s["report.md"] else "-"])
-    lines += ["  " + line for line in _aligned(["point", "folder", "simulate", "models", "results", "report"], rows)]
-    lines.append(f"  {done} of {len(points)} points simulated")
-    return "\n".join(lines)
-
-
-def _observables(run: Path) -> list[list[str]]:
-    """Per temperature: energy per site and <|m|> with errors, tau_int(E), as in a run's report."""
-    from hpc_rg.io.ensemble import open_ensemble
-    from hpc_rg.reduce.stats import mean_error
-    from hpc_rg.summary import _fmt
-    rows = []
-    with open_ensemble(run / "ensemble.h5") as ens:
-        e_ts = ens.timeseries("energy") if ens.has("timeseries/energy") else ens.energy
-        m_ts = ens.timeseries("magnetization") if ens.has("timeseries/magnetization") else ens.magnetization
-        for t, T in enumerate(ens.temperatures):
-            e, de, tau = mean_error(e_ts[t], axis_chains=True)
-            m, dm, _ = mean_error(np.abs(m_ts[t]), axis_chains=True)
-            rows.append([f"{T:.6g}", _fmt(e, de), _fmt(m, dm), f"{tau:.3g}"])
-    return rows
-
-
-def write_report(folder: Path, point_reports: bool = True) -> Path:
-    """`hpc-rg report OUT` on a sweep folder: each started point's own report (as `hpc-rg report` on its
-    folder writes it), then `<OUT>/report.md` and `.html` tabulating all points: what each holds, and the
-    ensemble observables of every point and temperature side by side."""
-    from hpc_rg.report import build
-    folder = Path(folder)
-    index = read_index(folder)
-    points = index["points"]
-    keys = [str(k) for k in index.get("keys", [])]
-    title = f"hpc_rg sweep report: {index.get('name')}"
-    md = [f"# {title}", "",
-          f"Sweep of {len(points)} points ({index.get('mode')} of {', '.join(f'`{k}`' for k in keys)}) from "
-          f"`{index.get('job')}`; each point's job seed is derived from the sweep's seed {index.get('seed')} "
-          "and the point.", "", "## Points", ""]
-    rows, observables = [], []
-    for p in points:
-        run = folder / p["folder"]
-        s = _point_state(run)
-        if point_reports and s["started"]:
-            build.write_report(run)
-            s["report.md"] = True
-        values = [json.dumps(p["values"].get(k)) for k in keys]
-        link = f"[report]({p['folder']}/report.md)" if s["report.md"] else "-"
-        rows.append([str(p.get("index", "")), f"`{p['folder']}`", *values, str(p.get("seed", "")),
-                     s["simulate"] if s["started"] else "not started", link])
-        if s["ensemble.h5"]:
-            observables += [[f"`{p['folder']}`", *r] for r in _observables(run)]
-    md += build._table(["point", "folder", *keys, "seed", "simulate", "report"], rows) + [""]
-    if observables:
-        md += ["## Observables of every point", ""]
-        md += build._table(["point", "T", "energy per site", "⟨∣m∣⟩", "τ_int(E)"], observables)
-        md += ["", "Errors: Γ-method integrated autocorrelation time, chains combined.", ""]
-    text = "\n".join(md)
-    build._atomic(folder / "report.md", text)
-    build._atomic(folder / "report.html", build._html(text, folder, title))
-    return folder / "report.md"
+_point_state = point_state     # the name hpc_rg.summary reads
