@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+from hpc_rg.learn.tune_spec import parse_tune, search_settings
+from hpc_rg.learn.validate import check_job as check_train
+from hpc_rg.mc.memory_check import check_memory
 from hpc_rg.mc.specs import SimulateConfig, parse_simulate
+from hpc_rg.reduce.validate import check_job as check_analyze
+from hpc_rg.report.papers import COMPARISONS
 from hpc_rg.schema import (ConfigError, check_name, dataclass_to_table, did_you_mean, spec, table_to_dataclass,
                            toml_value, tomllib)
 
@@ -73,7 +78,6 @@ class Config:
         if self.report:
             d["report"] = dict(self.report)
         if self.tune:
-            from hpc_rg.learn.tune_spec import search_settings
             d["tune"] = {k: {"trials": v.trials, **search_settings(v)} for k, v in self.tune.items()}
         return d
 
@@ -130,19 +134,73 @@ def read_job_text(path: Path) -> str:
     return text
 
 
+def _parse_train(table: Any, file: str, parsed: dict) -> dict:
+    from hpc_rg.learn.specs import SPECS    # built from the learners' plugin declarations: only when needed
+    return _named_tables("train", table, file, SPECS, "kind")
+
+
+def _parse_analyze(table: Any, file: str, parsed: dict) -> dict:
+    from hpc_rg.reduce.specs import SPECS   # built from the reductions' plugin declarations: only when needed
+    return _named_tables("analyze", table, file, SPECS, None)
+
+
+def _parse_tune(table: Any, file: str, parsed: dict) -> dict:
+    return parse_tune(table, file, parsed["train"])      # a search names the [train.<model>] it tunes
+
+
+def _parse_report(table: Any, file: str, parsed: dict) -> dict:
+    if not isinstance(table, dict):
+        raise ConfigError(file, "report", table, "a table")
+    for k, v in table.items():
+        if k not in REPORT_KEYS:
+            raise ConfigError(file, f"report.{k}", v, " or ".join(REPORT_KEYS), did_you_mean(k, REPORT_KEYS))
+    if "paper" in table and table["paper"] not in COMPARISONS:
+        raise ConfigError(file, "report.paper", table["paper"], "one of " + ", ".join(COMPARISONS),
+                          did_you_mean(str(table["paper"]), COMPARISONS))
+    return table
+
+
+# Every section after [job]: (its parser (table, file, sections parsed so far) -> value, its value when the
+# file has no such section), in the order they are parsed (tune reads the train models).
+SECTIONS: dict[str, tuple[Callable[[Any, str, dict], Any], Any]] = {
+    "simulate": (lambda table, file, parsed: parse_simulate(table, file), None),
+    "train": (_parse_train, {}),
+    "analyze": (_parse_analyze, {}),
+    "report": (_parse_report, {}),
+    "tune": (_parse_tune, {}),
+}
+REPORT_KEYS = ("paper", "title")
+# what naming a stage in job.stages needs in the file
+STAGE_NEEDS = {"simulate": "a [simulate] table for stage simulate", "train": "[train.<name>] tables for stage train",
+               "tune": "[tune.<model>] tables for stage tune"}
+
+
 def loads(text: str, path: str | Path = "job.toml") -> Config:
     file = str(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(file, "", None, f"valid TOML ({e})") from None
-    known = ("job", "simulate", "train", "analyze", "report", "tune")
+    known = ("job", *SECTIONS)
     for k in raw:
         if k not in known:
             raise ConfigError(file, k, raw[k], "a known section: " + ", ".join(known), did_you_mean(k, known))
     if "job" not in raw:
         raise ConfigError(file, "job", "(missing)", "a [job] table with name and seed")
-    job = table_to_dataclass(JobConfig, raw["job"], file, "job")
+    job = _parse_job(raw["job"], file)
+    parsed: dict[str, Any] = {}
+    for sec, (parse, absent) in SECTIONS.items():
+        parsed[sec] = parse(raw[sec], file, parsed) if sec in raw else absent
+    cfg = Config(file=file, job=job, text=text, **parsed)
+    for s in cfg.stages:
+        if s in STAGE_NEEDS and not parsed[s]:
+            raise ConfigError(file, "job.stages", list(job.stages), STAGE_NEEDS[s])
+    _cross_checks(cfg)
+    return cfg
+
+
+def _parse_job(table: Any, file: str) -> JobConfig:
+    job = table_to_dataclass(JobConfig, table, file, "job")
     check_name(file, "job.name", job.name)
     for s in job.stages:
         if s not in STAGES:
@@ -152,54 +210,17 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
     if any(b <= a for a, b in zip(order, order[1:])):
         raise ConfigError(file, "job.stages", list(job.stages), "each stage at most once, in the order "
                           + ", ".join(STAGES))
-    simulate = parse_simulate(raw["simulate"], file) if "simulate" in raw else None
-    train: dict = {}
-    if "train" in raw:
-        from hpc_rg.learn.specs import SPECS as TRAIN_SPECS
-        train = _named_tables("train", raw["train"], file, TRAIN_SPECS, "kind")
-    analyze: dict = {}
-    if "analyze" in raw:
-        from hpc_rg.reduce.specs import SPECS as ANALYZE_SPECS
-        analyze = _named_tables("analyze", raw["analyze"], file, ANALYZE_SPECS, None)
-    tune: dict = {}
-    if "tune" in raw:
-        from hpc_rg.learn.tune_spec import parse_tune
-        tune = parse_tune(raw["tune"], file, train)
-    report = raw.get("report", {})
-    if not isinstance(report, dict):
-        raise ConfigError(file, "report", report, "a table")
-    for k, v in report.items():
-        if k not in ("paper", "title"):
-            raise ConfigError(file, f"report.{k}", v, "paper or title", did_you_mean(k, ("paper", "title")))
-    if "paper" in report:
-        from hpc_rg.report.papers import COMPARISONS
-        if report["paper"] not in COMPARISONS:
-            raise ConfigError(file, "report.paper", report["paper"], "one of " + ", ".join(COMPARISONS),
-                              did_you_mean(str(report["paper"]), COMPARISONS))
-    cfg = Config(file=file, job=job, simulate=simulate, train=train, analyze=analyze, report=report, text=text,
-                 tune=tune)
-    for s in cfg.stages:
-        if s == "simulate" and simulate is None:
-            raise ConfigError(file, "job.stages", list(job.stages), "a [simulate] table for stage simulate")
-        if s == "train" and not train:
-            raise ConfigError(file, "job.stages", list(job.stages), "[train.<name>] tables for stage train")
-        if s == "tune" and not tune:
-            raise ConfigError(file, "job.stages", list(job.stages), "[tune.<model>] tables for stage tune")
-    _cross_checks(cfg)
-    return cfg
+    return job
 
 
 def _cross_checks(cfg: Config) -> None:
     """Checks that join sections: the lattice against memory, each model against the data it trains on,
     each reduction against the lattice it reduces. Each lives beside the code whose inputs it protects."""
     if cfg.simulate is not None:
-        from hpc_rg.mc.memory_check import check_memory
         check_memory(cfg.simulate, cfg.file)
     if cfg.train:
-        from hpc_rg.learn.validate import check_job as check_train
         check_train(cfg)
     if cfg.analyze:
-        from hpc_rg.reduce.validate import check_job as check_analyze
         check_analyze(cfg)
 
 
