@@ -19,13 +19,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from importlib.resources import files
-from pathlib import Path
 from pkgutil import resolve_name
 
 from hpc_rg import config, progress, sweep
 from hpc_rg.cli_exits import EXIT_PIPE, EXIT_USAGE, disk_full, flush_stdout, stdout_closed, user_error
 from hpc_rg.cli_logging import apply_log_options
-from hpc_rg.cli_parser import build_parser as _parser
+from hpc_rg.cli_parser import build_parser
 from hpc_rg.docs_gen import explain
 from hpc_rg.extras import MissingExtra, from_import_error, require_for_stage
 from hpc_rg.io import diskfull, run_folder
@@ -227,7 +226,7 @@ def _sweep_command(args, job, world) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     except BrokenPipeError:                  # `hpc-rg --help | head -1`
         return stdout_closed()
     except SystemExit:                       # --help, --version, a usage error: flush while we can tell

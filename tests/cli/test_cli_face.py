@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import hpc_rg
-from hpc_rg.cli import EXIT_PIPE, _parser
+from hpc_rg.cli_exits import EXIT_PIPE
+from hpc_rg.cli_parser import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "jobs" / "quickstart.toml"
@@ -63,12 +64,12 @@ def test_version_prints_the_package_version():
     (["report", "d", "-q"], False, True, None),
 ])
 def test_log_options_before_or_after_the_subcommand(argv, verbose, quiet, log_file):
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     assert (args.verbose, args.quiet, args.log_file) == (verbose, quiet, log_file)
 
 
 def test_every_subcommand_takes_the_log_options():
-    parser = _parser()
+    parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     for name in sub.choices:
         option_strings = {s for a in sub.choices[name]._actions for s in a.option_strings}

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from hpc_rg import summary
-from hpc_rg.cli import _parser, main
+from hpc_rg.cli import main
+from hpc_rg.cli_parser import build_parser
 from hpc_rg.reduce.stats import chains_too_short, min_samples, tau_int_warning
 
 JOB = """[job]
@@ -155,7 +156,7 @@ def test_json_stdout_stays_json_with_verbose_logging(short):
 
 
 def test_the_help_lists_the_json_keys():
-    sub = next(a for a in _parser()._actions if a.dest == "command")
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
     info_help, status_help = sub.choices["info"].format_help(), sub.choices["status"].format_help()
     flat = lambda text: " ".join(text.split())      # noqa: E731
     for key in summary.INFO_KEYS["ensemble"] + summary.INFO_KEYS["per_temperature"] + summary.INFO_KEYS["other"]:

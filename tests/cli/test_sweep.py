@@ -98,6 +98,20 @@ def test_each_point_is_a_job_file_of_its_own(tmp_path):
     assert again.train["rbm"].epochs == 2 and again.simulate.J == 0.5 and "observables" in again.analyze
 
 
+def test_the_toml_writer_round_trips_what_tomllib_reads():
+    """Points are written with the job grammar's one TOML writer (schema.toml_value/toml_key): quoted keys,
+    control characters, nested tables, dates and special floats come back as they were."""
+    import datetime
+    from hpc_rg.schema import toml_value, tomllib
+    table = {"x": {"simulate.L": [16, 32], "a b": "tab\there\nline \"q\" \\ \x7f", "n": {"inner key": 1.5}},
+             "when": datetime.date(2024, 5, 1), "at": datetime.datetime(2024, 5, 1, 12, 30),
+             "f": [1e-05, 1e20, float("inf")], "t": True}
+    for key, value in table.items():
+        assert tomllib.loads(f"v = {toml_value(value)}")["v"] == value, key
+    text = sweep.dump_toml({"job": {"name": "a", "seed": 1}, "simulate": {"odd key": "x\ny"}})
+    assert tomllib.loads(text)["simulate"]["odd key"] == "x\ny"
+
+
 # ---- folder names ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value,name", [
