@@ -21,6 +21,8 @@ from typing import Any, Iterator
 
 from hpc_rg import config
 from hpc_rg.config import Config
+from hpc_rg.learn.tune_spec import TuneSpec
+from hpc_rg.report.papers import COMPARISONS
 from hpc_rg.schema import toml_value
 
 SOURCE = Path(__file__).resolve().parent.parent      # the checkout, when the package runs from one
@@ -127,12 +129,12 @@ class Table:
 
 
 def _report_allowed() -> str:
-    from hpc_rg.report.papers import COMPARISONS   # import-cheap: the validator imports it too
     return "one of " + ", ".join(COMPARISONS)
 
 
 def tables() -> Iterator[Table]:
     """Every table a job file may hold, with its keys."""
+    # the spec tables are built from plugin declarations (hpc_rg.plugins): read when the page is made
     from hpc_rg.learn.specs import SPECS as TRAIN
     from hpc_rg.mc.registry import ALGORITHMS
     from hpc_rg.reduce.specs import SPECS as ANALYZE
@@ -149,7 +151,6 @@ def tables() -> Iterator[Table]:
         yield Table(f'[train.<name>] with kind = "{kind}"', [kind_key] + spec_keys(cls), _class_doc(cls))
     for name, cls in ANALYZE.items():
         yield Table(f"[analyze.{name}]", spec_keys(cls), _class_doc(cls))
-    from hpc_rg.learn.tune_spec import TuneSpec
     yield Table("[tune.<model>]", spec_keys(TuneSpec),
                 "Optional; an Optuna search over the training settings of [train.<model>] (`hpc-rg tune JOB`, "
                 "or the `tune` stage of `hpc-rg run`). Trials are scored on a validation split of the training "
@@ -237,12 +238,12 @@ def _explained_table(header: str, keys: list[Key], values: dict[str, Any]) -> li
 def explain(cfg: Config) -> str:
     """The resolved job as TOML (what `hpc-rg check` prints), each key preceded by a comment with its meaning,
     type, bounds and default. Parsing the output gives the same job back."""
-    from hpc_rg.learn.specs import SPECS as TRAIN
+    from hpc_rg.learn.specs import SPECS as TRAIN     # built from plugin declarations: read when used
     kinds = {cls: kind for kind, cls in TRAIN.items()}
     d = cfg.as_dict()
     lines = [f"# {cfg.file}: valid; run folder {cfg.out}; stages {', '.join(cfg.stages) or '(none)'}",
              "# every key with its resolved value; the comment above each says what it means "
-             f"(reference: docs/job-file.md)"]
+             "(reference: docs/job-file.md)"]
     lines += _explained_table("[job]", spec_keys(config.JobConfig), d["job"])
     if cfg.simulate is not None:
         lines += _explained_table("[simulate]", spec_keys(config.SimulateConfig), d["simulate"])
@@ -254,7 +255,6 @@ def explain(cfg: Config) -> str:
     for name, obj in cfg.analyze.items():
         lines += _explained_table(f"[analyze.{name}]", spec_keys(type(obj)), d["analyze"][name])
     if cfg.tune:
-        from hpc_rg.learn.tune_spec import TuneSpec
         for name in cfg.tune:
             lines += _explained_table(f"[tune.{name}]", spec_keys(TuneSpec), d["tune"][name])
     if cfg.report:
