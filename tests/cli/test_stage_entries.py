@@ -78,3 +78,28 @@ def test_ranks_that_agree_leave_without_aborting(monkeypatch):
             raise AssertionError("aborted although every rank agreed")
 
     cli_exits.agree_or_abort(StrictWorld(types.SimpleNamespace(Ibarrier=Done), 0, 2), 2, None)
+
+
+LONE_ERROR = """
+from hpc_rg.cli_exits import agree_or_abort
+from hpc_rg.parallel import world
+w = world()
+if w.rank == 1:          # alone in its error: rank 0 is blocked in a collective that rank 1 never joins
+    agree_or_abort(w, 2, "hpc-rg: error (rank 1): only here")
+else:
+    w.barrier()
+"""
+
+
+def test_a_lone_error_on_two_real_ranks_ends_the_job_instead_of_hanging():
+    import os
+    import subprocess
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("no mpiexec beside the interpreter")
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    proc = subprocess.run([str(mpiexec), "-n", "2", sys.executable, "-c", LONE_ERROR], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "hpc-rg: error (rank 1): only here" in proc.stderr, proc.stderr
