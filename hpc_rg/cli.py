@@ -81,8 +81,8 @@ def _run_stage(stage: str, cfg, world, **options) -> int:
     log = get_logger()
     tic = time.time()
     log.info("stage %s of job '%s' on %d rank(s) -> %s", stage, cfg.job.name, world.size, cfg.out)
-    if stage == "simulate" and cfg.simulate is None:
-        raise ConfigError(cfg.file, "simulate", "(missing)", "a [simulate] table for stage simulate")
+    if stage == "simulate" and cfg.simulate is None:     # `hpc-rg simulate JOB` on a job without one
+        raise ConfigError(cfg.file, "simulate", "(missing)", config.STAGE_NEEDS["simulate"])
     entry = STAGE_ENTRIES[stage]
     if entry.on_run_folder:
         code = 0
