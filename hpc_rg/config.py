@@ -68,17 +68,12 @@ class Config:
         return tuple(s for s in STAGES if present[s])
 
     def as_dict(self) -> dict:
+        """The resolved job as TOML tables (what `hpc-rg check` prints and outputs record)."""
         d = {"job": dataclass_to_table(self.job)}
-        if self.simulate:
-            d["simulate"] = dataclass_to_table(self.simulate)
-        for sec in ("train", "analyze"):
-            tables = getattr(self, sec)
-            if tables:
-                d[sec] = {k: dataclass_to_table(v) for k, v in tables.items()}
-        if self.report:
-            d["report"] = dict(self.report)
-        if self.tune:
-            d["tune"] = {k: {"trials": v.trials, **search_settings(v)} for k, v in self.tune.items()}
+        for sec, section in SECTIONS.items():
+            value = getattr(self, sec)
+            if value:
+                d[sec] = section.as_table(value)
         return d
 
 
@@ -160,14 +155,26 @@ def _parse_report(table: Any, file: str, parsed: dict) -> dict:
     return table
 
 
-# Every section after [job]: (its parser (table, file, sections parsed so far) -> value, its value when the
-# file has no such section), in the order they are parsed (tune reads the train models).
-SECTIONS: dict[str, tuple[Callable[[Any, str, dict], Any], Any]] = {
-    "simulate": (lambda table, file, parsed: parse_simulate(table, file), None),
-    "train": (_parse_train, {}),
-    "analyze": (_parse_analyze, {}),
-    "report": (_parse_report, {}),
-    "tune": (_parse_tune, {}),
+@dataclass(frozen=True)
+class Section:
+    """How the job file's section of one stage is read and printed back."""
+    parse: Callable[[Any, str, dict], Any]     # (table, file, sections parsed so far) -> value
+    absent: Callable[[], Any]                  # the value when the file has no such section
+    as_table: Callable[[Any], dict]            # the value as a TOML table, every default filled in
+
+
+def _named_as_tables(tables: dict) -> dict:
+    return {name: dataclass_to_table(obj) for name, obj in tables.items()}
+
+
+# Every section after [job], in the order they are parsed (tune reads the train models) and printed.
+SECTIONS: dict[str, Section] = {
+    "simulate": Section(lambda table, file, parsed: parse_simulate(table, file), lambda: None, dataclass_to_table),
+    "train": Section(_parse_train, dict, _named_as_tables),
+    "analyze": Section(_parse_analyze, dict, _named_as_tables),
+    "report": Section(_parse_report, dict, dict),
+    "tune": Section(_parse_tune, dict,
+                    lambda tables: {k: {"trials": v.trials, **search_settings(v)} for k, v in tables.items()}),
 }
 REPORT_KEYS = ("paper", "title")
 # what naming a stage in job.stages needs in the file
@@ -189,8 +196,8 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
         raise ConfigError(file, "job", "(missing)", "a [job] table with name and seed")
     job = _parse_job(raw["job"], file)
     parsed: dict[str, Any] = {}
-    for sec, (parse, absent) in SECTIONS.items():
-        parsed[sec] = parse(raw[sec], file, parsed) if sec in raw else absent
+    for sec, section in SECTIONS.items():
+        parsed[sec] = section.parse(raw[sec], file, parsed) if sec in raw else section.absent()
     cfg = Config(file=file, job=job, text=text, **parsed)
     for s in cfg.stages:
         if s in STAGE_NEEDS and not parsed[s]:
