@@ -205,12 +205,12 @@ def _run_stage(stage: str, cfg, world, resume: bool, force: bool, worker: bool =
 
 def _report(run_dir: Path) -> Path:
     try:
-        from hpc_rg.report.build import write_report
+        from hpc_rg.report.stage import run as run_report
     except ModuleNotFoundError as e:
-        if "hpc_rg.report.build" not in str(e):
+        if "hpc_rg.report.stage" not in str(e):
             raise
-        _stage_not_built("report", "hpc_rg.report.build")
-    return write_report(Path(run_dir))
+        _stage_not_built("report", "hpc_rg.report.stage")
+    return run_report(Path(run_dir))
 
 
 def _main(args, world) -> int:

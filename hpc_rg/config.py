@@ -169,13 +169,16 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
     if not isinstance(report, dict):
         raise ConfigError(file, "report", report, "a table")
     for k, v in report.items():
-        if k not in ("paper", "title"):
-            raise ConfigError(file, f"report.{k}", v, "paper or title", did_you_mean(k, ("paper", "title")))
-    if "paper" in report:
-        from hpc_rg.report.papers import COMPARISONS
-        if report["paper"] not in COMPARISONS:
-            raise ConfigError(file, "report.paper", report["paper"], "one of " + ", ".join(COMPARISONS),
-                              did_you_mean(str(report["paper"]), COMPARISONS))
+        if k not in ("paper", "study", "title"):
+            raise ConfigError(file, f"report.{k}", v, "paper, study or title", did_you_mean(k, ("paper", "study", "title")))
+    from hpc_rg.report.compare import SHIPPED     # import-cheap (stdlib and hpc_rg.schema)
+    if "paper" in report and report["paper"] not in SHIPPED:
+        raise ConfigError(file, "report.paper", report["paper"], "one of " + ", ".join(SHIPPED)
+                          + " (another study: report.study = \"path/to/paper.toml\")",
+                          did_you_mean(str(report["paper"]), SHIPPED))
+    if "study" in report and (not isinstance(report["study"], str) or not report["study"].endswith(".toml")
+                              or "paper" in report):
+        raise ConfigError(file, "report.study", report["study"], "the path of a study TOML file (instead of paper)")
     cfg = Config(file=file, job=job, simulate=simulate, train=train, analyze=analyze, report=report, text=text,
                  tune=tune)
     for s in cfg.stages:

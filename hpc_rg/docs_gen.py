@@ -27,10 +27,13 @@ SOURCE = Path(__file__).resolve().parent.parent      # the checkout, when the pa
 DOC_PATH = SOURCE / "docs" / "job-file.md"
 REGENERATE = "python -m hpc_rg.docs_gen"
 
-# `[report]` is validated inline by hpc_rg.config (two keys, no dataclass), so its keys are described here.
+# `[report]` is validated inline by hpc_rg.config (three keys, no dataclass), so its keys are described here.
 REPORT_KEYS = (
     ("title", "string", '""', "", "report title (default: \"hpc_rg report: <job name>\")"),
-    ("paper", "string", '""', "", "a seed study whose numbers the report puts beside ours (see allowed)"),
+    ("paper", "string", '""', "", "a study shipped in the repository (studies/<name>/paper.toml) whose "
+                                  "numbers the report puts beside ours (see allowed)"),
+    ("study", "string", '""', "a path ending .toml", "instead of paper: a study file of your own, in the format of "
+                                                      "studies/*/paper.toml (relative to the current folder)"),
 )
 
 
@@ -127,8 +130,8 @@ class Table:
 
 
 def _report_allowed() -> str:
-    from hpc_rg.report.papers import COMPARISONS   # import-cheap: the validator imports it too
-    return "one of " + ", ".join(COMPARISONS)
+    from hpc_rg.report.compare import SHIPPED   # import-cheap: the validator imports it too
+    return "one of " + ", ".join(SHIPPED)
 
 
 def tables() -> Iterator[Table]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from hpc_rg.reduce.labels import Label, label, unit_text
 from hpc_rg.report.markdown import code, inline, table
-from hpc_rg.summary import _fmt
+from hpc_rg.summary import format_value
 
 __all__ = ["Reduction", "read_reductions", "reduction_markdown", "error_bar_problem", "refuse_error_bar",
            "refuse_unreadable", "SMALL_1D", "SMALL_2D", "LOAD_LIMIT", "SCAN_LIMIT"]
@@ -198,7 +198,7 @@ def _head(lab: Label, name: str, words: bool = False) -> str:
 
 def _num(v, e=None) -> str:
     v = float(v)
-    return _fmt(v, float(e)) if e is not None and np.isfinite(e) else f"{v:.6g}"
+    return format_value(v, float(e)) if e is not None and np.isfinite(e) else f"{v:.6g}"
 
 
 def _axis_values(red: Reduction, dim: str, n: int) -> list[str]:

@@ -18,7 +18,7 @@ from hpc_rg.parallel import World
 from hpc_rg.reduce.registry import Result
 from hpc_rg.reduce.results import write_results
 from hpc_rg.report import build
-from hpc_rg.summary import _fmt
+from hpc_rg.summary import format_value
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -131,9 +131,9 @@ def test_small_arrays_become_tables_large_ones_their_figure(tmp_path):
     cells = Elements(page).inside("td")
     assert "array (" not in md and "see results.h5)" not in md
     for v, e in zip(*res["observables"].values["energy"]):
-        assert _fmt(v, e) in cells                       # the numbers, in table cells
-    assert "2.25" in cells and _fmt(1.02, 0.01) in cells   # the axis values; the 2-D table (T x level)
-    assert _fmt(2.2691, 0.0012) in cells                  # a scalar
+        assert format_value(v, e) in cells                       # the numbers, in table cells
+    assert "2.25" in cells and format_value(1.02, 0.01) in cells   # the axis values; the 2-D table (T x level)
+    assert format_value(2.2691, 0.0012) in cells                  # a scalar
     heads = Elements(page).inside("th")
     assert "T (J/k_B)" in heads and "e (J)" in heads and "⟨|m|⟩ (dimensionless)" in heads
     # the (3, 30) correlator: shape, range, and a link to the figure that shows it
@@ -258,7 +258,7 @@ def test_report_of_a_run_embeds_its_figures_and_tabulates_its_numbers(quick_run)
     with h5py.File(quick_run / "results.h5") as f:
         v, e = f["observables/binder"][()], f["observables/binder_err"][()]
     cells = el.inside("td")
-    assert all(_fmt(a, b) in cells for a, b in zip(v, e))
+    assert all(format_value(a, b) in cells for a, b in zip(v, e))
     assert "array (" not in page and "Job file" in el.inside("h2")
 
 

@@ -1,6 +1,6 @@
 """Seed 001 (Mehta & Schwab 2014): run folders -> the paper's figures and the comparison table.
 
-    .venv/bin/python analysis/seed001.py runs/seed001_mehta_schwab runs/seed001_decimation_1d [--out DIR]
+    .venv/bin/python studies/seed001/figures.py runs/seed001_mehta_schwab runs/seed001_decimation_1d [--out DIR]
 
 Reads only results.h5 / ensemble.h5 of each run (the analyze stage's output) and writes into DIR (default:
 <first run>/analysis/):
@@ -12,7 +12,7 @@ Reads only results.h5 / ensemble.h5 of each run (the analyze stage's output) and
   fig3E_reconstructions.png              samples and their reconstructions from each depth
   fig2C_decimation_flow.png              couplings K^(n) measured through the decimation network vs the
                                          exact flow tanh K' = tanh^2 K
-  seed001_table.md                       our numbers beside the paper's (hpc_rg.report.papers_seed001)
+  seed001_table.md                       our numbers beside the paper's (studies/seed001/paper.toml, the report's table)
 Prints the table to stdout.
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import FigureDirs, finish, results, start
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import FigureDirs, finish, results, start    # noqa: E402
 
 
 def _grid(ax_fig, fields, title):
@@ -117,21 +118,7 @@ def decimation_figure(dn: dict, out: Path) -> list[Path]:
     K, Ke, Kx = (np.asarray(dn[q]) for q in ("K_network", "K_network_err", "K_exact"))
     T = np.asarray(dn["axes"]["temperatures"])
     layer = np.asarray(dn["axes"]["layer"])
-    blob = [q for q in ("blob_area", "half_width") if f"{q}_mean" in rf]
-    fig, axes = plt.subplots(1, 2 + len(blob), figsize=(4 * (2 + len(blob)), 3.2))
-    a, b = axes[0], axes[1]
-    for ax, q in zip(axes[2:], blob):
-        # the block size a unit sees (peak blob) and its smoothness length (autocorrelation), with the null
-        ax.errorbar(layers, np.asarray(rf[f"{q}_mean"]), np.asarray(rf[f"{q}_mean_err"]), marker="o", capsize=3,
-                    label="ours")
-        ax.errorbar(layers, np.asarray(rf[f"shuffled_{q}_mean"]), np.asarray(rf[f"shuffled_{q}_mean_err"]),
-                    marker="x", ls="--", color="grey", capsize=3, label="shuffled sites")
-        ax.set_xlabel("layer")
-        ax.set_ylabel({"blob_area": "peak blob area (sites, |r| ≥ max/2)",
-                       "half_width": "autocorrelation half-width"}[q])
-        ax.set_title("Fig. 3D: " + {"blob_area": "block a unit sees", "half_width": "smoothness length"}[q],
-                     fontsize=9)
-        ax.legend(fontsize=8)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
     for i, t in enumerate(T):
         a.errorbar(layer, K[i], Ke[i], marker="o", ls="none", capsize=3, label=f"network, K⁰ = {1 / t:.3g}")
         a.plot(layer, Kx[i], "k-", lw=0.8)
