@@ -21,6 +21,7 @@ More keys: `value`, `error` (the paper's number and its error), `tolerance` (agr
 where no error is known), `minus` (a second quantity subtracted from ours, errors in quadrature: a gain),
 `index` (a list selecting elements of ours and the reference alike: integers, or "axis=value"; a single
 quantity takes its own as "reduction/quantity[1, model=ch1]"),
+`trials` (ours is a proportion of n trials, n an attribute of the reduction: the binomial error is added),
 `resolution` (an axis whose half spacing is added to our error: a value read off a grid), `sigmas` (the threshold of above / below / increasing, default 4), `note` (the study's own context: what the
 paper does differently, the measured cause of a known difference), `jobs`.
 
@@ -60,6 +61,8 @@ class Claim:
     axis: str = spec("", doc="the axes labelling one row per element (comma-separated, one per dimension)")
     resolution: str = spec("", doc="an axis of the reduction: half its median spacing is added to our error "
                                    "(a value read off that grid, e.g. a thermometer's temperature ladder)")
+    trials: str = spec("", doc="ours is a proportion of n trials, n the reduction's attribute of this name: "
+                               "its binomial error sqrt(p(1-p)/n) is added to our error (a shared test set)")
     sigmas: float = spec(4.0, gt=0, doc="threshold of above / below / increasing, in combined errors")
     paper: str = spec("", doc="the paper's words (default: value ± error)")
     note: str = spec("", doc="the study's context for this row")
@@ -232,6 +235,10 @@ def claim_rows(claim: Claim, results: dict) -> list[dict]:
         grid = np.asarray(group.get("axes", {}).get(claim.resolution, []), dtype=float).reshape(-1)
         half = 0.5 * float(np.median(np.diff(grid))) if len(grid) > 1 else 0.0
         e = np.hypot(np.nan_to_num(e), half)
+    if claim.trials:
+        n = float(np.asarray(group.get("attrs", {}).get(claim.trials, 0)).reshape(-1)[0])
+        if n > 0:
+            e = np.hypot(np.nan_to_num(e), np.sqrt(np.clip(v * (1 - v), 0, None) / n))
     if claim.minus:
         v, e = v - parts["minus"][0], np.hypot(e, parts["minus"][1])
     if claim.reference:
