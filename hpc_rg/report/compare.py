@@ -170,7 +170,8 @@ def _split(ref: str) -> tuple[str, str, tuple]:
 
 def _quantity(results: dict, ref: str):
     """(values, errors) named by `ref` ("reduction/quantity", an optional [index]), "absent" when the run did
-    not compute the reduction, "missing" when the reduction lacks the quantity or the indexed element."""
+    not compute the reduction, "missing" when the reduction lacks the quantity, "elsewhere" when the run has
+    no such element (another start temperature: the claim is about another job of the study)."""
     red, q, index = _split(ref)
     group = results.get(red)
     if group is None:
@@ -180,7 +181,7 @@ def _quantity(results: dict, ref: str):
         return "missing"
     if index:
         found = _select(group, index, list(found))
-    return "missing" if found is None else found
+    return "elsewhere" if found is None else found
 
 
 def _pull_note(v, e, r, re_, tol) -> tuple[str, str]:
@@ -224,6 +225,8 @@ def claim_rows(claim: Claim, results: dict) -> list[dict]:
         parts["minus"] = _quantity(results, claim.minus)
     if claim.reference:
         parts["reference"] = _quantity(results, claim.reference)
+    if any(isinstance(found, str) and found == "elsewhere" for found in parts.values()):
+        return []
     for what, found in parts.items():
         if isinstance(found, str):
             name = getattr(claim, what)
