@@ -32,8 +32,9 @@ def start(doc: str, argv, runs_help: str, single: bool = False) -> tuple[list[Pa
 
 
 def results(run: Path) -> dict:
-    """The run's results.h5 as nested dicts ({} when the analyze stage has not run)."""
-    from hpc_rg.reduce.results import read_results
+    """The run's results.h5 as {reduction: Result} (the objects the package's figure functions draw, readable
+    as the file's groups too: r["q"], r["q_err"], r["axes"], r["attrs"]); {} when analyze has not run."""
+    from hpc_rg.report.arrays import read_results
     path = run / "results.h5"
     return read_results(path) if path.exists() else {}
 

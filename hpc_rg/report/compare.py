@@ -122,24 +122,25 @@ def _row(quantity, ours="", paper="", pull="", note="") -> dict:
     return {"quantity": quantity, "ours": ours, "paper": paper, "pull": pull, "note": note}
 
 
-def _arrays(group: dict, quantity: str):
-    """(values, errors) of a quantity of a results group, errors NaN where none is stored; None if absent."""
+def _arrays(result, quantity: str):
+    """(values, errors) of a quantity of a Result, errors NaN where none is stored; None if absent."""
     import numpy as np
-    if quantity not in group or quantity in ("axes", "attrs"):
+    if quantity not in result.values:
         return None
-    v = np.asarray(group[quantity], dtype=float)
-    e = np.asarray(group.get(quantity + "_err", np.full(v.shape, np.nan)), dtype=float)
+    v, e = result.values[quantity]
+    v = np.asarray(v, dtype=float)
+    e = np.full(v.shape, np.nan) if e is None else np.asarray(e, dtype=float)
     return v, np.broadcast_to(e, v.shape)
 
 
-def _position(group: dict, item) -> int | None:
+def _position(group, item) -> int | None:
     """An index item: an integer, or "axis=value" (the element of that axis equal to value; numbers
     within a relative 1e-6), None when the run has no such element."""
     import numpy as np
     if isinstance(item, int) or "=" not in str(item):
         return int(item)
     axis, want = (s.strip() for s in str(item).split("=", 1))
-    grid = np.asarray(group.get("axes", {}).get(axis, [])).reshape(-1)
+    grid = np.asarray(group.axes.get(axis, [])).reshape(-1)
     if grid.dtype.kind in "fiu":
         hit = np.flatnonzero(np.abs(grid - float(want)) <= 1e-6 * max(1.0, abs(float(want))))
     else:
@@ -147,7 +148,7 @@ def _position(group: dict, item) -> int | None:
     return int(hit[0]) if len(hit) else None
 
 
-def _select(group: dict, index, arrays: list):
+def _select(group, index, arrays: list):
     """Apply `index` to each array that has axes; None when the run has no such element."""
     key = [_position(group, item) for item in index]
     if any(k is None for k in key):
@@ -207,7 +208,7 @@ def _side_note(rule: str, v, e, r, re_, sigmas: float) -> tuple[str, str]:
 
 
 def claim_rows(claim: Claim, results: dict) -> list[dict]:
-    """The table rows of one claim on one run's results ({reduction: group} of read_results)."""
+    """The table rows of one claim on one run's results ({reduction: StoredResult}, report.arrays.read_results)."""
     import numpy as np
     red, q, _ = _split(claim.ours)
     group = results.get(red)
@@ -216,7 +217,7 @@ def claim_rows(claim: Claim, results: dict) -> list[dict]:
     paper = claim.paper or ("" if claim.value is None else format_number(claim.value, claim.error or math.nan))
     paper = f"{paper} ({claim.source})" if paper else claim.source
     if q.startswith("attrs/"):
-        text = group.get("attrs", {}).get(q[6:])
+        text = group.attrs.get(q[6:])
         if text is None:
             return [_row(claim.quantity, "(missing)", paper, "", f"results.h5 has no {claim.ours}")]
         return [_row(claim.quantity, _text(text), paper, "", _join("qualitative: no number to compare", claim.note))]
@@ -235,11 +236,11 @@ def claim_rows(claim: Claim, results: dict) -> list[dict]:
                                                          else " (the job does not run that reduction)"))]
     v, e = parts["ours"]
     if claim.resolution:
-        grid = np.asarray(group.get("axes", {}).get(claim.resolution, []), dtype=float).reshape(-1)
+        grid = np.asarray(group.axes.get(claim.resolution, []), dtype=float).reshape(-1)
         half = 0.5 * float(np.median(np.diff(grid))) if len(grid) > 1 else 0.0
         e = np.hypot(np.nan_to_num(e), half)
     if claim.trials:
-        n = float(np.asarray(group.get("attrs", {}).get(claim.trials, 0)).reshape(-1)[0])
+        n = float(np.asarray(group.attrs.get(claim.trials, 0)).reshape(-1)[0])
         if n > 0:
             e = np.hypot(np.nan_to_num(e), np.sqrt(np.clip(v * (1 - v), 0, None) / n))
     if claim.minus:
@@ -282,12 +283,12 @@ def _increasing_row(claim: Claim, v, e, paper: str) -> dict:
                 _join(word, claim.note))
 
 
-def _labels(group: dict, axis: str, shape: tuple) -> list[str]:
+def _labels(group, axis: str, shape: tuple) -> list[str]:
     """One label per element: the values of the named axes (comma-separated, one per dimension), else the
     element's index ("" for a single number)."""
     import numpy as np
     names = [a.strip() for a in axis.split(",") if a.strip()]
-    grids = [np.asarray(group.get("axes", {}).get(a, [])).reshape(-1) for a in names]
+    grids = [np.asarray(group.axes.get(a, [])).reshape(-1) for a in names]
     n = int(np.prod(shape))
     if names and len(names) == len(shape) and all(len(g) == s for g, s in zip(grids, shape)):
         return [", " + ", ".join(f"{a.split('_')[0]} {_text(g[i])}" for a, g, i in zip(names, grids, idx))
@@ -310,7 +311,7 @@ def _join(word: str, note: str) -> str:
 
 def rows(study: Study, run_dir) -> list[dict]:
     """Every claim of `study` on the run folder's results.h5 (read only)."""
-    from hpc_rg.reduce.results import read_results
+    from hpc_rg.report.arrays import read_results
     path = Path(run_dir) / "results.h5"
     if not path.exists():
         return [_row("(no results.h5)", "", study.title, "", "run the analyze stage first")]
