@@ -29,6 +29,9 @@ import numpy as np
 from hpc_rg.plugins import Plugin
 from hpc_rg.schema import spec
 
+# torch, the ensemble reader and the model loader are imported inside the functions: the job validator
+# loads this module's spec, which must not cost a torch import
+
 PLUGINS = (Plugin("reduction", "autoencoder_quality", "run_autoencoder_quality", spec="AutoencoderQualitySpec",
                   needs=("ensemble", "models"),
                   doc="autoencoder reconstruction MSE / wrong signs, receptive-field locality against a "

@@ -39,6 +39,9 @@ from typing import Optional, Union
 
 from hpc_rg.schema import ConfigError, spec, table_to_dataclass, tomllib
 
+# numpy, the results reader and the markdown helpers are imported inside the functions that use them:
+# hpc_rg.config imports SHIPPED from here to validate every job file, which must stay cheap
+
 __all__ = ["SHIPPED", "Study", "Claim", "study_path", "load_study", "rows", "comparison_table"]
 
 SHIPPED = ("seed000", "seed001", "seed002", "seed003")      # studies/<name>/paper.toml of the repository
