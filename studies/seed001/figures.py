@@ -4,14 +4,16 @@
 
 Reads only results.h5 / ensemble.h5 of each run (the analyze stage's output) and writes into DIR (default:
 <first run>/analysis/):
-  fig3BC_receptive_fields_layer<l>.png   receptive fields r^(l) = W^(1)...W^(l) of the stored units per layer
+  receptive_fields_layer<l>.png,         Figs. 3 B-C: receptive fields r^(l) = W^(1)...W^(l) of the stored units
+  receptive_fields_locality.png          per layer, locality histograms (the package's figures)
   fig3D_locality.png                     radius of gyration (spread of |r|), window weight fraction, peak
                                          blob area (the block a unit sees) and autocorrelation half-width
                                          (smoothness length) per layer (± errors over units; shuffled null)
                                          against the non-local (uniform) values
-  fig3E_reconstructions.png              samples and their reconstructions from each depth
-  fig2C_decimation_flow.png              couplings K^(n) measured through the decimation network vs the
-                                         exact flow tanh K' = tanh^2 K
+  reconstruction_error.png, reconstructions_T<i>.png   Fig. 3 E: samples and their reconstructions from
+                                         each depth (the package's figure of the reconstructions reduction)
+  decimation_network.png                 Fig. 2: couplings K^(n) measured through the decimation network vs
+                                         the exact flow tanh K' = tanh^2 K (the package's figure)
   seed001_table.md                       our numbers beside the paper's (studies/seed001/paper.toml, the report's table)
 Prints the table to stdout.
 """
@@ -25,35 +27,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import FigureDirs, finish, results, start    # noqa: E402
 
+from hpc_rg.reduce.diagnostics_figures import (plot_decimation_network, plot_receptive_fields,  # noqa: E402
+                                                plot_reconstructions)
 
-def _grid(ax_fig, fields, title):
+
+def receptive_figures(rf, out: Path) -> list[Path]:
+    """Figs. 3 B-C: the package's figures of the receptive_fields reduction (the fields of each layer, the
+    locality histograms); Fig. 3 D: the size measures per layer against the shuffled-site null."""
     import matplotlib.pyplot as plt
-    n = len(fields)
-    side = int(np.ceil(np.sqrt(n)))
-    fig, axes = plt.subplots(side, side, figsize=(1.6 * side, 1.6 * side))
-    for k, ax in enumerate(np.atleast_1d(axes).ravel()):
-        ax.axis("off")
-        if k < n:
-            f = fields[k]
-            lim = float(np.abs(f).max()) or 1.0
-            ax.imshow(f, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(ax_fig, dpi=110)
-    plt.close(fig)
-
-
-def receptive_figures(rf: dict, out: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    paths = []
+    paths = list(plot_receptive_fields(rf, out))
     layers = np.asarray(rf["axes"]["layer"]).astype(int)
-    sizes = [int(x) for x in np.asarray(rf["attrs"].get("sizes", []))]
-    for l in layers:
-        f = np.asarray(rf[f"fields_layer{l}"])
-        p = out / f"fig3BC_receptive_fields_layer{l}.png"
-        _grid(p, f, f"Fig. 3{'B' if l == layers[-1] else 'C'}: receptive fields of layer {l} "
-                    f"({sizes[l] if len(sizes) > l else '?'} units; {len(f)} shown)")
-        paths.append(p)
     rad, rade = np.asarray(rf["radius_mean"]), np.asarray(rf["radius_mean_err"])
     wf, wfe = np.asarray(rf["window_fraction_mean"]), np.asarray(rf["window_fraction_mean_err"])
     uni = np.asarray(rf["uniform_window_fraction"]).reshape(-1)
@@ -90,51 +73,6 @@ def receptive_figures(rf: dict, out: Path) -> list[Path]:
     return paths + [p]
 
 
-def reconstruction_figure(rc: dict, out: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    key = next((k for k in rc if k.startswith("examples_T")), None)
-    if key is None:
-        return []
-    ex = np.asarray(rc[key])                     # (show, 1 + depths, L, L): the sample, then each depth
-    depth = np.asarray(rc["axes"]["depth"]).astype(int)
-    n, m = ex.shape[:2]
-    fig, axes = plt.subplots(n, m, figsize=(1.8 * m, 1.8 * n), squeeze=False)
-    for i in range(n):
-        for j in range(m):
-            axes[i, j].imshow(ex[i, j], cmap="gray", vmin=-1, vmax=1)
-            axes[i, j].axis("off")
-            if i == 0:
-                axes[i, j].set_title("sample" if j == 0 else f"from layer {depth[j - 1]}", fontsize=8)
-    fig.suptitle("Fig. 3E: samples and reconstructions", fontsize=9)
-    fig.tight_layout()
-    p = out / "fig3E_reconstructions.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return [p]
-
-
-def decimation_figure(dn: dict, out: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    K, Ke, Kx = (np.asarray(dn[q]) for q in ("K_network", "K_network_err", "K_exact"))
-    T = np.asarray(dn["axes"]["temperatures"])
-    layer = np.asarray(dn["axes"]["layer"])
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
-    for i, t in enumerate(T):
-        a.errorbar(layer, K[i], Ke[i], marker="o", ls="none", capsize=3, label=f"network, K⁰ = {1 / t:.3g}")
-        a.plot(layer, Kx[i], "k-", lw=0.8)
-    a.set_xlabel("layer n"); a.set_ylabel("K⁽ⁿ⁾"); a.legend(fontsize=7); a.set_title("Fig. 2B,C: decimation network", fontsize=9)
-    flows = np.asarray(dn["flow_K"])
-    for f in flows:
-        b.plot(np.arange(len(f)), f, marker=".", lw=0.8, label=f"K⁰ = {f[0]:.3g}")
-    b.set_xlabel("decimation step"); b.set_ylabel("K"); b.set_title("exact flow to the K = 0 fixed point", fontsize=9)
-    b.legend(fontsize=7)
-    fig.tight_layout()
-    p = out / "fig2C_decimation_flow.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return [p]
-
-
 def main(argv=None) -> int:
     runs, out = start(__doc__, argv, "run folders (seed001 DBN job and/or 1D decimation job)")
     dirs = FigureDirs(out)
@@ -146,10 +84,12 @@ def main(argv=None) -> int:
             continue
         if "receptive_fields" in res:
             made += receptive_figures(res["receptive_fields"], dirs("receptive_fields", run))
+        # Fig. 3 E and Fig. 2 are the package's own figures of these reductions (one implementation: the
+        # analyze stage draws the same into the run's figures/), drawn from the Results read back
         if "reconstructions" in res:
-            made += reconstruction_figure(res["reconstructions"], dirs("reconstructions", run))
+            made += plot_reconstructions(res["reconstructions"], dirs("reconstructions", run))
         if "decimation_network" in res:
-            made += decimation_figure(res["decimation_network"], dirs("decimation_network", run))
+            made += plot_decimation_network(res["decimation_network"], dirs("decimation_network", run))
     return finish("seed001", runs, out, made)
 
 if __name__ == "__main__":
