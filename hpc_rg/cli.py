@@ -55,7 +55,7 @@ STAGE_ENTRIES = {
     "train": StageEntry("hpc_rg.learn.stage:run_train", ("resume",)),
     "tune": StageEntry("hpc_rg.learn.tune:run_tune", ("resume", "force", "worker")),
     "analyze": StageEntry("hpc_rg.reduce.stage:run_analyze"),
-    "report": StageEntry("hpc_rg.report.build:write_report", on_run_folder=True),
+    "report": StageEntry("hpc_rg.report.stage:run", on_run_folder=True),
 }
 
 

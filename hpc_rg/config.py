@@ -17,7 +17,7 @@ from hpc_rg.learn.validate import check_job as check_train
 from hpc_rg.mc.memory_check import check_memory
 from hpc_rg.mc.specs import SimulateConfig, parse_simulate
 from hpc_rg.reduce.validate import check_job as check_analyze
-from hpc_rg.report.papers import COMPARISONS
+from hpc_rg.report.compare import SHIPPED     # import-cheap (stdlib and hpc_rg.schema)
 from hpc_rg.schema import (ConfigError, check_name, dataclass_to_table, did_you_mean, spec, table_to_dataclass,
                            toml_value, tomllib)
 
@@ -148,10 +148,15 @@ def _parse_report(table: Any, file: str, parsed: dict) -> dict:
         raise ConfigError(file, "report", table, "a table")
     for k, v in table.items():
         if k not in REPORT_KEYS:
-            raise ConfigError(file, f"report.{k}", v, " or ".join(REPORT_KEYS), did_you_mean(k, REPORT_KEYS))
-    if "paper" in table and table["paper"] not in COMPARISONS:
-        raise ConfigError(file, "report.paper", table["paper"], "one of " + ", ".join(COMPARISONS),
-                          did_you_mean(str(table["paper"]), COMPARISONS))
+            raise ConfigError(file, f"report.{k}", v, ", ".join(REPORT_KEYS[:-1]) + " or " + REPORT_KEYS[-1],
+                              did_you_mean(k, REPORT_KEYS))
+    if "paper" in table and table["paper"] not in SHIPPED:
+        raise ConfigError(file, "report.paper", table["paper"], "one of " + ", ".join(SHIPPED)
+                          + " (another study: report.study = \"path/to/paper.toml\")",
+                          did_you_mean(str(table["paper"]), SHIPPED))
+    if "study" in table and (not isinstance(table["study"], str) or not table["study"].endswith(".toml")
+                             or "paper" in table):
+        raise ConfigError(file, "report.study", table["study"], "the path of a study TOML file (instead of paper)")
     return table
 
 
@@ -176,7 +181,7 @@ SECTIONS: dict[str, Section] = {
     "tune": Section(_parse_tune, dict,
                     lambda tables: {k: {"trials": v.trials, **search_settings(v)} for k, v in tables.items()}),
 }
-REPORT_KEYS = ("paper", "title")
+REPORT_KEYS = ("paper", "study", "title")
 # what naming a stage in job.stages needs in the file
 STAGE_NEEDS = {"simulate": "a [simulate] table for stage simulate", "train": "[train.<name>] tables for stage train",
                "tune": "[tune.<model>] tables for stage tune"}

@@ -22,17 +22,19 @@ from typing import Any, Iterator
 from hpc_rg import config
 from hpc_rg.config import Config
 from hpc_rg.learn.tune_spec import TuneSpec
-from hpc_rg.report.papers import COMPARISONS
 from hpc_rg.schema import toml_value
 
 SOURCE = Path(__file__).resolve().parent.parent      # the checkout, when the package runs from one
 DOC_PATH = SOURCE / "docs" / "job-file.md"
 REGENERATE = "python -m hpc_rg.docs_gen"
 
-# `[report]` is validated inline by hpc_rg.config (two keys, no dataclass), so its keys are described here.
+# `[report]` is validated inline by hpc_rg.config (three keys, no dataclass), so its keys are described here.
 REPORT_KEYS = (
     ("title", "string", '""', "", "report title (default: \"hpc_rg report: <job name>\")"),
-    ("paper", "string", '""', "", "a seed study whose numbers the report puts beside ours (see allowed)"),
+    ("paper", "string", '""', "", "a study shipped in the repository (studies/<name>/paper.toml) whose "
+                                  "numbers the report puts beside ours (see allowed)"),
+    ("study", "string", '""', "a path ending .toml", "instead of paper: a study file of your own, in the format of "
+                                                      "studies/*/paper.toml (relative to the current folder)"),
 )
 
 
@@ -129,7 +131,8 @@ class Table:
 
 
 def _report_allowed() -> str:
-    return "one of " + ", ".join(COMPARISONS)
+    from hpc_rg.report.compare import SHIPPED   # import-cheap: the validator imports it too
+    return "one of " + ", ".join(SHIPPED)
 
 
 def tables() -> Iterator[Table]:

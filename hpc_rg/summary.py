@@ -14,11 +14,16 @@ import numpy as np
 from hpc_rg.progress import duration
 
 
-def _fmt(mean: float, err: float) -> str:
+def format_value(mean: float, err: float) -> str:
+    """`mean ± err` with the error's first significant digit and one more (the mean alone when there is no
+    finite positive error): the one way every table of the CLI and the reports writes a measured number."""
     if not np.isfinite(err) or err <= 0:
         return f"{mean:.6g}"
     digits = max(0, int(-np.floor(np.log10(err))) + 1)
     return f"{mean:.{digits}f} ± {err:.{digits}f}"
+
+
+_fmt = format_value       # the old private name, still imported by hpc_rg/sweep.py
 
 
 def info(path: Path) -> str:
@@ -169,8 +174,8 @@ def _ensemble_lines(r: dict) -> list[str]:
            f"({r['spins_mib']:.1f} MiB of spins)"]
     out.append("  T            energy/site          |m|                  tau_int(E)")
     for row in r["temperatures"]:
-        out.append(f"  {row['T']:<12.6g} {_fmt(row['energy'], row['energy_error']):<20} "
-                   f"{_fmt(row['abs_m'], row['abs_m_error']):<20} {row['tau_int_energy']:.3g}"
+        out.append(f"  {row['T']:<12.6g} {format_value(row['energy'], row['energy_error']):<20} "
+                   f"{format_value(row['abs_m'], row['abs_m_error']):<20} {row['tau_int_energy']:.3g}"
                    + ("  (chains too short)" if row["too_short"] else ""))
     x = r["replica_exchange"]
     if x is not None:

@@ -14,7 +14,8 @@ with its numbers, whatever its shape. The attribute `dims_from` of each variable
 Quantities of one size among several (`abs_m_L32` of a multi-size observables run) carry `quantity` and `L`
 attributes and their own temperature axis `temperature_L32`.
 
-The file's own reader for the report, `hpc_rg.reduce.results.read_results` (nested dicts), is unchanged.
+The report, the comparator and the studies' figure scripts read the same file as Result objects, the ones
+the figure functions draw (`hpc_rg.report.arrays.read_results`: {reduction: Result}).
 """
 from __future__ import annotations
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 from hpc_rg.reduce.labels import Label, label, unit_text
+from hpc_rg.reduce.registry import Result
 from hpc_rg.report.markdown import code, inline, table
-from hpc_rg.summary import _fmt
+from hpc_rg.summary import format_value
 
 __all__ = ["Reduction", "read_reductions", "reduction_markdown", "error_bar_problem", "refuse_error_bar",
            "refuse_unreadable", "SMALL_1D", "SMALL_2D", "LOAD_LIMIT", "SCAN_LIMIT"]
@@ -48,10 +48,54 @@ class Reduction:
     axes: dict[str, np.ndarray]
     quantities: list[Quantity] = field(default_factory=list)
 
-    def as_result(self):
-        """A Result-like object (values as (value, error), axes, attrs) for the figure builders."""
-        return SimpleNamespace(values={q.name: (q.value, q.error) for q in self.quantities
-                                       if q.value is not None}, axes=self.axes, attrs=self.attrs)
+    def as_result(self) -> "StoredResult":
+        """The Result the reduction returned when it ran (values as (value, error), axes, attrs): what the
+        figure functions draw, so a figure has one implementation whether drawn at analyze time or later."""
+        return StoredResult(values={q.name: (q.value, q.error) for q in self.quantities if q.value is not None},
+                            axes=dict(self.axes), attrs=dict(self.attrs))
+
+
+class StoredResult(Result):
+    """A Result read back from results.h5. It is the Result the figure functions take, and it can also be
+    read as the file's groups are laid out: `r["q"]`, `r["q_err"]` (absent where no error is stored),
+    `r["axes"]`, `r["attrs"]`, `"q" in r`, `r.get("q")` (the comparator and the studies' figure scripts)."""
+
+    def _lookup(self, key: str):
+        if key == "axes":
+            return self.axes
+        if key == "attrs":
+            return self.attrs
+        if key in self.values:
+            return self.values[key][0]
+        if key.endswith("_err") and key[:-4] in self.values and self.values[key[:-4]][1] is not None:
+            return self.values[key[:-4]][1]
+        raise KeyError(key)
+
+    def __getitem__(self, key: str):
+        return self._lookup(key)
+
+    def __contains__(self, key) -> bool:
+        try:
+            self._lookup(key)
+        except KeyError:
+            return False
+        return True
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def __iter__(self):
+        for q, (_, e) in self.values.items():
+            yield q
+            if e is not None:
+                yield q + "_err"
+        yield from ("axes", "attrs")
+
+
+def read_results(path: Path) -> dict[str, StoredResult]:
+    """{reduction: StoredResult} of a results.h5 (every quantity read; damaged arrays and error bars that do
+    not fit their values refused with one line naming the file)."""
+    return {red.name: red.as_result() for red in read_reductions(path)}
 
 
 def _text(v) -> str:
@@ -198,7 +242,7 @@ def _head(lab: Label, name: str, words: bool = False) -> str:
 
 def _num(v, e=None) -> str:
     v = float(v)
-    return _fmt(v, float(e)) if e is not None and np.isfinite(e) else f"{v:.6g}"
+    return format_value(v, float(e)) if e is not None and np.isfinite(e) else f"{v:.6g}"
 
 
 def _axis_values(red: Reduction, dim: str, n: int) -> list[str]:

@@ -17,8 +17,8 @@ from hpc_rg.config import loads
 from hpc_rg.parallel import World
 from hpc_rg.reduce.registry import Result
 from hpc_rg.reduce.results import write_results
-from hpc_rg.report import build
-from hpc_rg.summary import _fmt
+from hpc_rg.report import stage
+from hpc_rg.summary import format_value
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -59,7 +59,7 @@ def test_markdown_renders_links_lists_code_and_tables(tmp_path):
                     "- first", "- second", "", "1. one", "2. two", "", "```toml", "[job]", 'name = "x"', "```", "",
                     "| T | e |", "|---|---|", "| 2.0 | -1.5 |", "", "a paragraph", "that continues", "",
                     "[point report](L=8/report.md)"])
-    page = build._html(md, tmp_path, "Title")
+    page = stage.html_page(md, tmp_path, "Title")
     el = Elements(page)
     names = el.names()
     assert ("a", {"href": "https://example.org/x"}) in el.tags
@@ -86,7 +86,7 @@ def test_script_in_job_title_text_and_model_names_is_escaped(tmp_path):
     run = _job(tmp_path, f"{evil} *title* `x", f"{evil} <img src=x onerror=alert(1)> ``` [a](javascript:alert(2))")
     (run / "models").mkdir()
     (run / "models" / "<b>m<i>.json").write_text(json.dumps({"kind": evil, "final": {"loss": 0.25, "note": evil}}))
-    build.write_report(run)
+    stage.run(run)
     page = (run / "report.html").read_text()
     el = Elements(page)
     assert not {"script", "img", "b", "i"} & set(el.names())
@@ -125,15 +125,15 @@ def test_small_arrays_become_tables_large_ones_their_figure(tmp_path):
     res = _hand_results(run, None)
     from hpc_rg.reduce import figures
     figures.plot_correlators(res["correlators"], run / "figures")
-    build.write_report(run)
+    stage.run(run)
     md = (run / "report.md").read_text()
     page = (run / "report.html").read_text()
     cells = Elements(page).inside("td")
     assert "array (" not in md and "see results.h5)" not in md
     for v, e in zip(*res["observables"].values["energy"]):
-        assert _fmt(v, e) in cells                       # the numbers, in table cells
-    assert "2.25" in cells and _fmt(1.02, 0.01) in cells   # the axis values; the 2-D table (T x level)
-    assert _fmt(2.2691, 0.0012) in cells                  # a scalar
+        assert format_value(v, e) in cells                       # the numbers, in table cells
+    assert "2.25" in cells and format_value(1.02, 0.01) in cells   # the axis values; the 2-D table (T x level)
+    assert format_value(2.2691, 0.0012) in cells                  # a scalar
     heads = Elements(page).inside("th")
     assert "T (J/k_B)" in heads and "e (J)" in heads and "⟨|m|⟩ (dimensionless)" in heads
     # the (3, 30) correlator: shape, range, and a link to the figure that shows it
@@ -146,7 +146,7 @@ def test_small_arrays_become_tables_large_ones_their_figure(tmp_path):
 def test_tau_int_warning_is_shown(tmp_path):
     run = _job(tmp_path, "warn", "")
     _hand_results(run, "chains hold 40 samples, fewer than 50 τ_int = 12: <i>unreliable</i>")
-    build.write_report(run)
+    stage.run(run)
     el = Elements((run / "report.html").read_text())
     quote = el.inside("blockquote")
     assert "Warning" in quote and "fewer than 50 τ_int = 12: <i>unreliable</i>" in quote
@@ -211,14 +211,14 @@ def _ensemble(path, shape, temps, chains=2, samples=30, seed=0):
 def test_chains_shorter_than_50_tau_int_are_flagged_in_the_ensemble_section(tmp_path):
     run = _job(tmp_path, "short", "")
     _ensemble(run / "ensemble.h5", (4, 4), [2.0, 2.5], samples=20)     # τ_int >= 0.5: 50 τ (emcee) = 100 τ_int >= 50 > 20
-    build.write_report(run)
+    stage.run(run)
     quote = Elements((run / "report.html").read_text()).inside("blockquote")
     assert "shorter than 50 autocorrelation times" in quote and "T = 2 (20 points per chain" in quote
     long = tmp_path / "long"
     long.mkdir()
     (long / "job.toml").write_text((run / "job.toml").read_text())
     _ensemble(long / "ensemble.h5", (4, 4), [2.0], samples=400)       # iid spins: τ_int ~ 0.5, 400 > 100 τ_int
-    build.write_report(long)
+    stage.run(long)
     assert "blockquote" not in Elements((long / "report.html").read_text()).names()
 
 
@@ -233,7 +233,7 @@ def quick_run(tmp_path_factory):
             "[analyze.mutual_information]\nblock = 2\nn_boot = 10\n")
     (run / "job.toml").write_text(text)
     run_analyze(loads(text, run / "job.toml"), World(None, 0, 1))
-    build.write_report(run)
+    stage.run(run)
     return run
 
 
@@ -258,7 +258,7 @@ def test_report_of_a_run_embeds_its_figures_and_tabulates_its_numbers(quick_run)
     with h5py.File(quick_run / "results.h5") as f:
         v, e = f["observables/binder"][()], f["observables/binder_err"][()]
     cells = el.inside("td")
-    assert all(_fmt(a, b) in cells for a, b in zip(v, e))
+    assert all(format_value(a, b) in cells for a, b in zip(v, e))
     assert "array (" not in page and "Job file" in el.inside("h2")
 
 
@@ -431,7 +431,7 @@ def test_matplotlib_is_imported_to_draw_only_and_files_bypass_pyplot(tmp_path):
     import subprocess
     import sys
     code = ("import sys, numpy as np; from types import SimpleNamespace as NS\n"
-            "import hpc_rg.reduce.figures as F, hpc_rg.reduce.diagnostics_figures, hpc_rg.report.build, "
+            "import hpc_rg.reduce.figures as F, hpc_rg.reduce.diagnostics_figures, hpc_rg.report.stage, "
             "hpc_rg.report.tune_figures, hpc_rg.reduce.labels\n"
             "print('matplotlib' in sys.modules)\n"
             "res = NS(values={'y_t': (np.ones((1, 2)), None), 'y_h': (np.ones((1, 2)), None)},"
@@ -565,7 +565,7 @@ def test_a_run_folder_job_file_that_cannot_be_read_is_one_line(tmp_path, capsys,
 def test_a_report_that_cannot_be_written_is_one_line(tmp_path, capsys):
     """Before: an IsADirectoryError traceback (exit 1); a read-only run folder is the same path."""
     run = _job(tmp_path, "ro", "")
-    (run / "report.md.tmp").mkdir()                          # what blocks the write, even as root
+    (run / "report.md").mkdir()                              # what blocks the write, even as root
     code, err = _report_cli(run, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "report.md: a report file that can be written (Is a directory" in err
@@ -577,7 +577,7 @@ def test_simulation_timings_from_a_file_are_escaped(tmp_path):
     _ensemble(run / "ensemble.h5", (4, 4), [2.0], samples=200)
     (run / "simulate.json").write_text(json.dumps({"wall_seconds": 1.5, "ns_per_site_update": 2.0,
                                                    "ranks": "4 [x](https://evil.example) *y*"}))
-    build.write_report(run)
+    stage.run(run)
     md = (run / "report.md").read_text()
     assert "on 4 \\[x\\](https://evil.example) \\*y\\* rank(s)" in md
     assert not [a for t, a in Elements((run / "report.html").read_text()).tags if t == "a" and "evil" in a["href"]]
@@ -587,7 +587,7 @@ def test_simulation_timings_from_a_file_are_escaped(tmp_path):
 def test_a_name_with_pipes_and_backslashes_stays_in_its_cell_as_it_is(tmp_path, name):
     """Before: in a table, a code span of a name holding a backslash and a pipe lost the backslash."""
     from hpc_rg.report.markdown import code, inline, table
-    page = build._html("\n".join(table(["words", "code"], [[inline(name), code(name)]])), tmp_path, "t")
+    page = stage.html_page("\n".join(table(["words", "code"], [[inline(name), code(name)]])), tmp_path, "t")
     cells = Elements(page)
     assert cells.inside("td") == f"{name} {name}" and cells.inside("code") == name
 
@@ -596,7 +596,7 @@ def test_a_name_with_pipes_and_backslashes_stays_in_its_cell_as_it_is(tmp_path, 
 def test_a_name_ending_in_a_hash_keeps_it_in_a_heading(tmp_path, name):
     """Before: "### x #" is the heading "x" (CommonMark's closing sequence): a reduction named "x #" lost it."""
     from hpc_rg.report.markdown import inline
-    assert Elements(build._html(f"### {inline(name)}", tmp_path, "t")).inside("h3") == name
+    assert Elements(stage.html_page(f"### {inline(name)}", tmp_path, "t")).inside("h3") == name
 
 
 def test_a_folder_that_is_no_run_gets_no_report(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """Seed 000 (Nguyen & Howe) end to end at CI size: jobs/seed000_coarse_cnn_quick.toml through `hpc-rg run`
-(simulate -> train -> analyze -> report) in a subprocess, then analysis/seed000.py on the run folder.
+(simulate -> train -> analyze -> report) in a subprocess, then studies/seed000/figures.py on the run folder.
 Checked: numbers finite with error bars, figures non-empty, the report's paper table filled. Physics that
 can fail: the samples' energy against Kaufman's exact finite-torus value (4σ, τ_int-aware jackknife error);
 the leak control (both classes scrambled) at accuracy 0.5 within 4σ of its test set's binomial error; the
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from seed_helpers_12 import ROOT, copy_job, finite_with_errors, png_nonempty, run_job
+from seed_jobs import copy_job, finite_with_errors, load_figures, png_nonempty, run_job
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 NAME = "seed000_coarse_cnn_quick"
@@ -92,16 +92,18 @@ def test_data_processing_inequality(run):
                 assert v <= math.log2(3) + 4 * e       # one channel's sign(w·s) has three symbols
 
 
+def _table(run):
+    from hpc_rg.report.compare import STUDIES, load_study, rows
+    return rows(load_study(STUDIES / "seed000" / "paper.toml"), run)
+
+
 def test_analysis_script_and_paper_table(run, tmp_path):
-    sys.path.insert(0, str(ROOT / "analysis"))
     import matplotlib
     matplotlib.use("Agg")
-    import seed000
-    assert seed000.main([str(run), "--out", str(tmp_path)]) == 0
+    assert load_figures(0).main([str(run), "--out", str(tmp_path)]) == 0
     for fig in ("fig1_accuracy_weights.png", "fig1_kernels.png", "fig2_channels.png", "fig3_samples.png"):
         assert png_nonempty(tmp_path / fig), fig
-    from hpc_rg.report.papers_seed000 import rows
-    table = rows(run)
+    table = _table(run)
     q = {r["quantity"]: r for r in table}
     assert sum(k.startswith("Table 1: test accuracy") for k in q) == 4
     assert all("±" in r["ours"] for k, r in q.items() if k.startswith(("Table 1", "Table 2")))
@@ -111,11 +113,18 @@ def test_analysis_script_and_paper_table(run, tmp_path):
 
 
 def test_table1_pulls_include_the_test_set_error(run):
-    """Every Table-1 comparison carries the binomial error sqrt(p(1-p)/n_test) of the shared test set."""
-    from hpc_rg.report.papers_seed000 import binomial_error, rows
-    table = [r for r in rows(run) if r["quantity"].startswith("Table 1: test accuracy")]
+    """Every Table-1 pull combines our repeat error with the binomial error sqrt(p(1-p)/n_test) of our shared
+    test set, and the paper's repeat error with that of its 2000-patch test set."""
+    from hpc_rg.reduce.results import read_results
+    lcg = read_results(run / "results.h5")["learned_coarse_graining"]
+    models = [m.decode() if isinstance(m, bytes) else str(m) for m in lcg["axes"]["model"]]
+    paper = {"frozen": (0.918, 2.16e-4), "ch1": (0.924, 3.82e-4), "ch2": (0.921, 3.68e-4), "ch3": (0.927, 3.31e-4)}
+    table = [r for r in _table(run) if r["quantity"].startswith("Table 1: test accuracy")]
     assert len(table) == len(VARIANTS)
-    for r in table:
-        assert f"(test set, n = {_n_test(run, 'ch1')})" in r["ours"] and "test set" in r["paper"], r
-        assert "binomial" in r["note"]
-    assert binomial_error(0.92, 2000) == pytest.approx(0.00607, abs=1e-5)
+    for r, m in zip(table, VARIANTS):
+        i = models.index(m)
+        p, e, n = float(lcg["accuracy_mean"][i]), float(lcg["accuracy_mean_err"][i]), _n_test(run, m)
+        ours = math.hypot(e, math.sqrt(p * (1 - p) / n))
+        pv, pe = paper[m]
+        theirs = math.hypot(pe, math.sqrt(pv * (1 - pv) / 2000))
+        assert float(r["pull"][:-1]) == pytest.approx(abs(p - pv) / math.hypot(ours, theirs), abs=0.051), (m, r)

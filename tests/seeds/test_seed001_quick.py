@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from seed_helpers_12 import copy_job, finite_with_errors, png_nonempty, run_job
+from seed_jobs import copy_job, finite_with_errors, png_nonempty, run_job
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -28,10 +28,6 @@ def runs(tmp_path_factory):
         assert proc.returncode == 0, proc.stderr[-4000:]
         out[name] = (tmp / name, seconds)
     return out
-
-
-def _pull(text: str) -> float:
-    return float(text.rstrip("σ")) if text else 0.0
 
 
 def test_dbn_quick_products(runs):
@@ -57,20 +53,30 @@ def test_dbn_quick_products(runs):
     assert html.count('<img src="figures/') >= 5      # figures are relative links beside the page
 
 
-def test_dbn_quick_paper_table(runs):
-    from hpc_rg.report.papers_seed001 import rows
+def test_dbn_quick_samples_match_kaufman(runs):
+    """The training samples at J/T = 0.408 against Kaufman's exact energy of the same finite torus (4σ)."""
+    from hpc_rg.exact.kaufman import energy
+    from hpc_rg.reduce.results import read_results
     run, _ = runs["seed001_mehta_schwab_quick"]
-    table = rows(run)
+    obs = read_results(run / "results.h5")["observables"]
+    T = float(np.asarray(obs["axes"]["temperatures"])[0])
+    E, dE = float(np.asarray(obs["energy"])[0]), float(np.asarray(obs["energy_err"])[0])
+    exact = float(energy((16, 16), T, 1.0))
+    assert dE > 0 and abs(E - exact) < 4 * dE, (E, dE, exact)
+
+
+def test_dbn_quick_paper_table(runs):
+    from hpc_rg.report.compare import STUDIES, load_study, rows
+    run, _ = runs["seed001_mehta_schwab_quick"]
+    table = rows(load_study(STUDIES / "seed001" / "paper.toml"), run)
     md = (run / "report.md").read_text()
     assert "## Beside the paper (seed001)" in md
     by = {r["quantity"]: r for r in table}
-    energy = next(r for q, r in by.items() if q.startswith("energy per site"))
-    assert _pull(energy["pull"]) < 4.0, energy          # samples at J/T = 0.408 vs Kaufman (exact, same torus)
-    layers = [r for q, r in by.items() if q.startswith("receptive fields, layer")]
+    layers = [r for q, r in by.items() if q.startswith("receptive fields: weight fraction")]
     assert len(layers) == 3 and all("±" in r["ours"] for r in layers)
-    blob = [r for q, r in by.items() if q.startswith("receptive-field peak blob area")]
+    blob = [r for q, r in by.items() if q.startswith("receptive-field peak blob area by layer")]
     width = [r for q, r in by.items() if q.startswith("receptive-field autocorrelation half-width")]
-    assert len(blob) == len(width) == 1 and "shuffled" in blob[0]["paper"] and "measures" in width[0]["note"]
+    assert len(blob) == len(width) == 1 and "block a unit sees" in blob[0]["note"]
     assert all(r["note"] for r in table)
     assert "nan" not in " ".join(r["ours"] for r in table)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from seed_helpers_12 import copy_job, finite_with_errors, png_nonempty, run_job
+from seed_jobs import copy_job, finite_with_errors, png_nonempty, run_job
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -94,7 +94,10 @@ def test_stacked_quick_rg_map_is_block_average(runs):
 
 
 def test_reports_have_paper_tables(runs):
-    from hpc_rg.report.papers_seed002 import rows
+    from functools import partial
+
+    from hpc_rg.report.compare import STUDIES, load_study, rows
+    rows = partial(rows, load_study(STUDIES / "seed002" / "paper.toml"))
     for name, (run, seconds) in runs.items():
         md = (run / "report.md").read_text()
         assert "## Beside the paper (seed002)" in md
@@ -106,6 +109,6 @@ def test_reports_have_paper_tables(runs):
     assert any(q.startswith("Δ_s at T = 7.7") and "±" in r["ours"] for q, r in flows.items())
     stacked = {r["quantity"]: r for r in rows(runs["seed002_stacked_quick"][0])}
     assert any(q.startswith("thermometer T") and "after 1 RG step" in q for q in stacked)
-    # the thermometer rows read the peak (the paper's read-out) and give the posterior mean beside it
+    # the thermometer rows read the peak (the paper's read-out), its error widened by half the ladder spacing
     rg1 = next(r for q, r in stacked.items() if q.startswith("thermometer T") and "after 1 RG step" in q)
-    assert "peak" in rg1["quantity"] and "posterior mean" in rg1["note"]
+    assert "peak" in rg1["quantity"] and "±" in rg1["ours"] and rg1["pull"].endswith("σ")

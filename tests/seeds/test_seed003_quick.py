@@ -1,5 +1,5 @@
 """Seed 003 (DBN/autoencoder replication of Mehta & Schwab) end to end at CI size: jobs/seed003_dbn_quick.toml
-through `hpc-rg run` (simulate -> train -> analyze -> report) in a subprocess, then analysis/seed003.py.
+through `hpc-rg run` (simulate -> train -> analyze -> report) in a subprocess, then studies/seed003/figures.py.
 Checked: loss curves finite for every epoch of both nets, receptive-field and reconstruction results finite
 with error bars, figures non-empty, the paper table filled. Physics that can fail: the Wolff samples' energy
 at T_c against Kaufman's exact finite-torus value (4σ, τ_int-aware jackknife error); the receptive fields
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from seed_helpers_12 import ROOT, copy_job, finite_with_errors, png_nonempty, run_job
+from seed_jobs import copy_job, finite_with_errors, load_figures, png_nonempty, run_job
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 NAME = "seed003_dbn_quick"
@@ -67,20 +67,45 @@ def test_products_finite_with_errors(run):
 
 
 def test_analysis_script_and_paper_table(run, tmp_path):
-    sys.path.insert(0, str(ROOT / "analysis"))
     import matplotlib
     matplotlib.use("Agg")
-    import seed003
-    assert seed003.main([str(run), "--out", str(tmp_path)]) == 0
+    assert load_figures(3).main([str(run), "--out", str(tmp_path)]) == 0
     for fig in ("fig1_loss.png", "fig2_reconstructions.png", "fig3_receptive_fields_large_layer3.png",
                 "fig3_receptive_fields_small_layer2.png"):
         assert png_nonempty(tmp_path / fig), fig
-    from hpc_rg.report.papers_seed003 import rows
-    table = rows(run)
+    from hpc_rg.report.compare import STUDIES, load_study, rows
+    table = rows(load_study(STUDIES / "seed003" / "paper.toml"), run)
     q = {r["quantity"]: r for r in table}
-    assert sum("receptive fields of layer" in k for k in q) == 5        # LargeNet 3 layers, SmallNet 2
+    assert sum("receptive fields, weight in the best" in k for k in q) == 5        # LargeNet 3 layers, SmallNet 2
     assert all("±" in r["ours"] for k, r in q.items() if "Fig." in k)
     assert all(r["note"] for r in table)
     assert "nan" not in " ".join(r["ours"] for r in table)
-    fig1 = [r for k, r in q.items() if "Fig. 1" in k]
-    assert fig1 and all("PCA-25" in r["paper"] for r in fig1)
+    fig1 = [r for k, r in q.items() if "Fig. 1" in k and "PCA-25" in k]
+    assert len(fig1) == 2 and all(r["pull"].endswith("σ") for r in fig1)
+
+
+def test_autoencoder_quality_is_the_models_own_reconstruction(run):
+    """The reduction's MSE and wrong-sign fraction are those of the saved net on the stored configurations
+    (recomputed here from the model file), and its exact energy is Kaufman's."""
+    import torch
+
+    from hpc_rg.exact.kaufman import energy
+    from hpc_rg.io.ensemble import open_ensemble
+    from hpc_rg.learn.modelfile import load_model
+    from hpc_rg.reduce.results import read_results
+    aq = read_results(run / "results.h5")["autoencoder_quality"]
+    model, _ = load_model(run / "models" / "small.pt")
+    with open_ensemble(run / "ensemble.h5") as e:
+        n = min(e.n_samples, 400)
+        per_chain = []
+        for c in range(e.n_chains):
+            x = np.asarray(e.spins[0, c, :n]).reshape(n, -1).astype(np.float32)
+            with torch.no_grad():
+                y = model(torch.as_tensor(x)).numpy()
+            per_chain.append((((y - x) ** 2).mean(), (np.sign(y) != x).mean()))
+        T = float(e.temperatures[0])
+    mse, mis = np.mean(per_chain, axis=0)
+    assert float(aq["mse_small"]) == pytest.approx(mse, rel=1e-6)
+    assert float(aq["mismatch_small"]) == pytest.approx(mis, rel=1e-6)
+    assert float(np.asarray(aq["energy_exact"])[0]) == pytest.approx(float(energy((16, 16), T, 1.0)), rel=1e-12)
+    assert list(aq["axes"]["layer_large"]) == [1, 2, 3] and list(aq["axes"]["window_large"]) == [2, 4, 8]

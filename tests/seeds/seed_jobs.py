@@ -1,13 +1,9 @@
-"""Helpers of the seed-001/002 reproduction tests (and a runner the analysis scripts share).
-
-`hpc-rg` with the RG <-> deep-learning diagnostics registered. The reduce stage now registers them itself
-(`SPECS.update(DIAGNOSTIC_SPECS)`, `MODULES += DIAGNOSTIC_MODULES`), so `main(argv)` is the ordinary CLI;
-the registration here is a no-op kept so the seed jobs also run on a checkout from before those hooks:
-
-    .venv/bin/python tests/seeds/seed_helpers_12.py run jobs/seed002_flows_quick.toml --force
-"""
+"""Running a seed study's job in a test: copy jobs/<job> into a temporary folder with its outputs redirected
+there (`copy_job`), run `hpc-rg run JOB --force` in a subprocess (`run_job`), and check what it wrote
+(`finite_with_errors`, `png_nonempty`); `load_figures(n)` imports studies/seed00N/figures.py."""
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -17,24 +13,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def register_diagnostics() -> bool:
-    """Extend the analyze registry with the diagnostics; True if anything was missing."""
-    from hpc_rg.reduce import registry, specs
-    from hpc_rg.reduce.diagnostics_specs import DIAGNOSTIC_MODULES, DIAGNOSTIC_SPECS
-    missing = any(k not in specs.SPECS for k in DIAGNOSTIC_SPECS) or \
-        any(m not in registry.MODULES for m in DIAGNOSTIC_MODULES)
-    for k, v in DIAGNOSTIC_SPECS.items():
-        specs.SPECS.setdefault(k, v)
-    registry.MODULES[:] = list(dict.fromkeys(list(registry.MODULES) + list(DIAGNOSTIC_MODULES)))
-    return missing
-
-
-def main(argv: list[str] | None = None) -> int:
-    register_diagnostics()
-    from hpc_rg.cli import main as cli_main
-    return cli_main(argv)
 
 
 def copy_job(job: str, tmp: Path, name: str | None = None) -> Path:
@@ -49,9 +27,9 @@ def copy_job(job: str, tmp: Path, name: str | None = None) -> Path:
 
 
 def run_job(job_path: Path, ranks: int = 1, timeout: float = 300.0) -> tuple[float, subprocess.CompletedProcess]:
-    """`hpc-rg run JOB --force` in a subprocess (with the diagnostics registered); returns (seconds, proc)."""
+    """`hpc-rg run JOB --force` in a subprocess; returns (seconds, proc)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    cmd = [sys.executable, str(Path(__file__).resolve()), "run", str(job_path), "--force"]
+    cmd = [sys.executable, "-m", "hpc_rg", "run", str(job_path), "--force"]
     if ranks > 1:
         cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks)] + cmd
     t0 = time.perf_counter()
@@ -73,6 +51,10 @@ def png_nonempty(path: Path) -> bool:
     return img.size > 0 and float(img[..., :3].std()) > 0 and math.isfinite(float(img.mean()))
 
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    raise SystemExit(main(sys.argv[1:]))
+def load_figures(n: int):
+    """studies/seed00<n>/figures.py as a module (four files of one name: imported by path, not by name)."""
+    path = ROOT / "studies" / f"seed00{n}" / "figures.py"
+    spec = importlib.util.spec_from_file_location(f"seed00{n}_figures", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

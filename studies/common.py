@@ -1,5 +1,6 @@
-"""What the four seed scripts share: the command line, the output folder, per-run figure folders and the
-paper table at the end.
+"""What the four studies' figure scripts (studies/seed00N/figures.py) share: the command line, the output
+folder, per-run figure folders, the paper's numbers from the study's paper.toml, and the comparison table at
+the end (hpc_rg.report.compare, the table the report shows).
 
     runs, out = start(__doc__, argv, "run folders ...")      # argparse, matplotlib Agg, out created
     dirs = FigureDirs(out)                                    # where a run's figures of one kind go
@@ -31,8 +32,9 @@ def start(doc: str, argv, runs_help: str, single: bool = False) -> tuple[list[Pa
 
 
 def results(run: Path) -> dict:
-    """The run's results.h5 as nested dicts ({} when the analyze stage has not run)."""
-    from hpc_rg.reduce.results import read_results
+    """The run's results.h5 as {reduction: Result} (the objects the package's figure functions draw, readable
+    as the file's groups too: r["q"], r["q_err"], r["axes"], r["attrs"]); {} when analyze has not run."""
+    from hpc_rg.report.arrays import read_results
     path = run / "results.h5"
     return read_results(path) if path.exists() else {}
 
@@ -50,9 +52,24 @@ class FigureDirs:
         return sub
 
 
+def study(name: str):
+    """The study studies/<name>/paper.toml (validated)."""
+    from hpc_rg.report.compare import load_study
+    return load_study(Path(__file__).resolve().parent / name / "paper.toml")
+
+
+def paper_value(name: str, quantity: str) -> float:
+    """The paper's number of the claim labelled `quantity` in studies/<name>/paper.toml (for reference lines
+    in figures: the numbers are written once, in the study file)."""
+    for claim in study(name).claims:
+        if claim.quantity == quantity and claim.value is not None:
+            return claim.value
+    raise KeyError(f"studies/{name}/paper.toml has no claim {quantity!r} with a value")
+
+
 def finish(paper: str, runs: list[Path], out: Path, made: list, with_run: bool = True) -> int:
-    from hpc_rg.report.papers import comparison_table
-    text = comparison_table(paper, runs, with_run=with_run)
+    from hpc_rg.report.compare import comparison_table
+    text = comparison_table(study(paper), runs, with_run=with_run)
     (out / f"{paper}_table.md").write_text(text)
     print(text)
     for p in made:

@@ -1,6 +1,6 @@
 """Seed 000 (Nguyen & Howe 2019): a run folder -> the paper's figures and tables.
 
-    .venv/bin/python analysis/seed000.py runs/seed000_coarse_cnn_r50 [--out DIR]
+    .venv/bin/python studies/seed000/figures.py runs/seed000_coarse_cnn_r50 [--out DIR]
 
 Reads results.h5 (the `learned_coarse_graining` and `observables` reductions) and ensemble.h5 of the run and
 writes into DIR (default: <run>/analysis/):
@@ -12,7 +12,7 @@ writes into DIR (default: <run>/analysis/):
   fig3_samples.png            Fig. 3: a correlated sample, a scrambled one (3x3 blocks from random places of
                               random configurations), its coarse-graining by the mean learned kernel
                               (undiscretized tanh(w·s), and discretized sign(w·s))
-  seed000_table.md            Table 1, Table 2 and the checks beside the paper (hpc_rg.report.papers_seed000)
+  seed000_table.md            Table 1, Table 2 and the checks beside the paper (studies/seed000/paper.toml, the report's table)
 Prints the table to stdout.
 """
 from __future__ import annotations
@@ -22,8 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from common import finish, results, start
-from hpc_rg.report.papers_seed000 import binomial_error
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import finish, results, start    # noqa: E402
+
+
+def binomial_error(p: float, n_test: int) -> float:
+    """Sampling error of an accuracy p measured on one test set of n_test patches (nan when n is unknown)."""
+    import math
+    return math.sqrt(max(p * (1.0 - p), 0.0) / n_test) if n_test else float("nan")
 
 
 def _models(lcg: dict) -> list[str]:

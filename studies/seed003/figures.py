@@ -1,14 +1,14 @@
 """Seed 003 (DBN/autoencoder replication of Mehta & Schwab): a run folder -> the paper's figures and table.
 
-    .venv/bin/python analysis/seed003.py runs/seed003_dbn_e30 [--out DIR]
+    .venv/bin/python studies/seed003/figures.py runs/seed003_dbn_e30 [--out DIR]
 
-Reads the run's autoencoders (models/<name>.pt: `large` = LargeNet, `small` = SmallNet), ensemble.h5 and
-results.h5, and writes into DIR (default: <run>/analysis/):
+Reads the numbers from results.h5 (the autoencoder_quality reduction), the nets (models/<name>.pt: `large` =
+LargeNet, `small` = SmallNet) for the pictures, and ensemble.h5, and writes into DIR (default: <run>/analysis/):
   fig1_loss.png                          Fig. 1: train / test MSE per epoch of each net, with the lazy
                                          all-zero output (MSE 1) and the magnetization-only output 1 − ⟨m²⟩
   fig2_reconstructions.png               Fig. 2: two configurations and their reconstructions by each net
   fig3_receptive_fields_<net>_layer<l>.png  Fig. 3: receptive fields r^(l) = W^(1)...W^(l) of each net/layer
-  seed003_table.md                       our numbers beside the paper's claims (hpc_rg.report.papers_seed003)
+  seed003_table.md                       our numbers beside the paper's claims (studies/seed003/paper.toml, the report's table)
   seed003_bracket.md                     (runs with more than two nets, e.g. seed003_bracket) one line per net:
                                          its settings, reconstruction MSE and wrong-sign fraction against the
                                          magnetization-only output and PCA-25, receptive-field window fraction
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import finish, results, start
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import finish, results, start    # noqa: E402
 
 LABEL = {"large": "LargeNet", "small": "SmallNet"}
 
@@ -30,7 +31,7 @@ LABEL = {"large": "LargeNet", "small": "SmallNet"}
 def bracket_table(evals: dict, base: dict, out: Path) -> list[Path]:
     """seed003_bracket.md: every net's settings and numbers beside the baselines (read from the run's files)."""
     import math
-    from hpc_rg.report.papers_seed003 import settings
+    from hpc_rg.reduce.autoencoder_quality import settings
     lazy = 1 - base["m2"] if "m2" in base else float("nan")
     pca = base.get("pca25", (float("nan"), float("nan")))
     lines = [f"Baselines: magnetization-only output MSE 1 − ⟨m²⟩ = {lazy:.4f}; PCA-25 (fitted to the other half of "
@@ -143,19 +144,53 @@ def receptive_figures(run: Path, name: str, out: Path, show: int = 25) -> list[P
     return paths
 
 
+def evaluations(run: Path, res: dict) -> dict:
+    """{net: {"mse", "mismatch", "layers", "history", "config"}} from the run's autoencoder_quality reduction
+    (the numbers) and each net's models/<net>.json (loss history and settings)."""
+    import json
+    aq = res["autoencoder_quality"]
+    attr = aq["attrs"]["models"]
+    names = (attr.decode() if isinstance(attr, bytes) else str(attr)).split(",")
+    pair = (lambda q, i=None: (float(np.asarray(aq[q]).reshape(-1)[0 if i is None else i]),
+                               float(np.asarray(aq[q + "_err"]).reshape(-1)[0 if i is None else i])))
+    out = {}
+    for n in names:
+        meta = json.loads((run / "models" / f"{n}.json").read_text())
+        layers = [{"layer": int(l), "window_fraction": pair(f"window_fraction_{n}", i),
+                   "shuffled": pair(f"shuffled_window_fraction_{n}", i)}
+                  for i, l in enumerate(np.asarray(aq["axes"][f"layer_{n}"]))]
+        out[n] = {"mse": pair(f"mse_{n}"), "mismatch": pair(f"mismatch_{n}"), "layers": layers,
+                  "history": meta.get("history", []), "config": meta.get("config", {})}
+    return out
+
+
+def baselines(res: dict) -> dict:
+    """{"m2": <m²>, "pca25": (mse, err)} of the first temperature, read from results.h5."""
+    base = {}
+    aq = res.get("autoencoder_quality", {})
+    if "magnetization_only_mse" in aq:
+        base["m2"] = 1.0 - float(np.asarray(aq["magnetization_only_mse"]).reshape(-1)[0])
+    rc = res.get("reconstructions") or {}
+    names = rc.get("attrs", {}).get("baselines")
+    if names is not None and "baseline_mse" in rc:
+        names = (names.decode() if isinstance(names, bytes) else str(names)).split(",")
+        v = np.asarray(rc["baseline_mse"], dtype=float).reshape(-1, len(names))[0]
+        e = np.asarray(rc["baseline_mse_err"], dtype=float).reshape(-1, len(names))[0]
+        base.update({k: (float(a), float(b)) for k, a, b in zip(names, v, e)})
+    return base
+
+
 def main(argv=None) -> int:
     runs, out = start(__doc__, argv, "run folder of a seed003 job", single=True)
-    from hpc_rg.report.papers_seed003 import autoencoders, evaluate
     run = runs[0]
-    if not (run / "results.h5").exists() or not (run / "ensemble.h5").exists():
-        print(f"{run}: no results.h5 / ensemble.h5 (run the job first)", file=sys.stderr)
+    res = results(run)
+    if "autoencoder_quality" not in res or not (run / "ensemble.h5").exists():
+        print(f"{run}: no autoencoder_quality in results.h5 / no ensemble.h5 (run the job, with its "
+              "[analyze.autoencoder_quality] table, first)", file=sys.stderr)
         return 2
-    names = sorted(autoencoders(run), key=lambda n: (n != "small", n))
-    obs = results(run).get("observables", {})
-    base = {k: float(np.asarray(obs[k]).reshape(-1)[0]) for k in ("m2", "abs_m") if k in obs}
-    from hpc_rg.report.papers_seed003 import baselines
-    base.update(baselines(results(run)))
-    evals = {n: evaluate(run, n) for n in names}
+    base = baselines(res)
+    evals = evaluations(run, res)
+    names = sorted(evals, key=lambda n: (n != "small", n))
     made = []
     if len(names) > 2:      # a bracket: the table, and figures of the reference nets and each net's best point
         made += bracket_table(evals, base, out)
@@ -170,6 +205,7 @@ def main(argv=None) -> int:
     for n in names:
         made += receptive_figures(run, n, out)
     return finish("seed003", runs, out, made, with_run=False)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
