@@ -171,16 +171,11 @@ def _run_stage(stage: str, cfg, world, resume: bool, force: bool, worker: bool =
         from hpc_rg.mc.driver import run_simulate
         code = run_simulate(cfg, world, resume)
     elif stage == "train":
-        try:
-            from hpc_rg.learn.stage import run_train
-        except ModuleNotFoundError as e:
-            if "hpc_rg.learn.stage" not in str(e):
-                raise
-            _stage_not_built("train", "hpc_rg.learn.stage")
-        code = run_train(cfg, world, resume) or 0
+        from hpc_rg.learn import stage as train_stage
+        code = train_stage.run(cfg, world, resume) or 0
     elif stage == "tune":
-        from hpc_rg.learn.tune import run_tune
-        code = run_tune(cfg, world, resume, force, worker) or 0
+        from hpc_rg.tune import stage as tune_stage
+        code = tune_stage.run(cfg, world, resume, force, worker) or 0
     elif stage == "analyze":
         try:
             from hpc_rg.reduce.stage import run_analyze

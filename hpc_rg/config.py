@@ -1,7 +1,7 @@
 """Job files (TOML) -> one typed, frozen `Config`.
 
 Each stage declares its own tables (`[simulate]` in mc/specs.py, `[train.*]` in learn/specs.py, `[analyze.*]`
-in reduce/specs.py, `[tune.*]` in learn/tune_spec.py) with the grammar of `hpc_rg.schema`; this module reads
+in reduce/specs.py, `[tune.*]` in tune/spec.py) with the grammar of `hpc_rg.schema`; this module reads
 the file, hands each section to its stage's parser, and runs the checks that join sections. Every problem is
 one `ConfigError` line naming the file, the key path, what was found and what is allowed. Checks that need
 the ensemble run in each stage's `validate` step, before any work.
@@ -43,7 +43,7 @@ class Config:
     analyze: dict[str, Any]
     report: dict[str, Any]
     text: str
-    tune: dict[str, Any] = field(default_factory=dict)   # [tune.<model>]: hpc_rg.learn.tune_spec.TuneSpec
+    tune: dict[str, Any] = field(default_factory=dict)   # [tune.<model>]: hpc_rg.tune.spec.TuneSpec
 
     @property
     def folder(self) -> Path:
@@ -73,7 +73,7 @@ class Config:
         if self.report:
             d["report"] = dict(self.report)
         if self.tune:
-            from hpc_rg.learn.tune_spec import search_settings
+            from hpc_rg.tune.spec import search_settings
             d["tune"] = {k: {"trials": v.trials, **search_settings(v)} for k, v in self.tune.items()}
         return d
 
@@ -163,7 +163,7 @@ def loads(text: str, path: str | Path = "job.toml") -> Config:
         analyze = _named_tables("analyze", raw["analyze"], file, ANALYZE_SPECS, None)
     tune: dict = {}
     if "tune" in raw:
-        from hpc_rg.learn.tune_spec import parse_tune
+        from hpc_rg.tune.spec import parse_tune
         tune = parse_tune(raw["tune"], file, train)
     report = raw.get("report", {})
     if not isinstance(report, dict):

@@ -149,7 +149,7 @@ def tables() -> Iterator[Table]:
         yield Table(f'[train.<name>] with kind = "{kind}"', [kind_key] + spec_keys(cls), _class_doc(cls))
     for name, cls in ANALYZE.items():
         yield Table(f"[analyze.{name}]", spec_keys(cls), _class_doc(cls))
-    from hpc_rg.learn.tune_spec import TuneSpec
+    from hpc_rg.tune.spec import TuneSpec
     yield Table("[tune.<model>]", spec_keys(TuneSpec),
                 "Optional; an Optuna search over the training settings of [train.<model>] (`hpc-rg tune JOB`, "
                 "or the `tune` stage of `hpc-rg run`). Trials are scored on a validation split of the training "
@@ -254,7 +254,7 @@ def explain(cfg: Config) -> str:
     for name, obj in cfg.analyze.items():
         lines += _explained_table(f"[analyze.{name}]", spec_keys(type(obj)), d["analyze"][name])
     if cfg.tune:
-        from hpc_rg.learn.tune_spec import TuneSpec
+        from hpc_rg.tune.spec import TuneSpec
         for name in cfg.tune:
             lines += _explained_table(f"[tune.{name}]", spec_keys(TuneSpec), d["tune"][name])
     if cfg.report:

@@ -17,6 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpc_rg.learn.learner import Learner
+from hpc_rg.learn.objectives import autoencoder_tasks
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (Plugin("learner", "autoencoder", "AutoencoderLearner", spec="hpc_rg.learn.specs:AutoencoderSpec",
+                  doc="deep autoencoder, optionally RBM-pretrained (seed 003)"),)
+
 
 class Autoencoder(nn.Module):
     def __init__(self, layers: list[int] | tuple[int, ...], tied: bool = False, init: str = "default",
@@ -124,3 +131,21 @@ class Autoencoder(nn.Module):
             dec.bias.copy_(rbm.a)
         self.adopted.fill_(1)
         return True
+
+
+class AutoencoderLearner(Learner):
+    @classmethod
+    def build(cls, args):
+        return Autoencoder(**args)
+
+    def model_args(self, lattice_shape, temperatures):
+        s = self.spec
+        return {"layers": list(s.layers), "tied": s.tied, "init": s.init, "init_scale": s.init_scale,
+                "pretraining": s.pretraining, "learn_sigma": s.learn_sigma}
+
+    def n_parameters(self, lattice_shape):
+        layers = self.spec.layers
+        return sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+
+    def tasks(self, model, data, device):
+        return autoencoder_tasks(model, self.spec, *data, device)

@@ -16,8 +16,8 @@ import pytest
 from hpc_rg.config import loads
 
 from hpc_rg.schema import ConfigError
-from hpc_rg.learn import tune_search as ts
-from hpc_rg.learn.tune_spec import SpaceEntry, TuneSpec
+from hpc_rg.tune import search as ts
+from hpc_rg.tune.spec import SpaceEntry, TuneSpec
 from hpc_rg.parallel import World
 
 SINGLE = World(None, 0, 1)
@@ -189,13 +189,13 @@ def test_bad_space_entry_is_one_line_exit_2_before_any_work(tmp_path, critical_e
 
 
 def test_stage_tunes_retrains_and_writes_its_outputs(tmp_path, critical_ensemble):
-    from hpc_rg.learn.tune import _search_data, run_tune
+    from hpc_rg.tune.stage import _search_data, run as run_tune
     job = write_job(tmp_path, critical_ensemble, "run")
     cfg = loads(job.read_text(), job)
     # the search sees only the training patches: the validation part is taken from them
-    from hpc_rg.learn.stage import model_data
+    from hpc_rg.learn.in_memory import model_data
     full = model_data(cfg, 0, "ch1", cfg.train["ch1"])
-    search, _ = _search_data(cfg, SINGLE, 0, "ch1", cfg.train["ch1"], "coarse_cnn", cfg.tune["ch1"])
+    search, _ = _search_data(cfg, SINGLE, 0, "ch1", cfg.train["ch1"], cfg.tune["ch1"])
     rows = {x.tobytes() for x in full["x_train"]}
     assert len(search["x_train"]) + len(search["x_test"]) == len(full["x_train"]) == 300
     assert len(search["x_test"]) == 60 and all(x.tobytes() in rows for x in search["x_test"])
@@ -251,7 +251,7 @@ def test_reproducible_mode_gives_the_same_study_on_1_2_and_3_ranks(tmp_path, cri
     for ranks in (1, 2, 3):
         job = write_job(tmp_path, critical_ensemble, f"r{ranks}", trials=8)
         if ranks == 1:   # in this process (saves a start-up)
-            from hpc_rg.learn.tune import run_tune
+            from hpc_rg.tune.stage import run as run_tune
             assert run_tune(loads(job.read_text(), job), SINGLE) == 0
         else:
             p = hpc_rg("tune", job, ranks=ranks, cwd=tmp_path)
@@ -272,16 +272,16 @@ def test_seeds_average_trainings_and_the_first_drives_pruning(tmp_path, critical
 
     import torch
 
-    from hpc_rg.learn.tune import _search_data, make_objective
+    from hpc_rg.tune.stage import _search_data, make_objective
     job = write_job(tmp_path, critical_ensemble, "run")
     cfg = loads(job.read_text(), job)
     spec, tspec = cfg.train["ch1"], cfg.tune["ch1"]
-    data, _ = _search_data(cfg, SINGLE, 0, "ch1", spec, "coarse_cnn", tspec)
+    data, _ = _search_data(cfg, SINGLE, 0, "ch1", spec, tspec)
     params = {"lr": 1e-2, "epochs": 3, "batch_size": 20}
     values = {}
     for seeds in (1, 2):
         reports = []
-        evaluate = make_objective(cfg, 0, "ch1", spec, "coarse_cnn", dataclasses.replace(tspec, seeds=seeds),
+        evaluate = make_objective(cfg, 0, "ch1", spec, dataclasses.replace(tspec, seeds=seeds),
                                   data, torch.device("cpu"))
         values[seeds] = evaluate(params, 0, lambda step, v: reports.append((step, v)))
         assert [s for s, _ in reports] == [1, 2, 3]
