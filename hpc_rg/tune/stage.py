@@ -40,6 +40,7 @@ from hpc_rg.learn.trainer import State, fit, resolve_device, share_threads
 from hpc_rg.parallel import EXIT_INTERRUPTED, World, get_logger, seed_sequence
 from hpc_rg.schema import ConfigError, dataclass_to_table, toml_value
 from hpc_rg.tune import search as ts
+from hpc_rg.tune import study as st
 from hpc_rg.tune.figures import write_figures
 from hpc_rg.tune.spec import search_settings
 
@@ -90,13 +91,13 @@ def prepare(cfg, world: World, resume: bool, force: bool, worker: bool) -> None:
 
 def _changed_settings(cfg):
     """(key, found, allowed) for the first tuned model whose stored search settings differ from the job."""
-    optuna = ts._optuna()
+    optuna = st._optuna()
     for model, tspec in cfg.tune.items():
         j = journal_path(cfg, model)
         if not j.exists():
             continue
         try:
-            study = optuna.load_study(storage=ts.journal_storage(j), study_name=study_name(cfg, model))
+            study = optuna.load_study(storage=st.journal_storage(j), study_name=study_name(cfg, model))
         except KeyError:
             continue
         stored = study.user_attrs.get("settings")
@@ -195,8 +196,8 @@ def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: boo
     try:
         study = None
         if free or world.is_root:
-            study = ts.open_study(journal_path(cfg, model), study_name(cfg, model), tspec,
-                                  ts.make_sampler(tspec, cfg.job.seed, index), ts.make_pruner(tspec, max_epochs),
+            study = st.open_study(journal_path(cfg, model), study_name(cfg, model), tspec,
+                                  st.make_sampler(tspec, cfg.job.seed, index), st.make_pruner(tspec, max_epochs),
                                   create=True)
             if world.is_root and "settings" not in study.user_attrs:
                 study.set_user_attr("settings", search_settings(tspec))
@@ -211,7 +212,7 @@ def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: boo
             done = not world.any(not done)
         else:
             done = ts.run_reproducible(study, tspec, evaluate, world, label,
-                                       lambda: ts.make_pruner(tspec, max_epochs), should_stop)
+                                       lambda: st.make_pruner(tspec, max_epochs), should_stop)
     finally:
         close(data)
     if worker or not done:
@@ -221,7 +222,7 @@ def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: boo
         best = _write_study(cfg, model, spec, kind, tspec, study)
     best = world.bcast(best)
     if best is None:
-        raise RuntimeError(f"{label}: no trial completed ({ts.summary_counts(study) if study else ''}); "
+        raise RuntimeError(f"{label}: no trial completed ({st.summary_counts(study) if study else ''}); "
                            "see the log for the failures")
     tuned = dataclasses.replace(spec, **best)
     if not _retrain(cfg, world, index, model, tuned, resume):
@@ -254,7 +255,7 @@ def _write_study(cfg, model, spec, kind, tspec, study) -> dict | None:
             w.writerow([t.number, t.state.name, "" if value is None else repr(value),
                         *[t.params.get(k, "") for k in keys], len(t.intermediate_values),
                         t.user_attrs.get("seconds", ""), t.user_attrs.get("error", "")])
-    counts = ts.summary_counts(study)
+    counts = st.summary_counts(study)
     if not counts.get("COMPLETE"):
         return None
     bt = study.best_trial
@@ -289,7 +290,7 @@ def _test_metrics(path: Path) -> dict:
 def _write_summary(cfg, model, tspec, study) -> None:
     models = cfg.out / "models"
     bt = study.best_trial
-    summary = {"model": model, "study": f"tune/{model}.journal", "trials": ts.summary_counts(study),
+    summary = {"model": model, "study": f"tune/{model}.journal", "trials": st.summary_counts(study),
                "metric": tspec.metric, "direction": tspec.goal, "best_trial": bt.number, "best_value": bt.value,
                "best_params": dict(bt.params), "settings": search_settings(tspec),
                "tuned_test": _test_metrics(models / f"{model}.tuned.json"),
