@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpc_rg.learn.learner import Learner
+from hpc_rg.learn.gaussian_rbm import GaussianRBM
+from hpc_rg.learn.learner import Learner, stacked_weights
 from hpc_rg.learn.objectives import autoencoder_tasks
+from hpc_rg.learn.rbm import RBM
 from hpc_rg.plugins import Plugin
 
 PLUGINS = (Plugin("learner", "autoencoder", "AutoencoderLearner", spec="hpc_rg.learn.specs:AutoencoderSpec",
@@ -47,8 +49,6 @@ class Autoencoder(nn.Module):
                         nn.init.trunc_normal_(lin.weight, std=init_scale, a=-2 * init_scale, b=2 * init_scale)
                     lin.bias.zero_()
         if pretraining == "rbm":
-            from hpc_rg.learn.gaussian_rbm import GaussianRBM
-            from hpc_rg.learn.rbm import RBM
             self.pretrain = nn.ModuleList(
                 [GaussianRBM(*pairs[0], learn_sigma=learn_sigma)] + [RBM(a, b, "binary") for a, b in pairs[1:]])
             # 0 until the pretrained weights are copied in (a buffer: saved with checkpoints, so a resumed
@@ -144,8 +144,7 @@ class AutoencoderLearner(Learner):
                 "pretraining": s.pretraining, "learn_sigma": s.learn_sigma}
 
     def n_parameters(self, lattice_shape):
-        layers = self.spec.layers
-        return sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+        return stacked_weights(self.spec.layers)
 
     def tasks(self, model, data, device):
         return autoencoder_tasks(model, self.spec, *data, device)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hpc_rg.learn.learner import Learner
+from hpc_rg.learn.learner import Learner, stacked_weights
 from hpc_rg.learn.objectives import RBMTask
 from hpc_rg.learn.rbm import RBM, Noise, likelihood_metrics
 from hpc_rg.plugins import Plugin
@@ -86,8 +86,7 @@ class DBNLearner(Learner):
         return {"layers": list(s.layers), "units": s.units, "init_scale": s.init_scale}
 
     def n_parameters(self, lattice_shape):
-        layers = self.spec.layers
-        return sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+        return stacked_weights(self.spec.layers)
 
     def tasks(self, model, data, device):
         """One phase per layer: layer l trains on the layers below's conditional means (or samples)."""

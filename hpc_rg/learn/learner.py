@@ -104,6 +104,11 @@ class PatchLearner(Learner):
                 "y_test": y[val]}
 
 
+def stacked_weights(layers) -> int:
+    """Weights of dense layers of these sizes, each connected to the next (biases left out)."""
+    return sum(a * b for a, b in zip(layers[:-1], layers[1:]))
+
+
 def learner_class(kind: str) -> type[Learner]:
     return plugins.get("learner", kind).load()
 

@@ -1,5 +1,10 @@
 """The `[train.<name>]` tables: one frozen dataclass per model kind, validated by `hpc_rg.config`.
 
+A kind is declared by a learner plugin in its model's module (`PLUGINS` in rbm.py, ...) naming its spec;
+`SPECS` ({kind: spec}) and `KINDS` are derived from those declarations, so a kind from outside the package
+(HPC_RG_PLUGINS) is a [train] kind like these. Each spec checks its table against the data (`check_data`)
+and says what the tune stage may search for (`tune_metrics`, `loss_monitor`).
+
 Import-cheap on purpose (no torch, no numba): the job-file validator imports it. Defaults are the seed
 papers' hyperparameters:
   rbm          seed 002 (de Mello Koch et al.): ±1 units, 100 -> 81, Adam lr 1e-3, batch 1000, 30000 steps

@@ -1,4 +1,8 @@
-"""The `hpc-rg train` stage: every [train.<name>] table -> <out>/models/<name>.pt and <name>.json.
+"""The `hpc-rg train` stage (`run`): every [train.<name>] table -> <out>/models/<name>.pt and <name>.json.
+
+Each table is a `job.TrainingJob` (its index in the job, spec, kind and the kind's `Learner` plugin, data
+description); this module plans them over the ranks; `whole_model` trains a whole model, `repeats` the
+task-parallel units and gathers repeats, `checkpoints` reads and writes the per-epoch and per-repeat files.
 
 Any number of ranks; the trainer plans from the job and the world size (`plan_training`, logged in one line):
   data-parallel   a model with repeats = 1 and at least DDP_MIN_PARAMETERS weights is trained by all ranks

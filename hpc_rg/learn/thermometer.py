@@ -17,6 +17,7 @@ temperature" curves.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -72,13 +73,11 @@ class Thermometer(nn.Module):
     def peak_temperature(self, p_mean):
         """The ladder temperature at the maximum of an (average) probability vector (..., n_T): the paper's
         read-out ("average probability of temperature" curves are read at their peak)."""
-        import numpy as np
         return peak_temperature(np.asarray(p_mean), self.temperatures.cpu().numpy())
 
 
 def peak_temperature(p_mean, temperatures):
     """temperatures[argmax p] over the last axis (numpy): the peak of an average probability vector."""
-    import numpy as np
     return np.asarray(temperatures, dtype=float)[np.argmax(np.asarray(p_mean), axis=-1)]
 
 

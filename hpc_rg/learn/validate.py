@@ -76,7 +76,7 @@ def check_job(cfg) -> None:
 
 def validate(cfg) -> None:
     """Stage-time checks against the real ensemble files, for every model before any trains."""
-    from hpc_rg.io.ensemble import open_ensemble
+    from hpc_rg.io.ensemble import open_ensemble   # h5py: only when the stage runs, not when a job is checked
     for name, spec in cfg.train.items():
         path = ensemble_path(cfg, spec)
         key = f"train.{name}.ensemble" if spec.ensemble else f"train.{name}"

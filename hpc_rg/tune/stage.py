@@ -37,6 +37,7 @@ from hpc_rg.learn.learner import learner_for
 from hpc_rg.learn.specs import kind_of
 from hpc_rg.learn.stage import train_models
 from hpc_rg.learn.trainer import State, fit, resolve_device, share_threads
+from hpc_rg.mc.driver import StopFlag, slurm_deadline
 from hpc_rg.parallel import EXIT_INTERRUPTED, World, get_logger, seed_sequence
 from hpc_rg.schema import ConfigError, dataclass_to_table, toml_value
 from hpc_rg.tune import search as ts
@@ -113,9 +114,6 @@ def _changed_settings(cfg):
 def run(cfg, world: World, resume: bool = False, force: bool = False, worker: bool = False) -> int:
     """0 when every study is done (and retrained), EXIT_INTERRUPTED (3) when a signal (SIGTERM, SIGINT,
     SIGUSR1) or 95 % of the Slurm allotment stopped the search between rounds: `--resume` continues."""
-    # the sampler's stop flag and Slurm deadline live with the Monte Carlo driver, which imports numba: only
-    # when a search runs
-    from hpc_rg.mc.driver import StopFlag, slurm_deadline
     prepare(cfg, world, resume, force, worker)
     share_threads(world)
     deadline = slurm_deadline(time.time())
