@@ -34,8 +34,10 @@ def ensemble_path(cfg, name: str, spec) -> Path:
 def model_and_tasks(learner: Learner, data, device, job_seed: int, index: int, repeat: int):
     """The model (initialised from the stream of (job seed, table index, repeat)) and its training phases."""
     torch.manual_seed(torch_seed(seed_sequence(job_seed, index, repeat, purpose="train")))
-    # patch sets (a dict) carry no lattice: the kinds trained on them need none to build their model
-    shape, temperatures = (data[0].lattice_shape, data[0].temperatures) if isinstance(data, tuple) else ((), ())
+    # patch sets (a dict) carry no lattice: the kinds trained on them need none to build their model; only a
+    # classifier of temperatures needs the source's temperatures
+    source = data[0] if isinstance(data, tuple) else None
+    shape, temperatures = getattr(source, "lattice_shape", ()), getattr(source, "temperatures", ())
     model = learner.build(learner.model_args(tuple(shape), tuple(temperatures))).to(device)
     return model, learner.tasks(model, data, device)
 
