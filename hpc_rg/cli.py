@@ -52,8 +52,8 @@ class StageEntry:
 # One line per stage (the stage modules are imported only when their stage runs).
 STAGE_ENTRIES = {
     "simulate": StageEntry("hpc_rg.mc.driver:run_simulate", ("resume",)),
-    "train": StageEntry("hpc_rg.learn.stage:run_train", ("resume",)),
-    "tune": StageEntry("hpc_rg.learn.tune:run_tune", ("resume", "force", "worker")),
+    "train": StageEntry("hpc_rg.learn.stage:run", ("resume",)),
+    "tune": StageEntry("hpc_rg.tune.stage:run", ("resume", "force", "worker")),
     "analyze": StageEntry("hpc_rg.reduce.stage:run_analyze"),
     "report": StageEntry("hpc_rg.report.stage:run", on_run_folder=True),
 }

@@ -1,7 +1,7 @@
 """Job files (TOML) -> one typed, frozen `Config`.
 
 Each stage declares its own tables (`[simulate]` in mc/specs.py, `[train.*]` in learn/specs.py, `[analyze.*]`
-in reduce/specs.py, `[tune.*]` in learn/tune_spec.py) with the grammar of `hpc_rg.schema`; this module reads
+in reduce/specs.py, `[tune.*]` in tune/spec.py) with the grammar of `hpc_rg.schema`; this module reads
 the file, hands each section to its stage's parser, and runs the checks that join sections. Every problem is
 one `ConfigError` line naming the file, the key path, what was found and what is allowed. Checks that need
 the ensemble run in each stage's `validate` step, before any work.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from hpc_rg.learn.tune_spec import parse_tune, search_settings
+from hpc_rg.tune.spec import parse_tune, search_settings
 from hpc_rg.learn.validate import check_job as check_train
 from hpc_rg.mc.memory_check import check_memory
 from hpc_rg.mc.specs import SimulateConfig, parse_simulate
@@ -48,7 +48,7 @@ class Config:
     analyze: dict[str, Any]
     report: dict[str, Any]
     text: str
-    tune: dict[str, Any] = field(default_factory=dict)   # [tune.<model>]: hpc_rg.learn.tune_spec.TuneSpec
+    tune: dict[str, Any] = field(default_factory=dict)   # [tune.<model>]: hpc_rg.tune.spec.TuneSpec
 
     @property
     def folder(self) -> Path:

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from hpc_rg import config
 from hpc_rg.config import Config
-from hpc_rg.learn.tune_spec import TuneSpec
+from hpc_rg.tune.spec import TuneSpec
 from hpc_rg.schema import toml_value
 
 SOURCE = Path(__file__).resolve().parent.parent      # the checkout, when the package runs from one

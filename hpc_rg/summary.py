@@ -279,7 +279,7 @@ def status_record(run_dir: Path):
     models = sorted((run_dir / "models").glob("*.pt")) if (run_dir / "models").is_dir() else []
     rec["models"] = [m.stem for m in models]
     if (run_dir / "tune").is_dir():   # `hpc-rg tune` studies: trials done / running / pruned
-        from hpc_rg.learn.tune_search import status_lines
+        from hpc_rg.tune.study import status_lines
         rec["tune"] = [line.strip() for line in status_lines(run_dir)]
     stats = run_dir / "simulate.json"
     if stats.exists():

@@ -362,7 +362,7 @@ def stage(cfg: Config, stage_name: str, resume: bool, force: bool, world):
     try:
         with lock(out, world):
             try:
-                if stage_name not in ("report", "tune"):   # tune checks its own outputs (learn.tune.prepare)
+                if stage_name not in ("report", "tune"):   # tune checks its own outputs (tune.stage.prepare)
                     prepare(cfg, stage_name, resume, force, world)
                 yield
             except ConfigError:

@@ -1,5 +1,6 @@
 """Neural networks trained on ensembles: RBM, stacked RBM (DBN), autoencoder, coarse-graining CNN,
-temperature classifier; the `hpc-rg train` stage (`hpc_rg.learn.stage.run_train`).
+temperature classifier, RSMI map; the `hpc-rg train` stage (`hpc_rg.learn.stage.run`). Each model kind is a
+learner plugin declared in its module (`hpc_rg.learn.learner`).
 
 Public loader for the diagnostics: `load_model(path) -> (model, meta)`. Importing this package is cheap;
 torch is imported on first use.

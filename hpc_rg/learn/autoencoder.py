@@ -17,6 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpc_rg.learn.gaussian_rbm import GaussianRBM
+from hpc_rg.learn.learner import Learner, stacked_weights
+from hpc_rg.learn.objectives import autoencoder_tasks
+from hpc_rg.learn.rbm import RBM
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (Plugin("learner", "autoencoder", "AutoencoderLearner", spec="hpc_rg.learn.specs:AutoencoderSpec",
+                  doc="deep autoencoder, optionally RBM-pretrained (seed 003)"),)
+
 
 class Autoencoder(nn.Module):
     def __init__(self, layers: list[int] | tuple[int, ...], tied: bool = False, init: str = "default",
@@ -40,8 +49,6 @@ class Autoencoder(nn.Module):
                         nn.init.trunc_normal_(lin.weight, std=init_scale, a=-2 * init_scale, b=2 * init_scale)
                     lin.bias.zero_()
         if pretraining == "rbm":
-            from hpc_rg.learn.gaussian_rbm import GaussianRBM
-            from hpc_rg.learn.rbm import RBM
             self.pretrain = nn.ModuleList(
                 [GaussianRBM(*pairs[0], learn_sigma=learn_sigma)] + [RBM(a, b, "binary") for a, b in pairs[1:]])
             # 0 until the pretrained weights are copied in (a buffer: saved with checkpoints, so a resumed
@@ -124,3 +131,20 @@ class Autoencoder(nn.Module):
             dec.bias.copy_(rbm.a)
         self.adopted.fill_(1)
         return True
+
+
+class AutoencoderLearner(Learner):
+    @classmethod
+    def build(cls, args):
+        return Autoencoder(**args)
+
+    def model_args(self, lattice_shape, temperatures):
+        s = self.spec
+        return {"layers": list(s.layers), "tied": s.tied, "init": s.init, "init_scale": s.init_scale,
+                "pretraining": s.pretraining, "learn_sigma": s.learn_sigma}
+
+    def n_parameters(self, lattice_shape):
+        return stacked_weights(self.spec.layers)
+
+    def tasks(self, model, data, device):
+        return autoencoder_tasks(model, self.spec, *data, device)

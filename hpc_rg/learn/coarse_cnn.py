@@ -20,6 +20,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hpc_rg.learn.learner import PatchLearner
+from hpc_rg.learn.objectives import PatchTask
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (Plugin("learner", "coarse_cnn", "CoarseCNNLearner", spec="hpc_rg.learn.specs:CoarseCNNSpec",
+                  doc="coarse-graining CNN classifying correlated from scrambled patches (seed 000)"),)
+
 
 def boundary_average_kernel(b: int) -> torch.Tensor:
     k = torch.ones(b, b)
@@ -74,3 +81,27 @@ class CoarseCNN(nn.Module):
     def kernel(self) -> torch.Tensor:
         """The learned coarse-graining kernels, (channels, b, b)."""
         return self.conv.weight.detach()[:, 0]
+
+
+class CoarseCNNLearner(PatchLearner):
+    batched_repeats = True      # hundreds of tiny repeats: K of them trained at once as one batched model
+
+    @classmethod
+    def build(cls, args):
+        # files written before the `head` option existed were all trained with the relu_on_coarse MLP
+        return CoarseCNN(**{"head": "relu_on_coarse", **args})
+
+    def model_args(self, lattice_shape, temperatures):
+        s = self.spec
+        return {"block": s.block, "channels": s.channels, "hidden": s.hidden, "frozen": s.frozen, "head": s.head}
+
+    def tasks(self, model, data, device):
+        return [PatchTask(model, data["x_train"], data["y_train"], data["x_test"], data["y_test"], device)]
+
+    def train_group(self, models, data, opts, device) -> list[dict]:
+        """Repeats trained at once (`batched_cnn.train_group`): the metrics of each."""
+        from hpc_rg.learn.batched_cnn import train_group   # batched_cnn imports this module: not at the top
+        return train_group(models, data, opts, device)
+
+    def repeat_extras(self, model):
+        return {"kernel": model.kernel().detach().cpu().numpy()}

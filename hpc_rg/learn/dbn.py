@@ -10,7 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hpc_rg.learn.rbm import RBM, Noise
+from hpc_rg.learn.learner import Learner, stacked_weights
+from hpc_rg.learn.objectives import RBMTask
+from hpc_rg.learn.rbm import RBM, Noise, likelihood_metrics
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (Plugin("learner", "dbn", "DBNLearner", spec="hpc_rg.learn.specs:DBNSpec",
+                  doc="stacked RBMs trained greedily layer by layer (seeds 001, 002)"),)
 
 
 class DBN(nn.Module):
@@ -68,3 +74,36 @@ class DBN(nn.Module):
         """Means up to layer `depth` (default top) and back down (seed 001 Fig. 3E reconstructions)."""
         depth = self.n_layers if depth is None else depth
         return self.down(self.up(v, depth)[-1], depth)
+
+
+class DBNLearner(Learner):
+    @classmethod
+    def build(cls, args):
+        return DBN(**args)
+
+    def model_args(self, lattice_shape, temperatures):
+        s = self.spec
+        return {"layers": list(s.layers), "units": s.units, "init_scale": s.init_scale}
+
+    def n_parameters(self, lattice_shape):
+        return stacked_weights(self.spec.layers)
+
+    def tasks(self, model, data, device):
+        """One phase per layer: layer l trains on the layers below's conditional means (or samples)."""
+        s = self.spec
+        tasks = []
+        for layer in range(model.n_layers):
+            def lift(x, noise, layer=layer):
+                with torch.no_grad():
+                    return model.up(x, layer, sample=s.propagate == "sample", noise=noise)[-1] if layer else x
+            tasks.append(RBMTask(model.rbms[layer], *data, device, s.units, s.cd_k, s.persistent, s.l1, lift=lift,
+                                 average_last=s.average_last))
+        return tasks
+
+    def phase_tag(self, phase):
+        return {"layer": phase + 1}
+
+    def metrics(self, model, tasks, history):
+        suffixes = [f"_layer{layer + 1}" for layer in range(len(tasks))]
+        return {**super().metrics(model, tasks, history),
+                **likelihood_metrics(list(model.rbms), tasks, self.spec, suffixes)}

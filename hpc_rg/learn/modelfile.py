@@ -18,7 +18,6 @@ A file that is missing, truncated, garbled or not loadable without running code 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -26,50 +25,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from hpc_rg.learn.specs import KINDS
+from hpc_rg import plugins
+from hpc_rg.io.atomic import atomic_path, atomic_write_text
+from hpc_rg.jsonable import to_jsonable
+from hpc_rg.learn.learner import learner_class
+from hpc_rg.schema import ConfigError
 
 FORMAT = "hpc_rg.model/2"
 LEGACY_FORMATS = ("hpc_rg.model/1",)
 
 
 def build(kind: str, args: dict):
-    if kind == "rbm":
-        from hpc_rg.learn.rbm import RBM
-        return RBM(**args)
-    if kind == "dbn":
-        from hpc_rg.learn.dbn import DBN
-        return DBN(**args)
-    if kind == "autoencoder":
-        from hpc_rg.learn.autoencoder import Autoencoder
-        return Autoencoder(**args)
-    if kind == "coarse_cnn":
-        from hpc_rg.learn.coarse_cnn import CoarseCNN
-        # files written before the `head` option existed were all trained with the relu_on_coarse MLP
-        return CoarseCNN(**{"head": "relu_on_coarse", **args})
-    if kind == "thermometer":
-        from hpc_rg.learn.thermometer import Thermometer
-        # files written before the `inputs` option existed were all trained with the |m|, m² features
-        return Thermometer(**{"inputs": "conv_m", **args})
-    if kind == "rsmi":
-        from hpc_rg.learn.rsmi import RSMI
-        return RSMI(**args)
-    raise ValueError(f"unknown model kind {kind!r}")
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return _jsonable(x.item())
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, torch.Tensor):
-        return x.tolist()
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    return x
+    """The model of a kind (its learner plugin) from constructor arguments."""
+    return learner_class(kind).build(args)
 
 
 def save_model(path: Path, *, kind: str, name: str, model, optimizer: dict | None, config: dict,
@@ -80,15 +48,11 @@ def save_model(path: Path, *, kind: str, name: str, model, optimizer: dict | Non
     meta = {"format": FORMAT, "kind": kind, "name": name, "args": model.args(), "config": config,
             "history": history, "metrics": metrics, "data": data,
             "repeats": [{k: v for k, v in r.items() if k != "state_dict"} for r in repeats] if repeats else repeats}
-    jpath = path.with_suffix(".json")
-    jtmp = jpath.with_name(jpath.name + ".tmp")
-    jtmp.write_text(json.dumps(_jsonable(meta), indent=1))
-    os.replace(jtmp, jpath)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(to_jsonable(meta), indent=1))
     blob = {"format": FORMAT, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": optimizer}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
 
 
 def _numpy_globals() -> list:
@@ -109,7 +73,6 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
     """`torch.load(path, weights_only=True)`: tensors, containers, numbers, strings and plain numpy arrays
     only; nothing in the file is ever called. ConfigError (naming the file) when the file is missing,
     truncated or corrupt, or holds anything else (a pickled object: possibly a planted payload)."""
-    from hpc_rg.schema import ConfigError
     path = Path(path)
     try:
         with torch.serialization.safe_globals(_numpy_globals()):
@@ -130,7 +93,6 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
 
 def read_meta(path: str | Path) -> dict:
     """The metadata of model `path` (<name>.pt) from <name>.json, checked to describe a loadable model."""
-    from hpc_rg.schema import ConfigError
     jpath = Path(path).with_suffix(".json")
     try:
         meta = json.loads(jpath.read_bytes().decode("utf-8"))
@@ -145,8 +107,8 @@ def read_meta(path: str | Path) -> dict:
         problem = "not a JSON object"
     elif meta.get("format") not in (FORMAT, *LEGACY_FORMATS):
         problem = f"format {meta.get('format')!r}, expected {FORMAT!r}"
-    elif meta.get("kind") not in KINDS:
-        problem = f"kind {meta.get('kind')!r}, expected one of {', '.join(KINDS)}"
+    elif meta.get("kind") not in plugins.names("learner"):
+        problem = f"kind {meta.get('kind')!r}, expected one of {', '.join(plugins.names('learner'))}"
     elif not isinstance(meta.get("args"), dict):
         problem = "no constructor arguments (args)"
     if problem:
@@ -158,7 +120,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """(model in eval mode, meta) from a <name>.pt written by the train stage and the <name>.json beside it.
     meta holds kind, name, args, config, history, metrics, data (units, temperatures, lattice shape),
     repeats and optimizer. ConfigError (one line naming the file) when either file is missing or damaged."""
-    from hpc_rg.schema import ConfigError
     path = Path(path)
     meta = read_meta(path)
     blob = safe_load(path, map_location=device)

@@ -19,6 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpc_rg.learn.learner import Learner
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (Plugin("learner", "rbm", "RBMLearner", spec="hpc_rg.learn.specs:RBMSpec",
+                  doc="restricted Boltzmann machine trained by contrastive divergence (seeds 001, 002)"),)
+
 Noise = Callable[[int], torch.Tensor]
 
 
@@ -226,3 +232,51 @@ def base_bias_from_data(v_mean: torch.Tensor, units: str, eps: float = 1e-3) -> 
         p = v_mean.clamp(eps, 1 - eps)
         return torch.log(p) - torch.log1p(-p)
     return torch.atanh(v_mean.clamp(-1 + eps, 1 - eps))
+
+
+def likelihood_metrics(rbms, tasks, spec, suffixes) -> dict:
+    """log Z and the test log-likelihood of each trained RBM (with its task and metric-name suffix): exact
+    when the smaller layer has <= 20 units, else AIS from a data-matched base (none when ais_runs = 0)."""
+    metrics = {}
+    for rbm, task, suffix in zip(rbms, tasks, suffixes):
+        idx = task.test_idx[:1000] if len(task.test_idx) else task.train_idx[:1000]
+        x, _ = task.inputs(idx)
+        with torch.no_grad():
+            gen = torch.Generator(device=task.device)
+            gen.manual_seed(12345)
+            v = task._visible(x, lambda n: torch.rand(len(idx), n, generator=gen, device=task.device))
+            if min(rbm.n_visible, rbm.n_hidden) <= 20:
+                log_z, err, method = float(rbm.exact_log_z()), 0.0, "exact"
+            elif spec.ais_runs:
+                base = base_bias_from_data(v.mean(0), rbm.units)
+                log_z, err = rbm.ais_log_z(spec.ais_runs, spec.ais_betas, base, gen)
+                method = "ais"
+            else:
+                continue
+            metrics[f"log_z{suffix}"] = log_z
+            metrics[f"log_z_method{suffix}"] = method
+            metrics[f"log_z_rel_weight_error{suffix}"] = err
+            metrics[f"test_log_likelihood{suffix}"] = float((-rbm.free_energy(v)).mean()) - log_z
+    return metrics
+
+
+class RBMLearner(Learner):
+    @classmethod
+    def build(cls, args):
+        return RBM(**args)
+
+    def model_args(self, lattice_shape, temperatures):
+        s = self.spec
+        return {"n_visible": int(math.prod(lattice_shape)), "n_hidden": s.n_hidden, "units": s.units,
+                "init_scale": s.init_scale}
+
+    def n_parameters(self, lattice_shape):
+        return int(math.prod(lattice_shape)) * self.spec.n_hidden
+
+    def tasks(self, model, data, device):
+        from hpc_rg.learn.objectives import RBMTask   # objectives imports this module: not at the top (a cycle)
+        s = self.spec
+        return [RBMTask(model, *data, device, s.units, s.cd_k, s.persistent, s.l1)]
+
+    def metrics(self, model, tasks, history):
+        return {**super().metrics(model, tasks, history), **likelihood_metrics([model], tasks, self.spec, [""])}

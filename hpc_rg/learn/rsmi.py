@@ -22,7 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpc_rg.learn.learner import Learner
 from hpc_rg.learn.objectives import Task
+from hpc_rg.plugins import Plugin
 from hpc_rg.reduce.mi_neural import SeparableCritic, environment_mask, infonce_rows
 
 RELAXATIONS = ("tanh", "gumbel")
@@ -170,3 +172,25 @@ class PairTask(RSMITask):
     def eval_sums(self, x, y, noise):
         self._e = y
         return super().eval_sums(x, y, noise)
+
+
+PLUGINS = (Plugin("learner", "rsmi", "RSMILearner", spec="hpc_rg.learn.specs:RSMISpec",
+                  doc="RSMI coarse-graining map maximising the InfoNCE bound on I(H; E) (issue #21)"),)
+
+
+class RSMILearner(Learner):
+    @classmethod
+    def build(cls, args):
+        return RSMI(**args)
+
+    def model_args(self, lattice_shape, temperatures):
+        s = self.spec
+        return {"block": s.block, "channels": s.channels, "buffer": s.buffer, "shell": s.shell, "mlp": s.mlp,
+                "hidden": s.hidden, "layers": s.layers, "embed": s.embed, "relax": s.relax,
+                "tau_start": s.tau_start, "tau_end": s.tau_end}
+
+    def tasks(self, model, data, device):
+        return [RSMITask(model, *data, device, self.spec.batch_size)]
+
+    def repeat_extras(self, model):
+        return {"kernel": model.kernel().detach().cpu().numpy()}

@@ -1,5 +1,10 @@
 """The `[train.<name>]` tables: one frozen dataclass per model kind, validated by `hpc_rg.config`.
 
+A kind is declared by a learner plugin in its model's module (`PLUGINS` in rbm.py, ...) naming its spec;
+`SPECS` ({kind: spec}) and `KINDS` are derived from those declarations, so a kind from outside the package
+(HPC_RG_PLUGINS) is a [train] kind like these. Each spec checks its table against the data (`check_data`)
+and says what the tune stage may search for (`tune_metrics`, `loss_monitor`).
+
 Import-cheap on purpose (no torch, no numba): the job-file validator imports it. Defaults are the seed
 papers' hyperparameters:
   rbm          seed 002 (de Mello Koch et al.): ±1 units, 100 -> 81, Adam lr 1e-3, batch 1000, 30000 steps
@@ -16,16 +21,28 @@ papers' hyperparameters:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
+from hpc_rg import plugins
 from hpc_rg.schema import spec
 
-KINDS = ("rbm", "dbn", "autoencoder", "coarse_cnn", "thermometer", "rsmi")
+Problem = tuple[str, Any, str] | None    # (key, found, allowed) of a table that cannot train on its data
+
+# the per-epoch validation monitors of the recurrent kinds (`val_<k>` for the task's evaluation keys)
+_RBM_MONITORS = {"val_reconstruction": "minimize", "val_pseudo_log_likelihood": "maximize",
+                 "val_free_energy": "minimize", "val_loss": "minimize"}
 
 
 @dataclass(frozen=True)
-class _Common:
+class TrainSpec:
+    """The keys every model kind has. A kind's spec adds its own, and says what the tune stage may search
+    for (`tune_metrics`: the per-epoch validation monitors `val_<k>` with the better direction; `loss_monitor`:
+    the monitor `val_loss` stands for) and what its data must be like (`check_data`)."""
+    tune_metrics: ClassVar[dict[str, str]] = {}
+    loss_monitor: ClassVar[str] = ""
+
     ensemble: str = spec("", doc="ensemble file relative to the job file's folder (default <out>/ensemble.h5)")
     temperatures: tuple[float, ...] = spec((), doc="temperatures of the ensemble to train on (default: all)")
     samples: int = spec(0, min=0, doc="use at most this many configurations per temperature (0: all)")
@@ -49,9 +66,26 @@ class _Common:
             return "temperatures", list(self.temperatures), "temperatures >= 0"
         return None
 
+    def check_data(self, shape: tuple[int, ...], temperatures: tuple[float, ...], source: str) -> Problem:
+        """A problem of this table with a lattice of `shape` at the selected `temperatures` of `source`."""
+        return None
+
+    def training_samples(self, n: int) -> int:
+        """Training samples out of `n` configurations (as `hpc_rg.learn.data.split` cuts them)."""
+        return n - int(round(self.test_fraction * n))
+
+
+def _check_layers(layers, shape, source) -> Problem:
+    sites = math.prod(shape)
+    if layers[0] != sites:
+        return "layers", list(layers), f"first size {sites} (the lattice of {source} has {list(shape)} sites)"
+    return None
+
 
 @dataclass(frozen=True)
-class RBMSpec(_Common):
+class RBMSpec(TrainSpec):
+    tune_metrics: ClassVar[dict[str, str]] = _RBM_MONITORS
+    loss_monitor: ClassVar[str] = "reconstruction"
     units: Literal["spin", "binary"] = spec("spin", doc="spin: ±1 units (tanh means); binary: {0,1} (sigmoid)")
     n_hidden: int = spec(81, min=1, doc="hidden units")
     init_scale: float = spec(0.01, gt=0, doc="standard deviation of the initial weights (normal; biases 0); "
@@ -65,7 +99,9 @@ class RBMSpec(_Common):
 
 
 @dataclass(frozen=True)
-class DBNSpec(_Common):
+class DBNSpec(TrainSpec):
+    tune_metrics: ClassVar[dict[str, str]] = _RBM_MONITORS
+    loss_monitor: ClassVar[str] = "reconstruction"
     layers: tuple[int, ...] = spec((1600, 400, 100, 25), min=1, doc="units per layer, visible first")
     units: Literal["spin", "binary"] = spec("binary", doc="unit values of every layer")
     cd_k: int = spec(1, min=1, doc="Gibbs steps of contrastive divergence")
@@ -92,9 +128,14 @@ class DBNSpec(_Common):
                 "at the end of an epoch)"
         return super().validate()
 
+    def check_data(self, shape, temperatures, source) -> Problem:
+        return _check_layers(self.layers, shape, source)
+
 
 @dataclass(frozen=True)
-class AutoencoderSpec(_Common):
+class AutoencoderSpec(TrainSpec):
+    tune_metrics: ClassVar[dict[str, str]] = {"val_mse": "minimize", "val_loss": "minimize"}
+    loss_monitor: ClassVar[str] = "mse"
     layers: tuple[int, ...] = spec((1600, 400, 100, 25), min=1, doc="encoder sizes, input first; the decoder "
                                    "mirrors them")
     epochs: int = spec(400, min=1, doc="passes over the training set")
@@ -122,9 +163,15 @@ class AutoencoderSpec(_Common):
             return "layers", list(self.layers), "at least two layer sizes"
         return super().validate()
 
+    def check_data(self, shape, temperatures, source) -> Problem:
+        return _check_layers(self.layers, shape, source)
+
 
 @dataclass(frozen=True)
-class CoarseCNNSpec(_Common):
+class CoarseCNNSpec(TrainSpec):
+    tune_metrics: ClassVar[dict[str, str]] = {"val_accuracy": "maximize", "val_bce": "minimize",
+                                              "val_loss": "minimize"}
+    loss_monitor: ClassVar[str] = "bce"
     block: int = spec(3, min=2, doc="b: the convolution is b x b with stride b; patches are b^2 x b^2")
     channels: int = spec(1, min=1, max=3, doc="convolution channels (coarse-grained variables per block)")
     hidden: int = spec(10, min=1, doc="hidden units of the MLP")
@@ -152,9 +199,20 @@ class CoarseCNNSpec(_Common):
             return "batch_size", self.batch_size, f"at most n_train = {self.n_train} (the training patches)"
         return super().validate()
 
+    def check_data(self, shape, temperatures, source) -> Problem:
+        if len(shape) != 2 or min(shape) < self.block * self.block:
+            return "block", self.block, f"a block b with b^2 <= the lattice side {list(shape)} of {source}"
+        return None
+
+    def training_samples(self, n: int) -> int:
+        return self.n_train     # patches cut from the configurations (batch_size <= n_train: `validate`)
+
 
 @dataclass(frozen=True)
-class ThermometerSpec(_Common):
+class ThermometerSpec(TrainSpec):
+    tune_metrics: ClassVar[dict[str, str]] = {"val_accuracy": "maximize", "val_cross_entropy": "minimize",
+                                              "val_abs_error_T": "minimize", "val_loss": "minimize"}
+    loss_monitor: ClassVar[str] = "cross_entropy"
     channels: int = spec(16, min=1, doc="convolution channels")
     hidden: int = spec(64, min=1, doc="hidden units of the head")
     inputs: Literal["conv", "conv_m"] = spec("conv", doc="conv: pooled convolution features only (local "
@@ -164,9 +222,17 @@ class ThermometerSpec(_Common):
     epochs: int = spec(30, min=1, doc="passes over the training set")
     batch_size: int = spec(100, min=1, doc="global mini-batch size")
 
+    def check_data(self, shape, temperatures, source) -> Problem:
+        if len(temperatures) < 2 or len(shape) != 2:
+            return "temperatures", list(temperatures), \
+                f"at least two temperatures of a 2D ensemble ({source} is {list(shape)})"
+        return None
+
 
 @dataclass(frozen=True)
-class RSMISpec(_Common):
+class RSMISpec(TrainSpec):
+    # the InfoNCE bound on I(H; E), the quantity RSMI maximises
+    tune_metrics: ClassVar[dict[str, str]] = {"val_mi_bits": "maximize"}
     block: int = spec(2, min=1, doc="side b of the block V that one coarse variable set H = Λ(V) replaces")
     channels: int = spec(1, min=1, max=8, doc="coarse variables per block (channels of Λ)")
     buffer: int = spec(1, min=0, doc="sites between the block and its environment, ignored (short-range "
@@ -191,12 +257,27 @@ class RSMISpec(_Common):
             return "tau_end", self.tau_end, f"at most tau_start = {self.tau_start} (τ is annealed downwards)"
         return super().validate()
 
+    def check_data(self, shape, temperatures, source) -> Problem:
+        """The window (block + buffer + shell on each side) must fit a 2D lattice without wrapping onto itself."""
+        w = self.block + 2 * (self.buffer + self.shell)
+        if len(shape) != 2 or min(shape) < w:
+            return "shell", self.shell, f"a window block + 2 (buffer + shell) = {w} that fits the 2D lattice " \
+                f"{list(shape)} of {source}"
+        return None
 
-SPECS: dict[str, type] = {
-    "rbm": RBMSpec,
-    "dbn": DBNSpec,
-    "autoencoder": AutoencoderSpec,
-    "coarse_cnn": CoarseCNNSpec,
-    "thermometer": ThermometerSpec,
-    "rsmi": RSMISpec,
-}
+
+def __getattr__(name: str):
+    """`SPECS` ({kind: spec class}) and `KINDS`, derived from the learner plugins on every access (a plugin
+    module named in HPC_RG_PLUGINS counts; declarations are read, not imported: no torch)."""
+    if name in ("SPECS", "KINDS"):
+        table = plugins.table("learner")
+        return {kind: p.load_spec() for kind, p in table.items()} if name == "SPECS" else tuple(table)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def kind_of(spec) -> str:
+    """The kind whose learner plugin declares `type(spec)` as its spec."""
+    for kind, plugin in plugins.table("learner").items():
+        if plugin.load_spec() is type(spec):
+            return kind
+    raise TypeError(f"not a train spec: {spec!r}")

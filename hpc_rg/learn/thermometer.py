@@ -17,8 +17,16 @@ temperature" curves.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+
+from hpc_rg.learn.learner import Learner
+from hpc_rg.learn.objectives import ThermometerTask
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (Plugin("learner", "thermometer", "ThermometerLearner", spec="hpc_rg.learn.specs:ThermometerSpec",
+                  doc="temperature classifier, the thermometer of RG steps (seed 002)"),)
 
 
 INPUTS = ("conv", "conv_m")
@@ -65,11 +73,23 @@ class Thermometer(nn.Module):
     def peak_temperature(self, p_mean):
         """The ladder temperature at the maximum of an (average) probability vector (..., n_T): the paper's
         read-out ("average probability of temperature" curves are read at their peak)."""
-        import numpy as np
         return peak_temperature(np.asarray(p_mean), self.temperatures.cpu().numpy())
 
 
 def peak_temperature(p_mean, temperatures):
     """temperatures[argmax p] over the last axis (numpy): the peak of an average probability vector."""
-    import numpy as np
     return np.asarray(temperatures, dtype=float)[np.argmax(np.asarray(p_mean), axis=-1)]
+
+
+class ThermometerLearner(Learner):
+    @classmethod
+    def build(cls, args):
+        # files written before the `inputs` option existed were all trained with the |m|, m² features
+        return Thermometer(**{"inputs": "conv_m", **args})
+
+    def model_args(self, lattice_shape, temperatures):
+        s = self.spec   # the classes are the training temperatures
+        return {"temperatures": list(temperatures), "channels": s.channels, "hidden": s.hidden, "inputs": s.inputs}
+
+    def tasks(self, model, data, device):
+        return [ThermometerTask(model, *data, device)]

@@ -8,7 +8,6 @@ Import-light (no torch, h5py only inside `validate`): the job-file validator imp
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,14 +33,9 @@ def ensemble_path(cfg, spec) -> Path:
     return cfg.out / "ensemble.h5"
 
 
-def _kind(spec) -> str:
-    from hpc_rg.learn.specs import SPECS
-    return next(k for k, cls in SPECS.items() if type(spec) is cls)
-
-
 def check_data(file, name: str, spec, data: DataShape) -> None:
-    """Temperatures, batch size and layer sizes of model `name` against its data."""
-    kind = _kind(spec)
+    """Temperatures and batch size of model `name` against its data, and what its kind asks of the data
+    (`spec.check_data`: layer sizes, windows, blocks)."""
     key = f"train.{name}"
     selected = data.temperatures
     if spec.temperatures:
@@ -51,38 +45,17 @@ def check_data(file, name: str, spec, data: DataShape) -> None:
                     raise ConfigError(file, f"{key}.temperatures", list(spec.temperatures),
                                       f"temperatures of {data.source} ({list(data.temperatures)})")
         selected = spec.temperatures
-    shape = tuple(data.lattice_shape)
-    sites = math.prod(shape)
-    if kind in ("dbn", "autoencoder") and spec.layers[0] != sites:
-        raise ConfigError(file, f"{key}.layers", list(spec.layers),
-                          f"first size {sites} (the lattice of {data.source} has {list(shape)} sites)")
-    if kind == "coarse_cnn":
-        side = spec.block * spec.block
-        if len(shape) != 2 or min(shape) < side:
-            raise ConfigError(file, f"{key}.block", spec.block,
-                              f"a block b with b^2 <= the lattice side {list(shape)} of {data.source}")
-        return      # trains on n_train patches: batch_size <= n_train is checked by the spec itself
-    if kind == "rsmi":
-        check_rsmi_window(file, name, spec, shape, data.source)
-    if kind == "thermometer" and (len(selected) < 2 or len(shape) != 2):
-        raise ConfigError(file, f"{key}.temperatures", list(selected),
-                          f"at least two temperatures of a 2D ensemble ({data.source} is {list(shape)})")
+    problem = spec.check_data(tuple(data.lattice_shape), tuple(selected), data.source)
+    if problem:
+        sub, found, allowed = problem
+        raise ConfigError(file, f"{key}.{sub}", found, allowed)
     per_t = min(data.per_temperature, spec.samples) if spec.samples else data.per_temperature
     n = per_t * len(selected)
-    n_train = n - int(round(spec.test_fraction * n))    # as `hpc_rg.learn.data.split` cuts it
+    n_train = spec.training_samples(n)
     if spec.batch_size > n_train:
         raise ConfigError(file, f"{key}.batch_size", spec.batch_size,
                           f"at most the {n_train} training configurations ({len(selected)} temperature(s) x "
                           f"{per_t} configurations of {data.source}, less test_fraction = {spec.test_fraction})")
-
-
-def check_rsmi_window(file, name: str, spec, shape: tuple[int, ...], source: str) -> None:
-    """An RSMI window (block + buffer + shell on each side) must fit a 2D lattice without wrapping onto itself."""
-    w = spec.block + 2 * (spec.buffer + spec.shell)
-    if len(shape) != 2 or min(shape) < w:
-        raise ConfigError(file, f"train.{name}.shell", spec.shell,
-                          f"a window block + 2 (buffer + shell) = {w} that fits the 2D lattice "
-                          f"{list(shape)} of {source}")
 
 
 def check_job(cfg) -> None:
@@ -103,7 +76,7 @@ def check_job(cfg) -> None:
 
 def validate(cfg) -> None:
     """Stage-time checks against the real ensemble files, for every model before any trains."""
-    from hpc_rg.io.ensemble import open_ensemble
+    from hpc_rg.io.ensemble import open_ensemble   # h5py: only when the stage runs, not when a job is checked
     for name, spec in cfg.train.items():
         path = ensemble_path(cfg, spec)
         key = f"train.{name}.ensemble" if spec.ensemble else f"train.{name}"

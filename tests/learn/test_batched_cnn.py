@@ -17,7 +17,8 @@ from hpc_rg.learn import load_model
 from hpc_rg.learn.batched_cnn import BatchedCoarseCNN, train_group, unfold_patches
 from hpc_rg.learn.data import EnsembleSource, patch_dataset
 from hpc_rg.learn.specs import CoarseCNNSpec
-from hpc_rg.learn.stage import SINGLE, _model_and_tasks, _options, run_train
+from hpc_rg.learn.stage import SINGLE, _model_and_tasks, _options
+from hpc_rg.learn.stage import run as run_train
 from hpc_rg.learn.trainer import State, fit
 
 CPU = torch.device("cpu")

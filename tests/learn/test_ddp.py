@@ -14,7 +14,7 @@ from hpc_rg.learn import load_model
 from hpc_rg.learn.data import ArraySource
 from hpc_rg.learn.objectives import RBMTask
 from hpc_rg.learn.rbm import RBM
-from hpc_rg.learn.stage import run_train
+from hpc_rg.learn.stage import run as run_train
 from hpc_rg.learn.trainer import Options, fit
 from hpc_rg.parallel import World, world
 

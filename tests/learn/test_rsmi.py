@@ -14,7 +14,7 @@ from hpc_rg.config import loads
 from hpc_rg.schema import ConfigError
 from hpc_rg.learn import load_model
 from hpc_rg.learn.rsmi import RSMI, PairTask
-from hpc_rg.learn.stage import run_train
+from hpc_rg.learn.stage import run as run_train
 from hpc_rg.learn.trainer import Options, State, fit
 from hpc_rg.parallel import World
 

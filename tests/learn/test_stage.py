@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-import hpc_rg.learn.trainer as trainer
+import hpc_rg.learn.checkpoints as checkpoints
 from hpc_rg.config import loads
 from hpc_rg.schema import ConfigError
 from hpc_rg.learn import load_model
 from hpc_rg.learn.dbn import DBN
 from hpc_rg.learn.rbm import RBM
-from hpc_rg.learn.stage import run_train
+from hpc_rg.learn.stage import run as run_train
 from hpc_rg.parallel import World
 
 SINGLE = World(None, 0, 1)
@@ -131,7 +131,7 @@ propagate = "sample"
         assert torch.equal(x, y)
 
     # interrupt during layer 2 (after its first epoch), then resume
-    real = trainer.save_atomic
+    real = checkpoints.save
     calls = []
 
     def interrupting(obj, path):
@@ -140,11 +140,11 @@ propagate = "sample"
         if len(calls) == 4:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "save_atomic", interrupting)
+    monkeypatch.setattr(checkpoints, "save", interrupting)
     cfg_c = job(tmp_path / "c", ladder_ensemble, body)
     with pytest.raises(KeyboardInterrupt):
         run_train(cfg_c, SINGLE, resume=False)
-    monkeypatch.setattr(trainer, "save_atomic", real)
+    monkeypatch.setattr(checkpoints, "save", real)
     assert (cfg_c.out / "models" / "dbn.ckpt.pt").exists()
     run_train(cfg_c, SINGLE, resume=True)
     c, meta_c = load_model(cfg_c.out / "models" / "dbn.pt")
@@ -208,12 +208,12 @@ def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path, ladder_ensembl
            'persistent = true\nais_runs = 0\n'
     cfg = job(tmp_path, ladder_ensemble, body)
     loaded = []
-    real = trainer.save_atomic
+    real = checkpoints.save
 
     def save_and_reload(obj, path):
         real(obj, path)
         loaded.append(torch.load(path, weights_only=True))
-    monkeypatch.setattr(trainer, "save_atomic", save_and_reload)
+    monkeypatch.setattr(checkpoints, "save", save_and_reload)
     run_train(cfg, SINGLE, resume=False)
     blob = loaded[-1]
     assert blob["epoch"] == 2 and isinstance(blob["extra"]["chains"], torch.Tensor)
@@ -221,7 +221,7 @@ def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path, ladder_ensembl
 
 
 def test_train_spec_in_memory_matches_the_stage_and_reports_every_epoch(tmp_path, ladder_ensemble):
-    from hpc_rg.learn.stage import model_data, train_spec
+    from hpc_rg.learn.in_memory import model_data, train_spec
     body = '[train.rbm]\nkind = "rbm"\nensemble = "ENS"\nn_hidden = 6\nepochs = 3\nbatch_size = 40\nais_runs = 0\n'
     cfg = job(tmp_path, ladder_ensemble, body)
     run_train(cfg, SINGLE, resume=False)

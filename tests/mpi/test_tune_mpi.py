@@ -23,8 +23,8 @@ def toy(params, number, report):
 
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])
 def test_rounds_over_ranks_equal_one_rank(pruner):
-    from hpc_rg.learn import tune_search as ts
-    from hpc_rg.learn.tune_spec import SpaceEntry, TuneSpec
+    from hpc_rg.tune import search as tune_search, study as tune_study
+    from hpc_rg.tune.spec import SpaceEntry, TuneSpec
     w = world()
     folder = Path(w.bcast(tempfile.mkdtemp(prefix="hpc_rg_tune_") if w.is_root else None))
     space = (SpaceEntry("lr", "log", 1e-4, 1e-1), SpaceEntry("x", "float", -1.0, 1.0),
@@ -33,9 +33,9 @@ def test_rounds_over_ranks_equal_one_rank(pruner):
                      warmup_epochs=1, startup_trials=5)
 
     def run(path, in_world):
-        study = ts.open_study(path, "toy", tspec, ts.make_sampler(tspec, 3, 0), ts.make_pruner(tspec, 5), True) \
+        study = tune_study.open_study(path, "toy", tspec, tune_study.make_sampler(tspec, 3, 0), tune_study.make_pruner(tspec, 5), True) \
             if in_world.is_root else None
-        ts.run_reproducible(study, tspec, toy, in_world, "toy", lambda: ts.make_pruner(tspec, 5))
+        tune_search.run_reproducible(study, tspec, toy, in_world, "toy", lambda: tune_study.make_pruner(tspec, 5))
         return study
     parallel = run(folder / "world.journal", w)
     if w.is_root:
@@ -46,5 +46,5 @@ def test_rounds_over_ranks_equal_one_rank(pruner):
                     for t in sorted(study.get_trials(), key=lambda t: t.number)]
         assert len(table(parallel)) == 15
         assert table(parallel) == table(serial)
-        assert ts.summary_counts(serial).get("PRUNED", 0) > 0
+        assert tune_study.summary_counts(serial).get("PRUNED", 0) > 0
     w.barrier()

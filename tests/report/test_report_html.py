@@ -402,8 +402,8 @@ def test_tune_figures_take_ax_and_are_saved_at_150_dpi(tmp_path):
     optuna = pytest.importorskip("optuna")
     from PIL import Image
 
-    from hpc_rg.learn.tune_spec import SpaceEntry, TuneSpec
-    from hpc_rg.report import tune_figures as tf
+    from hpc_rg.tune.spec import SpaceEntry, TuneSpec
+    from hpc_rg.tune import figures as tf
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # one searched key: Optuna's importance (seconds of PED-ANOVA) is skipped, its panel says why
     tspec = TuneSpec(trials=6, metric="val_loss", direction="minimize", space=(SpaceEntry("lr", "log", 1e-4, 1e-1),))
@@ -432,7 +432,7 @@ def test_matplotlib_is_imported_to_draw_only_and_files_bypass_pyplot(tmp_path):
     import sys
     code = ("import sys, numpy as np; from types import SimpleNamespace as NS\n"
             "import hpc_rg.reduce.figures as F, hpc_rg.reduce.diagnostics_figures, hpc_rg.report.stage, "
-            "hpc_rg.report.tune_figures, hpc_rg.reduce.labels\n"
+            "hpc_rg.tune.figures, hpc_rg.reduce.labels\n"
             "print('matplotlib' in sys.modules)\n"
             "res = NS(values={'y_t': (np.ones((1, 2)), None), 'y_h': (np.ones((1, 2)), None)},"
             "         axes={'temperatures': np.array([2.0]), 'level_from': np.arange(2)}, attrs={})\n"

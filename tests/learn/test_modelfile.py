@@ -158,3 +158,14 @@ def test_safe_load_for_checkpoints(tmp_path):
     with pytest.raises(ConfigError, match="c.pt"):
         safe_load(path)
     assert not (tmp_path / "marker").exists()
+
+
+def test_metadata_is_written_as_plain_json_values():
+    import math
+
+    import numpy as np
+
+    from hpc_rg.jsonable import to_jsonable
+    meta = {1: (np.float32(0.5), np.int64(3)), "w": torch.ones(2, dtype=torch.float64), "a": np.arange(2),
+            "bad": [math.nan, np.float64(math.inf)], "s": "x"}
+    assert to_jsonable(meta) == {"1": [0.5, 3], "w": [1.0, 1.0], "a": [0, 1], "bad": [None, None], "s": "x"}

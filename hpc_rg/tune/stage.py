@@ -4,7 +4,7 @@ Per tuned model, in the order of the train tables:
   1. the model's data exactly as the train stage builds it (same patches, same test set), and a seeded split
      of its *training* part into search-train and validation (`validation_fraction`): the search never sees
      the test set;
-  2. an Optuna study in <run>/tune/<model>.journal (`tune_search`): each trial trains the model with the
+  2. an Optuna study in <run>/tune/<model>.journal (`tune.search`): each trial trains the model with the
      trial's settings on search-train, reports the validation metric after every epoch (pruning) and is
      scored by the last epoch's value (averaged over `seeds` trainings). Every trial starts from the same
      initialisations and shuffles (the model's repeat 0, 1, ... streams: common random numbers, so trials
@@ -24,16 +24,26 @@ import csv
 import dataclasses
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from hpc_rg.schema import ConfigError, dataclass_to_table, toml_value
+from hpc_rg.io.atomic import atomic_path, atomic_write_text
 from hpc_rg.io.run_folder import RunFolderError
-from hpc_rg.learn.tune_spec import LOSS_KEY, search_settings
-from hpc_rg.parallel import World, get_logger, seed_sequence
-
-SINGLE = World(None, 0, 1)
+from hpc_rg.learn.job import SINGLE, TrainingJob, close, ensemble_path, model_and_tasks, options
+from hpc_rg.learn.learner import learner_for
+from hpc_rg.learn.specs import kind_of
+from hpc_rg.learn.stage import train_models
+from hpc_rg.learn.trainer import State, fit, resolve_device, share_threads
+from hpc_rg.mc.driver import StopFlag, slurm_deadline
+from hpc_rg.parallel import EXIT_INTERRUPTED, World, get_logger, seed_sequence
+from hpc_rg.schema import ConfigError, dataclass_to_table, toml_value
+from hpc_rg.tune import search as ts
+from hpc_rg.tune import study as st
+from hpc_rg.tune.figures import write_figures
+from hpc_rg.tune.spec import search_settings
 
 
 def journal_path(cfg, model: str) -> Path:
@@ -55,7 +65,6 @@ def _outputs(cfg, model: str) -> list[Path]:
 def prepare(cfg, world: World, resume: bool, force: bool, worker: bool) -> None:
     """Refuse, before any work, what would mix two searches: an existing study without --resume or --force,
     or a resumed study whose search settings changed. --force removes the tuned models' outputs."""
-    from hpc_rg.learn.stage import ensemble_path
     for model in cfg.tune:
         ensemble_path(cfg, model, cfg.train[model])    # ConfigError when there is no ensemble yet
     if not worker and not resume and not force:
@@ -83,14 +92,13 @@ def prepare(cfg, world: World, resume: bool, force: bool, worker: bool) -> None:
 
 def _changed_settings(cfg):
     """(key, found, allowed) for the first tuned model whose stored search settings differ from the job."""
-    from hpc_rg.learn import tune_search as ts
-    optuna = ts._optuna()
+    optuna = st._optuna()
     for model, tspec in cfg.tune.items():
         j = journal_path(cfg, model)
         if not j.exists():
             continue
         try:
-            study = optuna.load_study(storage=ts.journal_storage(j), study_name=study_name(cfg, model))
+            study = optuna.load_study(storage=st.journal_storage(j), study_name=study_name(cfg, model))
         except KeyError:
             continue
         stored = study.user_attrs.get("settings")
@@ -103,14 +111,9 @@ def _changed_settings(cfg):
 
 
 # ------------------------------------------------------------------------------------------ the stage
-def run_tune(cfg, world: World, resume: bool = False, force: bool = False, worker: bool = False) -> int:
+def run(cfg, world: World, resume: bool = False, force: bool = False, worker: bool = False) -> int:
     """0 when every study is done (and retrained), EXIT_INTERRUPTED (3) when a signal (SIGTERM, SIGINT,
     SIGUSR1) or 95 % of the Slurm allotment stopped the search between rounds: `--resume` continues."""
-    import time
-
-    import torch
-    from hpc_rg.learn.trainer import share_threads
-    from hpc_rg.mc.driver import EXIT_INTERRUPTED, StopFlag, slurm_deadline
     prepare(cfg, world, resume, force, worker)
     share_threads(world)
     deadline = slurm_deadline(time.time())
@@ -125,40 +128,21 @@ def run_tune(cfg, world: World, resume: bool = False, force: bool = False, worke
     return 0
 
 
-def _search_data(cfg, world, index, model, spec, kind, tspec):
+def _search_data(cfg, world, index, model, spec, tspec):
     """(the train stage's data for the model with its training part split into search-train and validation,
-    description). The split is seeded by (job seed, model) and stratified for patch sets."""
-    from hpc_rg.learn.stage import Model, _data, _describe
-    m = Model(index, model, spec, kind)
-    m.info = info = _describe(cfg, m)
-    data = _data(cfg, world, m)
+    description). The split is seeded by (job seed, model); the learner cuts it (stratified for patch sets)."""
+    job = TrainingJob(cfg, index, model, spec).describe()
     rng = np.random.default_rng(seed_sequence(cfg.job.seed, index, 2, purpose="tune"))
-    if kind == "coarse_cnn":
-        y = np.asarray(data["y_train"])
-        val = []
-        for label in np.unique(y):
-            ids = rng.permutation(np.flatnonzero(y == label))
-            val.append(ids[:int(round(tspec.validation_fraction * len(ids)))])
-        val = np.sort(np.concatenate(val))
-        train = np.setdiff1d(np.arange(len(y)), val)
-        return {"x_train": data["x_train"][train], "y_train": y[train], "x_test": data["x_train"][val],
-                "y_test": y[val]}, info
-    source, train_idx, _test = data
-    perm = rng.permutation(len(train_idx))
-    n_val = int(round(tspec.validation_fraction * len(train_idx)))
-    return (source, np.sort(train_idx[perm[n_val:]]), np.sort(train_idx[perm[:n_val]])), info
+    return job.learner.validation_split(job.data(world), tspec.validation_fraction, rng), job.info
 
 
-def make_objective(cfg, index: int, model: str, spec, kind: str, tspec, data, device):
+def make_objective(cfg, index: int, model: str, spec, tspec, data, device):
     """evaluate(params, number, report) -> the last epoch's validation metric of one training with the
     train table's settings updated by `params`; report(epoch, value) after every epoch (it raises to prune)."""
-    from hpc_rg.learn.stage import _model_and_tasks, _options
-    from hpc_rg.learn.trainer import State, fit
     metric = tspec.metric[len("val_"):]
-    key = "test_" + (LOSS_KEY[kind] if metric == "loss" else metric)   # fit's monitors on its "test" split
+    key = "test_" + (spec.loss_monitor if metric == "loss" else metric)   # fit's monitors on its "test" split
 
     def evaluate(params: dict, number: int, report) -> float:
-        import torch
         trial_spec = dataclasses.replace(spec, **params)
         problem = trial_spec.validate()
         if problem:
@@ -168,7 +152,7 @@ def make_objective(cfg, index: int, model: str, spec, kind: str, tspec, data, de
         try:
             values = []
             for seed in range(tspec.seeds):   # repeat streams 0, 1, ...: the same for every trial
-                net, tasks = _model_and_tasks(kind, trial_spec, data, device, cfg.job.seed, index, seed)
+                net, tasks = model_and_tasks(learner_for(trial_spec), data, device, cfg.job.seed, index, seed)
                 history: list = []
                 step = [0]
 
@@ -177,7 +161,7 @@ def make_objective(cfg, index: int, model: str, spec, kind: str, tspec, data, de
                     if seed == 0:
                         report(step[0], float(state.history[-1][key]))
                 for phase, task in enumerate(tasks):
-                    opts = _options(trial_spec, cfg.job.seed, index, seed, phase, f"tune.{model} trial {number}",
+                    opts = options(trial_spec, cfg.job.seed, index, seed, phase, f"tune.{model} trial {number}",
                                     {}, verbose=False)
                     history = fit(task, SINGLE, opts, State(history=history), checkpoint=after_epoch).history
                 values.append(float(history[-1][key]))
@@ -190,15 +174,12 @@ def make_objective(cfg, index: int, model: str, spec, kind: str, tspec, data, de
 def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: bool, worker: bool,
              should_stop=lambda: False) -> bool:
     """One study, then (main run) the outputs and the retrain. False when stopped before the budget."""
-    from hpc_rg.learn import tune_search as ts
-    from hpc_rg.learn.stage import kind_of
-    from hpc_rg.learn.trainer import resolve_device
     log = get_logger()
     kind = kind_of(spec)
     label = f"tune.{model}"
-    data, info = _search_data(cfg, world, index, model, spec, kind, tspec)
+    data, info = _search_data(cfg, world, index, model, spec, tspec)
     device = resolve_device(spec.device, world)
-    evaluate = make_objective(cfg, index, model, spec, kind, tspec, data, device)
+    evaluate = make_objective(cfg, index, model, spec, tspec, data, device)
     max_epochs = tspec.max_epochs(spec)
     free = worker or tspec.mode == "free"
     n_train = len(data["x_train"]) if isinstance(data, dict) else len(data[1])
@@ -213,8 +194,8 @@ def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: boo
     try:
         study = None
         if free or world.is_root:
-            study = ts.open_study(journal_path(cfg, model), study_name(cfg, model), tspec,
-                                  ts.make_sampler(tspec, cfg.job.seed, index), ts.make_pruner(tspec, max_epochs),
+            study = st.open_study(journal_path(cfg, model), study_name(cfg, model), tspec,
+                                  st.make_sampler(tspec, cfg.job.seed, index), st.make_pruner(tspec, max_epochs),
                                   create=True)
             if world.is_root and "settings" not in study.user_attrs:
                 study.set_user_attr("settings", search_settings(tspec))
@@ -229,10 +210,9 @@ def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: boo
             done = not world.any(not done)
         else:
             done = ts.run_reproducible(study, tspec, evaluate, world, label,
-                                       lambda: ts.make_pruner(tspec, max_epochs), should_stop)
+                                       lambda: st.make_pruner(tspec, max_epochs), should_stop)
     finally:
-        if isinstance(data, tuple):
-            data[0].close()
+        close(data)
     if worker or not done:
         return done
     best = None
@@ -240,7 +220,7 @@ def tune_one(cfg, world: World, index: int, model: str, spec, tspec, resume: boo
         best = _write_study(cfg, model, spec, kind, tspec, study)
     best = world.bcast(best)
     if best is None:
-        raise RuntimeError(f"{label}: no trial completed ({ts.summary_counts(study) if study else ''}); "
+        raise RuntimeError(f"{label}: no trial completed ({st.summary_counts(study) if study else ''}); "
                            "see the log for the failures")
     tuned = dataclasses.replace(spec, **best)
     if not _retrain(cfg, world, index, model, tuned, resume):
@@ -261,12 +241,10 @@ def tuned_table(model: str, kind: str, spec) -> str:
 
 def _write_study(cfg, model, spec, kind, tspec, study) -> dict | None:
     """Rank 0: trials table, tuned train table; returns the best params (None when nothing completed)."""
-    from hpc_rg.learn import tune_search as ts
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     keys = [e.key for e in tspec.space]
     folder = cfg.out / "tune"
-    tmp = folder / f"{model}.trials.csv.tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(folder / f"{model}.trials.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["number", "state", tspec.metric, *keys, "epochs_reported", "seconds", "error"])
         for t in trials:
@@ -275,8 +253,7 @@ def _write_study(cfg, model, spec, kind, tspec, study) -> dict | None:
             w.writerow([t.number, t.state.name, "" if value is None else repr(value),
                         *[t.params.get(k, "") for k in keys], len(t.intermediate_values),
                         t.user_attrs.get("seconds", ""), t.user_attrs.get("error", "")])
-    tmp.replace(folder / f"{model}.trials.csv")
-    counts = ts.summary_counts(study)
+    counts = st.summary_counts(study)
     if not counts.get("COMPLETE"):
         return None
     bt = study.best_trial
@@ -287,20 +264,19 @@ def _write_study(cfg, model, spec, kind, tspec, study) -> dict | None:
             + ", ".join(f"{k} = {toml_value(v)}" for k, v in bt.params.items())
             + ".\n# A train table: paste it into a job file (or rename it) to train with these settings.\n")
     (cfg.out / "models").mkdir(parents=True, exist_ok=True)
-    (cfg.out / "models" / f"{model}.tuned.toml").write_text(head + tuned_table(model, kind, tuned))
+    atomic_write_text(cfg.out / "models" / f"{model}.tuned.toml", head + tuned_table(model, kind, tuned))
     return dict(bt.params)
 
 
 def _retrain(cfg, world, index, model, tuned, resume) -> bool:
     """The best setting trained with the model's `repeats` on the whole training part, scored on the test
     set, through the train stage (models/<model>.tuned.pt)."""
-    from hpc_rg.learn.stage import Model, kind_of, train_models
     name = f"{model}.tuned"
     if resume and (cfg.out / "models" / f"{name}.pt").exists():
         get_logger().info(f"tune.{model}: models/{name}.pt exists; retraining skipped (resume)")
         return True
     # the model's own index: the retrained repeats use the seeds of the untuned model's repeats
-    return train_models(cfg, world, [Model(index, name, tuned, kind_of(tuned))], resume) == 0
+    return train_models(cfg, world, [TrainingJob(cfg, index, name, tuned, resume)]) == 0
 
 
 def _test_metrics(path: Path) -> dict:
@@ -310,16 +286,14 @@ def _test_metrics(path: Path) -> dict:
 
 
 def _write_summary(cfg, model, tspec, study) -> None:
-    from hpc_rg.learn import tune_search as ts
-    from hpc_rg.report.tune_figures import write_figures
     models = cfg.out / "models"
     bt = study.best_trial
-    summary = {"model": model, "study": f"tune/{model}.journal", "trials": ts.summary_counts(study),
+    summary = {"model": model, "study": f"tune/{model}.journal", "trials": st.summary_counts(study),
                "metric": tspec.metric, "direction": tspec.goal, "best_trial": bt.number, "best_value": bt.value,
                "best_params": dict(bt.params), "settings": search_settings(tspec),
                "tuned_test": _test_metrics(models / f"{model}.tuned.json"),
                "untuned_test": _test_metrics(models / f"{model}.json")}
-    (cfg.out / "tune" / f"{model}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(cfg.out / "tune" / f"{model}.json", json.dumps(summary, indent=1) + "\n")
     figures = write_figures(study, tspec, cfg.out / "figures", model)
     log = get_logger()
     tuned, untuned = summary["tuned_test"], summary["untuned_test"]

@@ -2,7 +2,7 @@
 
     [tune.ch1]
     trials = 64                      # the trial budget of the study
-    metric = "val_accuracy"          # a per-epoch validation monitor of the model's kind (see METRICS)
+    metric = "val_accuracy"          # a per-epoch validation monitor of the model's kind (its spec's `tune_metrics`)
     direction = "maximize"           # default: maximize accuracies and likelihoods, minimize losses
     space.lr = {log = [1e-4, 3e-2]}  # log-uniform float
     space.momentum = {float = [0.0, 0.9]}
@@ -23,24 +23,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hpc_rg.learn.specs import kind_of
 from hpc_rg.schema import ConfigError, check_bounds, coerce, did_you_mean, spec, table_to_dataclass
-
-# Per-epoch validation monitors of each kind: `val_<k>` for the task's evaluation keys (trainer.evaluate on
-# the validation split), and `val_loss` for the kind's training loss; with the direction that is better.
-METRICS: dict[str, dict[str, str]] = {
-    "coarse_cnn": {"val_accuracy": "maximize", "val_bce": "minimize", "val_loss": "minimize"},
-    "thermometer": {"val_accuracy": "maximize", "val_cross_entropy": "minimize", "val_abs_error_T": "minimize",
-                    "val_loss": "minimize"},
-    "autoencoder": {"val_mse": "minimize", "val_loss": "minimize"},
-    "rbm": {"val_reconstruction": "minimize", "val_pseudo_log_likelihood": "maximize",
-            "val_free_energy": "minimize", "val_loss": "minimize"},
-    "dbn": {"val_reconstruction": "minimize", "val_pseudo_log_likelihood": "maximize",
-            "val_free_energy": "minimize", "val_loss": "minimize"},
-    "rsmi": {"val_mi_bits": "maximize"},       # the InfoNCE bound on I(H; E), the quantity RSMI maximises
-}
-# what `val_loss` stands for in each kind (the monitor of the quantity the optimiser lowers)
-LOSS_KEY = {"coarse_cnn": "bce", "thermometer": "cross_entropy", "autoencoder": "mse", "rbm": "reconstruction",
-            "dbn": "reconstruction"}
 
 # Train keys that define the data, the test set or the bookkeeping, not the training: never searched.
 NOT_SEARCHABLE = ("ensemble", "temperatures", "samples", "test_fraction", "n_train", "n_test", "control",
@@ -152,7 +136,6 @@ def parse_tune(tables: Any, file: str, train: dict) -> dict[str, TuneSpec]:
     """`[tune.<model>]` tables -> {model: TuneSpec}; ConfigError (one line) on the first problem."""
     if not isinstance(tables, dict):
         raise ConfigError(file, "tune", tables, "a table of [tune.<model>] tables")
-    from hpc_rg.learn.specs import SPECS
     out = {}
     for model, table in tables.items():
         prefix = f"tune.{model}"
@@ -163,8 +146,7 @@ def parse_tune(tables: Any, file: str, train: dict) -> dict[str, TuneSpec]:
             raise ConfigError(file, prefix, table, "a table")
         tspec = table_to_dataclass(TuneSpec, {k: v for k, v in table.items() if k != "space"}, file, prefix,
                                    skip=("space",))
-        kind = next(k for k, cls in SPECS.items() if type(train[model]) is cls)
-        metrics = METRICS[kind]
+        kind, metrics = kind_of(train[model]), type(train[model]).tune_metrics
         if tspec.metric not in metrics:
             raise ConfigError(file, f"{prefix}.metric", tspec.metric, f"a validation monitor of {kind}: "
                               + ", ".join(metrics), did_you_mean(tspec.metric, metrics))
