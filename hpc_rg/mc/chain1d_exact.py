@@ -15,6 +15,12 @@ from numba import njit, uint64
 
 from hpc_rg.mc.metropolis import ScalarSpinSampler
 from hpc_rg.rng import step, thresholds
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "exact", "ExactChain", models=("ising1d",),
+           doc="independent configurations of the periodic chain drawn from the transfer matrix"),
+)
 
 _U1 = uint64(1)
 
@@ -75,6 +81,7 @@ def draws(spins, thr0, thr, rng, n, every, J, h, energy, magnetization, bonds_ma
 
 class ExactChain(ScalarSpinSampler):
     """Sampler for `ising1d`: one update = one independent configuration from the transfer matrix."""
+    update_unit = "independent configuration"
 
     def __init__(self, lattice, beta, seeds):
         if lattice.dim != 1:

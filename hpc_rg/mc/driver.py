@@ -31,7 +31,7 @@ from hpc_rg import __version__
 from hpc_rg.io import checkpoint as ckpt
 from hpc_rg.io.parts import PartWriter, assemble, list_parts, part_path
 from hpc_rg.lattice import from_config
-from hpc_rg.mc.registry import sampler_class, update_unit
+from hpc_rg.mc.gpu_select import sampler_class
 from hpc_rg.mc.tempering import Tempering
 from hpc_rg.parallel import deal, get_logger, seed_sequence
 from hpc_rg.progress import Progress, duration
@@ -128,18 +128,6 @@ def agree(world, fn):
     return result
 
 
-def choose_sampler(sim, file="the job file"):
-    """The sampler class for the job: the registry's, or a GPU kernel when one is asked for and present.
-    `file`: the job file, named in the error when `device = "cuda"` finds no GPU."""
-    if sim.device in ("cuda", "auto") and sim.model == "ising2d" and sim.algorithm in ("metropolis", "heatbath",
-                                                                                       "multispin"):
-        from hpc_rg.mc import gpu_select
-        cls = gpu_select.gpu_sampler(sim, file)
-        if cls is not None:
-            return cls
-    return sampler_class(sim.model, sim.algorithm)
-
-
 class Simulation:
     def __init__(self, cfg, world, declared_physics: dict | None = None):
         self.cfg, self.world = cfg, world
@@ -148,7 +136,7 @@ class Simulation:
         self.declared_physics = declared_physics if declared_physics is not None else sim.physics()
         self.log = get_logger()
         self.lattice = from_config(sim)
-        self.cls = choose_sampler(sim, cfg.file)
+        self.cls = sampler_class(sim, cfg.file)
         self.width = int(getattr(self.cls, "width", 1))
         if sim.chains % self.width:
             raise ValueError(f"simulate.chains = {sim.chains}: must be a multiple of {self.width} for {self.cls.__name__}")
@@ -279,7 +267,7 @@ class Simulation:
         writer = self.open_part()
         t_begin = self.t
         # rank 0: a bar on a terminal, a line with rate and ETA every few seconds in a log (hpc_rg.progress)
-        progress = Progress("simulate", sim.updates, update_unit(sim.algorithm) + "s", start=t_begin,
+        progress = Progress("simulate", sim.updates, self.cls.update_unit + "s", start=t_begin,
                             is_root=world.is_root)
         samples_line = lambda: f"samples {self.j}/{sim.samples}"     # noqa: E731 (formatted only when shown)
         fault = fault_injection(world.rank)
@@ -413,7 +401,7 @@ class Simulation:
         seconds = world.gather(self.sampler_seconds)
         attrs = exchange = None
         if world.is_root:
-            attrs = {"model": sim.model, "algorithm": sim.algorithm, "update_unit": update_unit(sim.algorithm),
+            attrs = {"model": sim.model, "algorithm": sim.algorithm, "update_unit": self.cls.update_unit,
                      "sampler": f"{self.cls.__module__}:{self.cls.__name__}", "seed": self.cfg.job.seed,
                      "job_toml": self.cfg.text, "hpc_rg_version": __version__, "J": sim.J, "h": sim.h,
                      "thermalize": sim.thermalize, "thin": sim.thin, "measure_every": sim.measure_every,
@@ -436,7 +424,7 @@ class Simulation:
         if world.is_root:
             spin_updates = sim.updates * sim.chains * self.n_t * self.lattice.n_sites
             stats = {"wall_seconds": wall, "sampler_seconds_per_rank": seconds, "ranks": world.size,
-                     "updates": sim.updates, "update_unit": update_unit(sim.algorithm),
+                     "updates": sim.updates, "update_unit": self.cls.update_unit,
                      "writer": "mpio" if mpio.available() and world.size > 1 else "virtual",
                      "ns_per_site_update": 1e9 * sum(seconds) / max(spin_updates, 1)}
             (self.out / "simulate.json").write_text(json.dumps(stats, indent=1))

@@ -31,6 +31,12 @@ from hpc_rg.mc.clusters import cluster_signs, find, reset, union
 from hpc_rg.mc.metropolis import random_spins
 from hpc_rg.rng import new_state, next_double
 from hpc_rg.mc.sampler import Sampler
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "fukui_todo", "FukuiTodo", models=("longrange2d",),
+           doc="Swendsen-Wang for long-range couplings in O(N) per sweep (Fukui & Todo)"),
+)
 
 _POISSON_CHUNK = 30.0   # inversion by sequential search for means up to this; larger means are split
 _SNAPSHOT_BYTES = 1 << 22   # spin snapshots buffered per batched energy evaluation

@@ -21,6 +21,12 @@ from hpc_rg.mc.alias import uniform_index
 from hpc_rg.mc.metropolis import random_spins
 from hpc_rg.rng import new_state, next_double
 from hpc_rg.mc.sampler import Sampler
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "metropolis", "LongRangeMetropolis", models=("longrange2d",),
+           doc="single-spin Metropolis with the long-range local field"),
+)
 
 
 @njit(inline="always")

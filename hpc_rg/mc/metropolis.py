@@ -22,6 +22,12 @@ from numba import njit, uint64
 from hpc_rg.rng import fill_doubles, new_state
 from hpc_rg.rng import step, thresholds
 from hpc_rg.mc.sampler import Sampler
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "metropolis", "CheckerboardMetropolis", models=("ising1d", "ising2d"),
+           doc="checkerboard single-spin Metropolis; one update = one sweep"),
+)
 
 _U1 = uint64(1)
 

@@ -15,6 +15,7 @@ import numpy as np
 class Sampler(ABC):
     width: int = 1            # chains advanced together
     needs_width: int = 1      # the chain count of a job must be a multiple of this
+    update_unit: str = "sweep"   # what one update is (the ensemble and the progress line name it)
 
     def __init__(self, lattice, beta: float, seeds: list[np.random.SeedSequence]):
         """`lattice`: a `hpc_rg.lattice` model; `seeds`: one SeedSequence per chain (len == width).

@@ -14,6 +14,12 @@ from numba import njit, uint64
 from hpc_rg.mc.clusters import cluster_signs, find, reset, union
 from hpc_rg.mc.metropolis import ScalarSpinSampler
 from hpc_rg.rng import step, threshold
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "swendsen_wang", "SwendsenWang", models=("ising1d", "ising2d"),
+           doc="Swendsen-Wang multi-cluster sweeps"),
+)
 
 _U1 = uint64(1)
 

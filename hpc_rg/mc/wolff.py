@@ -14,6 +14,12 @@ from numba import njit, uint64
 
 from hpc_rg.mc.metropolis import ScalarSpinSampler
 from hpc_rg.rng import as_double, step, threshold
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "wolff", "Wolff", models=("ising1d", "ising2d"),
+           doc="Wolff single-cluster updates; one update = one cluster"),
+)
 
 _U1 = uint64(1)
 
@@ -124,6 +130,7 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
 
 class Wolff(ScalarSpinSampler):
     """Sampler: one update = one single-cluster update.  `flipped` counts spins flipped so far."""
+    update_unit = "single-cluster update"
 
     def __init__(self, lattice, beta, seeds):
         super().__init__(lattice, beta, seeds)
