@@ -168,8 +168,8 @@ def _run_stage(stage: str, cfg, world, resume: bool, force: bool, worker: bool =
         if cfg.simulate is None:
             from hpc_rg.schema import ConfigError
             raise ConfigError(cfg.file, "simulate", "(missing)", "a [simulate] table for stage simulate")
-        from hpc_rg.mc.driver import run_simulate
-        code = run_simulate(cfg, world, resume)
+        from hpc_rg.mc import stage as simulate_stage
+        code = simulate_stage.run(cfg, world, resume)
     elif stage == "train":
         try:
             from hpc_rg.learn.stage import run_train
