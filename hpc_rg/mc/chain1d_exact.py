@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from hpc_rg.mc.metropolis import ScalarSpinSampler
+from hpc_rg.mc.metropolis import ScalarSpinSampler, record
 from hpc_rg.rng import step, thresholds
 from hpc_rg.plugins import Plugin
 
@@ -72,10 +72,7 @@ def draws(spins, thr0, thr, rng, n, every, J, h, energy, magnetization, bonds_ma
         bonds += np.int64(spins[0]) * spins[l - 1]
         bonds_mag[0] = bonds
         bonds_mag[1] = mag
-        if (k + 1) % every == 0:
-            t = (k + 1) // every - 1
-            energy[t] = (-J * bonds - h * mag) / l
-            magnetization[t] = mag / l
+        record(energy, magnetization, k, every, J, h, bonds, mag, l)
     rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
 
 

@@ -29,6 +29,17 @@ PLUGINS = (
            doc="checkerboard single-spin Metropolis; one update = one sweep"),
 )
 
+
+@njit(inline="always")
+def record(energy, magnetization, k, every, J, h, bonds, mag, n_sites):
+    """After update k (0-based) of a kernel's loop: every `every`-th update, the energy per site
+    (-J bonds - h mag) / N and magnetization per site of the exact [bond sum, spin sum] bookkeeping."""
+    if (k + 1) % every == 0:
+        t = (k + 1) // every - 1
+        energy[t] = (-J * bonds - h * mag) / n_sites
+        magnetization[t] = mag / n_sites
+
+
 _U1 = uint64(1)
 
 
@@ -127,10 +138,7 @@ def sweeps_2d(spins, thr, rng, n, every, J, h, energy, magnetization, bonds_mag)
                                    (i + parity) & 1, thr, rng, 5, 4, idx, nbs, flip)
                 bonds += db
                 mag += dm
-        if (k + 1) % every == 0:
-            t = (k + 1) // every - 1
-            energy[t] = (-J * bonds - h * mag) / nsite
-            magnetization[t] = mag / nsite
+        record(energy, magnetization, k, every, J, h, bonds, mag, nsite)
     bonds_mag[0] = bonds
     bonds_mag[1] = mag
 
@@ -150,10 +158,7 @@ def sweeps_1d(spins, thr, rng, n, every, J, h, energy, magnetization, bonds_mag)
             db, dm = _row_pass(spins, zero, zero, parity, thr, rng, 3, 2, idx, nbs, flip)
             bonds += db
             mag += dm
-        if (k + 1) % every == 0:
-            t = (k + 1) // every - 1
-            energy[t] = (-J * bonds - h * mag) / l
-            magnetization[t] = mag / l
+        record(energy, magnetization, k, every, J, h, bonds, mag, l)
     bonds_mag[0] = bonds
     bonds_mag[1] = mag
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from hpc_rg.mc.metropolis import ScalarSpinSampler
+from hpc_rg.mc.metropolis import ScalarSpinSampler, record
 from hpc_rg.rng import as_double, step, threshold
 from hpc_rg.plugins import Plugin
 
@@ -118,10 +118,7 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
             bonds += 2 * (d - (z * tail - 2 * m - d))
             mag -= 2 * np.int64(sg) * tail
             flipped += tail
-        if (k + 1) % every == 0:
-            t = (k + 1) // every - 1
-            energy[t] = (-J * bonds - h * mag) / nsite
-            magnetization[t] = mag / nsite
+        record(energy, magnetization, k, every, J, h, bonds, mag, nsite)
     bonds_mag[0] = bonds
     bonds_mag[1] = mag
     rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
