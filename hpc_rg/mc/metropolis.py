@@ -21,7 +21,7 @@ from numba import njit, uint64
 
 from hpc_rg.rng import fill_doubles, new_state
 from hpc_rg.rng import step, thresholds
-from hpc_rg.mc.sampler import Sampler
+from hpc_rg.mc.sampler import SingleChain
 from hpc_rg.plugins import Plugin
 
 PLUGINS = (
@@ -170,10 +170,9 @@ def random_spins(rng_state: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.where(u < 0.5, -1, 1).astype(np.int8).reshape(shape)
 
 
-class ScalarSpinSampler(Sampler):
+class ScalarSpinSampler(SingleChain):
     """One chain (width 1) of int8 spins with its xoshiro state and exact [bond sum, spin sum] bookkeeping,
     so `energy()` is O(1); subclasses implement `run`.  Shared by the local and cluster samplers."""
-    width = 1
 
     def __init__(self, lattice, beta, seeds):
         super().__init__(lattice, beta, seeds)
@@ -192,20 +191,13 @@ class ScalarSpinSampler(Sampler):
         """The spins as a 2D (Ly, Lx) view; a chain is one row (1, L)."""
         return self.spins.reshape((1,) * (2 - self.lattice.dim) + self.lattice.shape)
 
-    def configurations(self):
-        return self.spins[None].copy()
+    def _spins_loaded(self):
+        self._recount()
 
     def energy(self):
         bonds, mag = self.bonds_mag
         return np.array([(-self.lattice.J * bonds - self.lattice.h * mag) / self.lattice.n_sites])
 
-    def state(self):
-        return {"spins": self.spins[None].copy(), "rng": self.rng[None].copy()}
-
-    def load_state(self, state):
-        self.spins = np.ascontiguousarray(state["spins"][0], dtype=np.int8).reshape(self.lattice.shape).copy()
-        self.rng = np.ascontiguousarray(state["rng"][0], dtype=np.uint64).copy()
-        self._recount()
 
 
 class LocalSampler(ScalarSpinSampler):
