@@ -51,7 +51,7 @@ class StageEntry:
 
 # One line per stage (the stage modules are imported only when their stage runs).
 STAGE_ENTRIES = {
-    "simulate": StageEntry("hpc_rg.mc.driver:run_simulate", ("resume",)),
+    "simulate": StageEntry("hpc_rg.mc.stage:run", ("resume",)),
     "train": StageEntry("hpc_rg.learn.stage:run", ("resume",)),
     "tune": StageEntry("hpc_rg.tune.stage:run", ("resume", "force", "worker")),
     "analyze": StageEntry("hpc_rg.reduce.stage:run_analyze"),

@@ -16,7 +16,9 @@ validating a job costs no numba or torch import, and a new plugin needs no edit 
 itself is imported by `Plugin.load()` when it is used.
 
 Fields by group:
-- sampler: `models` it serves; `device` "cpu" or "cuda" (a GPU variant is an entry of the same name).
+- sampler: `models` it serves; `device` "cpu" or "cuda" (a GPU variant is an entry of the same name). One
+  algorithm name may be implemented by different classes for different models (Metropolis on the
+  nearest-neighbour and on the long-range lattice): look samplers up with `model=`.
 - model: a lattice model (`entry` builds it from the `[simulate]` table).
 - learner: a `kind` of `[train.<name>]`; `spec` is its table's dataclass.
 - reduction: an `[analyze.<name>]`; `spec` its table; `needs` what it reads ("ensemble", "models",
@@ -123,22 +125,29 @@ def _module_file(module: str) -> Path:
     return Path(spec.origin)
 
 
-_FOUND: dict[tuple[str, str, str], Plugin] | None = None
+_FOUND: list[Plugin] | None = None
 _REGISTERED: list[Plugin] = []
 
 
-def _all() -> dict[tuple[str, str, str], Plugin]:
+def _clash(a: Plugin, b: Plugin) -> bool:
+    """Two declarations of one thing: same group, name and device (and for samplers, a model in common)."""
+    if (a.group, a.name, a.device) != (b.group, b.name, b.device):
+        return False
+    return a.group != "sampler" or not a.models or not b.models or bool(set(a.models) & set(b.models))
+
+
+def _all() -> list[Plugin]:
     global _FOUND
     if _FOUND is None:
         sources = [m for p in PACKAGES for m in _package_modules(p)]
         sources += [(_module_file(m), m) for m in filter(None, (s.strip() for s in os.environ.get(ENV, "").split(",")))]
-        found: dict[tuple[str, str, str], Plugin] = {}
+        found: list[Plugin] = []
         for plugin in [p for path, mod in sources for p in _declarations(path, mod)] + _REGISTERED:
-            key = (plugin.group, plugin.name, plugin.device)
-            if key in found:
+            other = next((p for p in found if _clash(p, plugin)), None)
+            if other is not None:
                 raise PluginError(f"two {plugin.group} plugins named {plugin.name!r} on {plugin.device}: "
-                                  f"{found[key].module} and {plugin.module}")
-            found[key] = plugin
+                                  f"{other.module} and {plugin.module}")
+            found.append(plugin)
         _FOUND = found
     return _FOUND
 
@@ -157,18 +166,26 @@ def unregister(plugin: Plugin) -> None:
     _FOUND = None
 
 
-def table(group: str, device: str = "cpu") -> dict[str, Plugin]:
-    """Every plugin of `group` on `device`, by name, in discovery order (package order, then file name)."""
-    return {name: p for (g, name, d), p in _all().items() if g == group and d == device}
+def _matching(group: str, device: str, model: str | None) -> list[Plugin]:
+    return [p for p in _all() if p.group == group and p.device == device and (model is None or model in p.models)]
 
 
-def names(group: str) -> tuple[str, ...]:
-    return tuple(table(group))
+def table(group: str, device: str = "cpu", model: str | None = None) -> dict[str, Plugin]:
+    """Every plugin of `group` on `device` (samplers: serving `model`), by name, in discovery order (package
+    order, then file name)."""
+    return {p.name: p for p in _matching(group, device, model)}
 
 
-def get(group: str, name: str, device: str = "cpu") -> Plugin:
-    try:
-        return _all()[(group, name, device)]
-    except KeyError:
-        raise PluginError(f"no {group} plugin named {name!r} on {device}; known: "
-                          + ", ".join(names(group))) from None
+def names(group: str, model: str | None = None) -> tuple[str, ...]:
+    return tuple(table(group, model=model))
+
+
+def get(group: str, name: str, device: str = "cpu", model: str | None = None) -> Plugin:
+    found = [p for p in _matching(group, device, model) if p.name == name]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise PluginError(f"{group} {name!r} on {device} is declared for several models "
+                          f"({', '.join(m for p in found for m in p.models)}): look it up with model=")
+    raise PluginError(f"no {group} plugin named {name!r} on {device}" + (f" for model {model!r}" if model else "")
+                      + "; known: " + ", ".join(names(group, model)))

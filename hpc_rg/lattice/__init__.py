@@ -1,17 +1,17 @@
-"""What a spin system is: geometry, couplings, energy. Samplers in `hpc_rg.mc` act on these."""
+"""What a spin system is: geometry, couplings, energy. Samplers in `hpc_rg.mc` act on these.
+
+Each model is a plugin (`hpc_rg.plugins`) declared next to its class (`nearest.py`, `longrange.py`), whose
+entry builds it from the `[simulate]` table; a new model is a new module here with its own declaration.
+"""
 from __future__ import annotations
 
+from hpc_rg import plugins
 from hpc_rg.lattice.nearest import NearestNeighbour
 
 
 def from_config(sim):
     """The lattice model a `SimulateConfig` describes."""
-    if sim.model in ("ising1d", "ising2d"):
-        return NearestNeighbour(shape=sim.shape, J=sim.J, h=sim.h)
-    if sim.model == "longrange2d":
-        from hpc_rg.lattice.longrange import LongRange
-        return LongRange(shape=sim.shape, J=sim.J, alpha=sim.alpha, h=sim.h, images=sim.images)
-    raise ValueError(f"unknown model {sim.model!r}")
+    return plugins.get("model", sim.model).load()(sim)
 
 
 __all__ = ["NearestNeighbour", "from_config"]

@@ -24,6 +24,12 @@ from functools import cached_property
 import numpy as np
 from scipy import special
 
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("model", "longrange2d", "LongRange.from_simulate", doc="Ising model with J / r^alpha couplings"),
+)
+
 IMAGES = ("ewald", "minimum")
 _CUT = 40.0   # exp(-40) = 4e-18: where both Ewald sums are truncated
 
@@ -122,6 +128,15 @@ class LongRange:
     alpha: float = 3.0         # decay exponent, alpha > d = 2
     h: float = 0.0             # magnetic field
     images: str = "ewald"      # "ewald" | "minimum" (see the module docstring)
+
+    @classmethod
+    def from_simulate(cls, sim) -> "LongRange":
+        """The model a `[simulate]` table (`hpc_rg.mc.specs.SimulateConfig`) describes."""
+        return cls(shape=sim.shape, J=sim.J, alpha=sim.alpha, h=sim.h, images=sim.images)
+
+    def attributes(self) -> dict:
+        """Parameters of the model beyond shape, J and h, as the ensemble file records them."""
+        return {"alpha": self.alpha, "images": self.images}
 
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(int(x) for x in self.shape))

@@ -9,12 +9,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("model", "ising1d", "NearestNeighbour.from_simulate", doc="nearest-neighbour Ising chain"),
+    Plugin("model", "ising2d", "NearestNeighbour.from_simulate", doc="nearest-neighbour Ising model on Ly x Lx"),
+)
+
 
 @dataclass(frozen=True)
 class NearestNeighbour:
     shape: tuple[int, ...]     # (L,) for the chain, (Ly, Lx) for the square lattice
     J: float = 1.0
     h: float = 0.0
+
+    @classmethod
+    def from_simulate(cls, sim) -> "NearestNeighbour":
+        """The model a `[simulate]` table (`hpc_rg.mc.specs.SimulateConfig`) describes."""
+        return cls(shape=sim.shape, J=sim.J, h=sim.h)
+
+    def attributes(self) -> dict:
+        """Parameters of the model beyond shape, J and h, as the ensemble file records them."""
+        return {}
 
     @property
     def dim(self) -> int:

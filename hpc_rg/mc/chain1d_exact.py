@@ -13,8 +13,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from hpc_rg.mc.metropolis import ScalarSpinSampler
+from hpc_rg.mc.metropolis import ScalarSpinSampler, record
 from hpc_rg.rng import step, thresholds
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "exact", "ExactChain", models=("ising1d",),
+           doc="independent configurations of the periodic chain drawn from the transfer matrix"),
+)
 
 _U1 = uint64(1)
 
@@ -66,15 +72,13 @@ def draws(spins, thr0, thr, rng, n, every, J, h, energy, magnetization, bonds_ma
         bonds += np.int64(spins[0]) * spins[l - 1]
         bonds_mag[0] = bonds
         bonds_mag[1] = mag
-        if (k + 1) % every == 0:
-            t = (k + 1) // every - 1
-            energy[t] = (-J * bonds - h * mag) / l
-            magnetization[t] = mag / l
+        record(energy, magnetization, k, every, J, h, bonds, mag, l)
     rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
 
 
 class ExactChain(ScalarSpinSampler):
     """Sampler for `ising1d`: one update = one independent configuration from the transfer matrix."""
+    update_unit = "independent configuration"
 
     def __init__(self, lattice, beta, seeds):
         if lattice.dim != 1:

@@ -25,6 +25,14 @@ from hpc_rg.mc.gpu_common import (PURPOSE_INIT, PURPOSE_UPDATE, blocks, chain_ke
                                   resolve_device, row_threads, simulator_active, to_device,
                                   to_host)
 from hpc_rg.mc.sampler import Sampler
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "metropolis", "GpuMetropolis", device="cuda", models=("ising2d",),
+           doc="checkerboard Metropolis on a CUDA device (numba-cuda, Philox streams)"),
+    Plugin("sampler", "heatbath", "GpuHeatBath", device="cuda", models=("ising2d",),
+           doc="checkerboard heat bath on a CUDA device"),
+)
 
 _TWO32 = 1 << 32
 _HALF = np.uint64(0x80000000)

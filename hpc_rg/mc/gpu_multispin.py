@@ -32,6 +32,12 @@ from hpc_rg.mc.gpu_common import (PURPOSE_INIT, PURPOSE_UPDATE, blocks, counter_
                                   philox4x32_src, resolve_device, row_threads, to_device,
                                   to_host)
 from hpc_rg.mc.sampler import Sampler
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "multispin", "GpuMultiSpin", device="cuda", models=("ising2d",),
+           doc="multi-spin coded Metropolis on a CUDA device"),
+)
 
 LANES = 64
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)

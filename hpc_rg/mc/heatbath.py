@@ -10,6 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from hpc_rg.mc.metropolis import LocalSampler
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "heatbath", "CheckerboardHeatBath", models=("ising1d", "ising2d"),
+           doc="checkerboard heat bath (Glauber); one update = one sweep"),
+)
 
 
 def flip_probability_heatbath(beta: float, J: float, h: float, coordination: int) -> np.ndarray:

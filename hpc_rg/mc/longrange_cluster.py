@@ -30,7 +30,13 @@ from hpc_rg.mc.alias import alias_draw, alias_table
 from hpc_rg.mc.clusters import cluster_signs, find, reset, union
 from hpc_rg.mc.metropolis import random_spins
 from hpc_rg.rng import new_state, next_double
-from hpc_rg.mc.sampler import Sampler
+from hpc_rg.mc.sampler import SingleChain
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "fukui_todo", "FukuiTodo", models=("longrange2d",),
+           doc="Swendsen-Wang for long-range couplings in O(N) per sweep (Fukui & Todo)"),
+)
 
 _POISSON_CHUNK = 30.0   # inversion by sequential search for means up to this; larger means are split
 _SNAPSHOT_BYTES = 1 << 22   # spin snapshots buffered per batched energy evaluation
@@ -126,9 +132,8 @@ def sw_sweeps(spins, lx, prob, alias, pois, two_beta_h, rng, parent, newspin, n,
     return mag
 
 
-class FukuiTodo(Sampler):
+class FukuiTodo(SingleChain):
     """Fukui-Todo O(N) Swendsen-Wang for `LongRange` lattices; one update = one sweep (all clusters)."""
-    width = 1
 
     def __init__(self, lattice, beta, seeds):
         super().__init__(lattice, beta, seeds)
@@ -181,16 +186,9 @@ class FukuiTodo(Sampler):
             self._e = float(energy[0, n // every - 1]) if n % every == 0 else \
                 float(self.lattice.energy_per_site(self.spins))
 
-    def configurations(self):
-        return self.spins[None].copy()
+    def _spins_loaded(self):
+        self._measure()
 
     def energy(self):
         return np.array([self._e])
 
-    def state(self):
-        return {"spins": self.spins[None].copy(), "rng": self.rng[None].copy()}
-
-    def load_state(self, state):
-        self.spins = np.ascontiguousarray(state["spins"][0], dtype=np.int8).reshape(self.lattice.shape).copy()
-        self.rng = np.ascontiguousarray(state["rng"][0], dtype=np.uint64).copy()
-        self._measure()

@@ -20,7 +20,13 @@ from numba import njit
 from hpc_rg.mc.alias import uniform_index
 from hpc_rg.mc.metropolis import random_spins
 from hpc_rg.rng import new_state, next_double
-from hpc_rg.mc.sampler import Sampler
+from hpc_rg.mc.sampler import SingleChain
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "metropolis", "LongRangeMetropolis", models=("longrange2d",),
+           doc="single-spin Metropolis with the long-range local field"),
+)
 
 
 @njit(inline="always")
@@ -120,9 +126,8 @@ def naive_sweeps(spins, table, rng, n, every, beta, h, energy, magnetization, em
     em[1] = mag
 
 
-class LongRangeMetropolis(Sampler):
+class LongRangeMetropolis(SingleChain):
     """Random-site Metropolis with kept local fields; O(N) per accepted flip, for small lattices and checks."""
-    width = 1
 
     def __init__(self, lattice, beta, seeds):
         super().__init__(lattice, beta, seeds)
@@ -145,16 +150,9 @@ class LongRangeMetropolis(Sampler):
         field_sweeps(flat, self._field, self._table, self.rng, int(n), int(every), float(self.beta),
                      float(self.lattice.h), energy[0], magnetization[0], self._em)
 
-    def configurations(self):
-        return self.spins[None].copy()
+    def _spins_loaded(self):
+        self._sync()
 
     def energy(self):
         return np.array([self._em[0] / self.lattice.n_sites])
 
-    def state(self):
-        return {"spins": self.spins[None].copy(), "rng": self.rng[None].copy()}
-
-    def load_state(self, state):
-        self.spins = np.ascontiguousarray(state["spins"][0], dtype=np.int8).reshape(self.lattice.shape)
-        self.rng = np.ascontiguousarray(state["rng"][0], dtype=np.uint64).copy()
-        self._sync()

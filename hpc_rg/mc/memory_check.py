@@ -1,7 +1,7 @@
 """Whether a job's lattices can fit in memory at all: checked when the job file is read, so a lattice that
 cannot be simulated is refused in one line instead of failing (or swapping) after the job was queued.
 
-What a rank holds (`hpc_rg.mc.driver`): its share of the replicas (one replica = `width` chains at one
+What a rank holds (`hpc_rg.mc.simulation`): its share of the replicas (one replica = `width` chains at one
 temperature: 1 for scalar samplers, 64 for multi-spin coding), each with its lattice state, and the current
 sample of each replica on its way to the part file (int8 configurations, (width, *shape)). The estimate
 below counts only those bytes, so it is a lower bound: the part writer's buffer, scratch arrays of the

@@ -21,7 +21,24 @@ from numba import njit, uint64
 
 from hpc_rg.rng import fill_doubles, new_state
 from hpc_rg.rng import step, thresholds
-from hpc_rg.mc.sampler import Sampler
+from hpc_rg.mc.sampler import SingleChain
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "metropolis", "CheckerboardMetropolis", models=("ising1d", "ising2d"),
+           doc="checkerboard single-spin Metropolis; one update = one sweep"),
+)
+
+
+@njit(inline="always")
+def record(energy, magnetization, k, every, J, h, bonds, mag, n_sites):
+    """After update k (0-based) of a kernel's loop: every `every`-th update, the energy per site
+    (-J bonds - h mag) / N and magnetization per site of the exact [bond sum, spin sum] bookkeeping."""
+    if (k + 1) % every == 0:
+        t = (k + 1) // every - 1
+        energy[t] = (-J * bonds - h * mag) / n_sites
+        magnetization[t] = mag / n_sites
+
 
 _U1 = uint64(1)
 
@@ -121,10 +138,7 @@ def sweeps_2d(spins, thr, rng, n, every, J, h, energy, magnetization, bonds_mag)
                                    (i + parity) & 1, thr, rng, 5, 4, idx, nbs, flip)
                 bonds += db
                 mag += dm
-        if (k + 1) % every == 0:
-            t = (k + 1) // every - 1
-            energy[t] = (-J * bonds - h * mag) / nsite
-            magnetization[t] = mag / nsite
+        record(energy, magnetization, k, every, J, h, bonds, mag, nsite)
     bonds_mag[0] = bonds
     bonds_mag[1] = mag
 
@@ -144,10 +158,7 @@ def sweeps_1d(spins, thr, rng, n, every, J, h, energy, magnetization, bonds_mag)
             db, dm = _row_pass(spins, zero, zero, parity, thr, rng, 3, 2, idx, nbs, flip)
             bonds += db
             mag += dm
-        if (k + 1) % every == 0:
-            t = (k + 1) // every - 1
-            energy[t] = (-J * bonds - h * mag) / l
-            magnetization[t] = mag / l
+        record(energy, magnetization, k, every, J, h, bonds, mag, l)
     bonds_mag[0] = bonds
     bonds_mag[1] = mag
 
@@ -159,10 +170,9 @@ def random_spins(rng_state: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.where(u < 0.5, -1, 1).astype(np.int8).reshape(shape)
 
 
-class ScalarSpinSampler(Sampler):
+class ScalarSpinSampler(SingleChain):
     """One chain (width 1) of int8 spins with its xoshiro state and exact [bond sum, spin sum] bookkeeping,
     so `energy()` is O(1); subclasses implement `run`.  Shared by the local and cluster samplers."""
-    width = 1
 
     def __init__(self, lattice, beta, seeds):
         super().__init__(lattice, beta, seeds)
@@ -181,20 +191,13 @@ class ScalarSpinSampler(Sampler):
         """The spins as a 2D (Ly, Lx) view; a chain is one row (1, L)."""
         return self.spins.reshape((1,) * (2 - self.lattice.dim) + self.lattice.shape)
 
-    def configurations(self):
-        return self.spins[None].copy()
+    def _spins_loaded(self):
+        self._recount()
 
     def energy(self):
         bonds, mag = self.bonds_mag
         return np.array([(-self.lattice.J * bonds - self.lattice.h * mag) / self.lattice.n_sites])
 
-    def state(self):
-        return {"spins": self.spins[None].copy(), "rng": self.rng[None].copy()}
-
-    def load_state(self, state):
-        self.spins = np.ascontiguousarray(state["spins"][0], dtype=np.int8).reshape(self.lattice.shape).copy()
-        self.rng = np.ascontiguousarray(state["rng"][0], dtype=np.uint64).copy()
-        self._recount()
 
 
 class LocalSampler(ScalarSpinSampler):

@@ -24,6 +24,12 @@ from numba import njit, uint64
 from hpc_rg.rng import new_state
 from hpc_rg.rng import ONE63, step, threshold
 from hpc_rg.mc.sampler import Sampler
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "multispin", "MultiSpinMetropolis", models=("ising2d",),
+           doc="Metropolis with multi-spin coding: 64 chains in the bits of a word, h = 0"),
+)
 
 WIDTH = 64
 _U0, _U1 = uint64(0), uint64(1)

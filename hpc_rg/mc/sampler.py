@@ -15,6 +15,7 @@ import numpy as np
 class Sampler(ABC):
     width: int = 1            # chains advanced together
     needs_width: int = 1      # the chain count of a job must be a multiple of this
+    update_unit: str = "sweep"   # what one update is (the ensemble and the progress line name it)
 
     def __init__(self, lattice, beta: float, seeds: list[np.random.SeedSequence]):
         """`lattice`: a `hpc_rg.lattice` model; `seeds`: one SeedSequence per chain (len == width).
@@ -43,3 +44,27 @@ class Sampler(ABC):
     @abstractmethod
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Inverse of `state()`."""
+
+
+class SingleChain(Sampler):
+    """A sampler of one chain (width 1) whose whole state is its int8 `spins` (the lattice's shape) and its
+    xoshiro `rng` (uint64[4]); what follows from the spins (bond sums, local fields) is recomputed by
+    `_spins_loaded` after a `load_state`."""
+    width = 1
+    spins: np.ndarray
+    rng: np.ndarray
+
+    def configurations(self):
+        return self.spins[None].copy()
+
+    def state(self):
+        return {"spins": self.spins[None].copy(), "rng": self.rng[None].copy()}
+
+    def load_state(self, state):
+        self.spins = np.ascontiguousarray(state["spins"][0], dtype=np.int8).reshape(self.lattice.shape).copy()
+        self.rng = np.ascontiguousarray(state["rng"][0], dtype=np.uint64).copy()
+        self._spins_loaded()
+
+    @abstractmethod
+    def _spins_loaded(self) -> None:
+        """Recompute what the sampler derives from `spins` (called after they were replaced)."""

@@ -8,13 +8,23 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from hpc_rg.mc.registry import ALGORITHMS, MODELS
+from hpc_rg import plugins
+from hpc_rg.mc.gpu_select import gpu_fits, gpu_variant
 from hpc_rg.schema import ConfigError, coerce, dataclass_to_table, did_you_mean, spec, table_to_dataclass
+
+# the lattice models and their samplers are plugins declared next to their code (hpc_rg/lattice, hpc_rg/mc),
+# read here without importing them
+MODELS = tuple(sorted(plugins.names("model")))
+
+
+def algorithms(model: str) -> tuple[str, ...]:
+    """The update algorithms declared for `model` (sampler plugins on the CPU; a GPU kernel is a variant)."""
+    return tuple(sorted(plugins.names("sampler", model=model)))
 
 
 @dataclass(frozen=True)
 class SimulateConfig:
-    model: str = spec(choices=tuple(MODELS), doc="ising1d | ising2d | longrange2d")
+    model: str = spec(choices=MODELS, doc=" | ".join(MODELS))
     L: int = spec(min=2, doc="linear size (sites per side)")
     Ly: int = spec(0, min=0, doc="second side of a rectangular 2D lattice (0: square)")
     temperatures: tuple[float, ...] = spec(doc="the ladder, ascending (or {start, stop, num})")
@@ -103,7 +113,7 @@ def parse_simulate(table: dict, file: str) -> SimulateConfig:
     if "temperatures" in table:
         table["temperatures"] = list(parse_ladder(table["temperatures"], file))
     sim = table_to_dataclass(SimulateConfig, table, file, "simulate")
-    allowed = ALGORITHMS[sim.model]
+    allowed = algorithms(sim.model)
     if sim.algorithm not in allowed:
         raise ConfigError(file, "simulate.algorithm", sim.algorithm,
                           "one of " + ", ".join(allowed) + f" for model {sim.model}", did_you_mean(sim.algorithm, allowed))
@@ -135,11 +145,9 @@ def parse_simulate(table: dict, file: str) -> SimulateConfig:
                           "at least two temperatures with replica_exchange = true")
     if sim.ladder == "tune" and not sim.replica_exchange:
         raise ConfigError(file, "simulate.ladder", "tune", "\"fixed\" unless replica_exchange = true")
-    if sim.device == "cuda" and sim.model == "ising2d":
-        from hpc_rg.mc.gpu_select import GPU_ALGORITHMS, gpu_fits
-        if sim.algorithm in GPU_ALGORITHMS and not gpu_fits(sim):
-            raise ConfigError(file, "simulate.L", sim.L, "L a multiple of 8 and Ly even for the GPU kernels "
-                              "(device = \"cuda\")")
+    if sim.device == "cuda" and gpu_variant(sim) is not None and not gpu_fits(sim):
+        raise ConfigError(file, "simulate.L", sim.L, "L a multiple of 8 and Ly even for the GPU kernels "
+                          "(device = \"cuda\")")
     if sim.thin % sim.measure_every:
         raise ConfigError(file, "simulate.measure_every", sim.measure_every, f"a divisor of thin = {sim.thin}")
     return sim

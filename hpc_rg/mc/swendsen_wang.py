@@ -12,8 +12,14 @@ import numpy as np
 from numba import njit, uint64
 
 from hpc_rg.mc.clusters import cluster_signs, find, reset, union
-from hpc_rg.mc.metropolis import ScalarSpinSampler
+from hpc_rg.mc.metropolis import ScalarSpinSampler, record
 from hpc_rg.rng import step, threshold
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "swendsen_wang", "SwendsenWang", models=("ising1d", "ising2d"),
+           doc="Swendsen-Wang multi-cluster sweeps"),
+)
 
 _U1 = uint64(1)
 
@@ -62,10 +68,7 @@ def sweeps(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetizat
                         bonds += s * dn[x]
             bonds_mag[0] = bonds
             bonds_mag[1] = mag
-            if (k + 1) % every == 0:
-                t = (k + 1) // every - 1
-                energy[t] = (-J * bonds - h * mag) / nsite
-                magnetization[t] = mag / nsite
+            record(energy, magnetization, k, every, J, h, bonds, mag, nsite)
 
 
 class SwendsenWang(ScalarSpinSampler):

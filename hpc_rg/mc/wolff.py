@@ -12,8 +12,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from hpc_rg.mc.metropolis import ScalarSpinSampler
+from hpc_rg.mc.metropolis import ScalarSpinSampler, record
 from hpc_rg.rng import as_double, step, threshold
+from hpc_rg.plugins import Plugin
+
+PLUGINS = (
+    Plugin("sampler", "wolff", "Wolff", models=("ising1d", "ising2d"),
+           doc="Wolff single-cluster updates; one update = one cluster"),
+)
 
 _U1 = uint64(1)
 
@@ -112,10 +118,7 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
             bonds += 2 * (d - (z * tail - 2 * m - d))
             mag -= 2 * np.int64(sg) * tail
             flipped += tail
-        if (k + 1) % every == 0:
-            t = (k + 1) // every - 1
-            energy[t] = (-J * bonds - h * mag) / nsite
-            magnetization[t] = mag / nsite
+        record(energy, magnetization, k, every, J, h, bonds, mag, nsite)
     bonds_mag[0] = bonds
     bonds_mag[1] = mag
     rng[0], rng[1], rng[2], rng[3] = s0, s1, s2, s3
@@ -124,6 +127,7 @@ def clusters(spins, thr, beta_h, rng, n, every, vertical, J, h, energy, magnetiz
 
 class Wolff(ScalarSpinSampler):
     """Sampler: one update = one single-cluster update.  `flipped` counts spins flipped so far."""
+    update_unit = "single-cluster update"
 
     def __init__(self, lattice, beta, seeds):
         super().__init__(lattice, beta, seeds)

@@ -4,7 +4,7 @@ A 3-rank run is killed at every phase of a checkpoint (HPC_RG_CKPT_FAULT), resum
 there by a SIGTERM so that the next checkpoint gets the same number at another update count (the case in
 which a stale replica file of rank 2 used to override the committed state), then finished on 1 rank: the
 ensemble must be bit-identical to an uninterrupted run. The ranks are started by mpiexec from here, as
-tests/mc_driver does."""
+tests/mc/test_driver.py does."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ import json
 import pytest
 
 from hpc_rg.io.checkpoint import PHASES
-from tests.mc_driver.helpers import assert_same_ensemble, hpc_rg, write_job
+from tests.mc.driver_helpers import assert_same_ensemble, hpc_rg, write_job
 
 # updates = 20 + 12 * 5 = 80; checkpoints at 20, 40, 60 (numbers 0, 1, 2) and at the end
 KW = dict(L=6, samples=12, thin=5, thermalize=20, checkpoint_every=20, checkpoint_seconds=0)

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.mc_driver.helpers import BIN, assert_same_ensemble, hpc_rg, write_job
+from tests.mc.driver_helpers import BIN, assert_same_ensemble, hpc_rg, write_job
 
 SMALL = dict(L=6, samples=10, thin=5, thermalize=20, checkpoint_every=20)
 

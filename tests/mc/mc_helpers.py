@@ -1,10 +1,10 @@
-"""Shared helpers of the sampler tests: build a sampler through the registry, run it, collect series."""
+"""Shared helpers of the sampler tests: build a sampler through its plugin declaration, run it, collect series."""
 from __future__ import annotations
 
 import numpy as np
 
 from hpc_rg.lattice.nearest import NearestNeighbour
-from hpc_rg.mc.registry import sampler_class
+from hpc_rg import plugins
 
 T_C = 2.0 / np.log(1.0 + np.sqrt(2.0))
 ALGOS_2D = ("metropolis", "heatbath", "multispin", "wolff", "swendsen_wang")
@@ -15,7 +15,7 @@ def make(model: str, algo: str, shape, T: float, seed: int = 0, J: float = 1.0, 
          start_beta: float | None = None):
     """A sampler at temperature T.  With `start_beta` it is built at another beta and switched to 1/T
     afterwards, as replica exchange does (so tests also check that run() reads self.beta)."""
-    cls = sampler_class(model, algo)
+    cls = plugins.get("sampler", algo, model=model).load()
     seeds = np.random.SeedSequence([seed, 77]).spawn(cls.width)
     s = cls(NearestNeighbour(tuple(shape), J, h), 1.0 / T if start_beta is None else start_beta, seeds)
     s.beta = 1.0 / T

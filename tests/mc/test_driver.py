@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.mc_driver.helpers import BIN, assert_same_ensemble, hpc_rg, write_job
+from tests.mc.driver_helpers import BIN, assert_same_ensemble, hpc_rg, write_job
 
 
 @pytest.mark.parametrize("ranks", [2, 4])
