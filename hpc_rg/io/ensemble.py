@@ -5,8 +5,9 @@ Layout (docs/file-formats.md): /temperatures (n_T,), /spins int8 (n_T, n_chains,
 `Ensemble.spins` reads either as int8),
 /energy and /magnetization float64 (n_T, n_chains, n_samples) per site, /timeseries/{energy,magnetization}
 float64 (n_T, n_chains, n_measurements), /exchange/*. Samples are stored by temperature.
-The parallel writers live in `hpc_rg.io.parts` (per-rank parts + virtual dataset) and `hpc_rg.io.mpio`
-(collective copy into one real file); readers cannot tell which wrote a file.
+The format's shape and root attributes are said once in `hpc_rg.io.layout`. The parallel writers: per-rank
+part files (`hpc_rg.io.parts`) assembled by `hpc_rg.io.virtual_assembler` (virtual dataset) or
+`hpc_rg.io.mpio` (collective copy into one real file); readers cannot tell which wrote a file.
 
 Every file read is untrusted: `Ensemble` refuses (exit 2 through `FileError`, a `ConfigError`) a path that
 is a folder, a file that is not HDF5 or is truncated, a file without the datasets of the format, and a
@@ -271,7 +272,7 @@ class Ensemble:
         """A lazy `xarray.Dataset`: spins (temperature, chain, sample, y, x), energy and magnetization
         (temperature, chain, sample), timeseries_*; nothing is read until values are asked for, then only
         the slab selected. Keep the Ensemble open while using it. Needs `pip install hpc_rg[xarray]`."""
-        from hpc_rg.io.xarray_view import ensemble_dataset
+        from hpc_rg.io.xarray_view import ensemble_dataset   # here: xarray is an optional extra
 
         def read_spins(key: tuple) -> np.ndarray:
             # the one place to_xarray reads spins: a basic selection (slices, integers) over

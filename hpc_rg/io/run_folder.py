@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hpc_rg.config import Config
-from hpc_rg.io.atomic import atomic_write_text
+from hpc_rg.io.atomic import atomic_write_bytes, atomic_write_text
 from hpc_rg.io.folder_errors import RelayedError, RunFolderError, on_root
 from hpc_rg.io.folder_lock import LOCK_NAME, lock
 from hpc_rg.io.folder_owner import (check_physics, describe_difference, differing_key, job_physics, owner_job,
@@ -201,4 +201,4 @@ def _roll_back(out: Path, stage_name: str, before: dict) -> None:
     if before.get("job") is None:
         job.unlink(missing_ok=True)
     elif not job.is_symlink() and (not job.is_file() or job.read_bytes() != before["job"]):
-        job.write_bytes(before["job"])
+        atomic_write_bytes(job, before["job"])
