@@ -11,13 +11,13 @@ The parts are kept: extending the run (`simulate --resume` with more samples) re
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from hpc_rg.io import diskfull
+from hpc_rg.io.atomic import atomic_path
 from hpc_rg.io.ensemble import FileError, chunk_rows, open_ensemble
 from hpc_rg.io.labels import is_scale, label_ensemble, strip
 
@@ -65,32 +65,16 @@ def copy_ensemble(target: Path, compression: str | None = None) -> Path:
     with open_ensemble(path) as ens:     # refuses a damaged file or missing/damaged sources (exit 2)
         temperatures, storage = ens.temperatures, ens.spin_storage
     tmp = path.with_name(path.name + ".copy.tmp")
-    try:
+    with diskfull.guard(path, tmp), atomic_path(path, durable=True, temporary=tmp):
         fout = h5py.File(tmp, "w")
-        try:
+        with diskfull.closing_on_error(fout):
             with h5py.File(path, "r") as fin:
                 for k, v in fin.attrs.items():
                     fout.attrs[k] = v
                 _copy_members(fin, fout, comp)
             label_ensemble(fout, temperatures, storage)    # scales are per file: made again in the copy
             fout.flush()         # a full disk shows here, before close (which could not recover from it)
-        except BaseException as e:
-            if not diskfull.is_disk_full(e):
-                fout.close()
-            raise
         fout.close()
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if diskfull.is_disk_full(e):
-            diskfull.abandon(tmp)
-            raise diskfull.as_disk_full(e, path) from e
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -4,6 +4,8 @@
 different nodes of a shared filesystem never share it); when the block ends without an exception the
 temporary file is renamed over `path` (POSIX rename is atomic within a filesystem), otherwise it is removed.
 `durable=True` also fsyncs the file and its folder, for files a restart depends on (checkpoints).
+`temporary=` names the temporary file instead, for writers whose temporary name is known to others: the
+ranks of a collective HDF5 write all open it, a checkpoint's cleanup and the disk-full message recognise it.
 """
 from __future__ import annotations
 
@@ -12,6 +14,15 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+
+def fsync_file(path: Path | str) -> None:
+    """Flush a written file (closed or not) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_folder(folder: Path) -> None:
@@ -33,19 +44,22 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path | str, durable: bool = False) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces `path`, with the permissions a plain
-    `open(path, "w")` would give (mkstemp's 0600 would hide the file from the group)."""
+def atomic_path(path: Path | str, durable: bool = False, temporary: Path | str | None = None) -> Iterator[Path]:
+    """Yield a temporary path to write (`temporary`, else a fresh unique name; the block creates the file);
+    on success it replaces `path`, with the permissions a plain `open(path, "w")` would give (mkstemp's
+    0600 would hide the file from the group)."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    if temporary is None:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
+    else:
+        tmp = Path(temporary)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         if durable:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
+            fsync_file(tmp)
         os.replace(tmp, path)
         if durable:
             fsync_folder(path.parent)

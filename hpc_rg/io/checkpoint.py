@@ -24,6 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from hpc_rg.io.atomic import atomic_path
 from hpc_rg.schema import ConfigError
 
 COMMIT = "latest.json"
@@ -56,23 +57,12 @@ def fault_point(phase: str, n: int, rank: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_text(path: Path, text: str, n: int = -1) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    fault_point("commit_tmp", n, 0)
-    os.replace(tmp, path)
-    _fsync_path(path.parent)       # the rename itself is durable before anything is deleted
+def _write_commit(path: Path, text: str, n: int) -> None:
+    """The commit record, durable before anything is deleted. Its temporary name is fixed (latest.json.tmp):
+    the test suite kills a run with it written (phase commit_tmp), and the next commit overwrites it."""
+    with atomic_path(path, durable=True, temporary=path.with_name(path.name + ".tmp")) as tmp:
+        tmp.write_text(text)
+        fault_point("commit_tmp", n, 0)
 
 
 def digest(path: Path) -> str:
@@ -93,16 +83,15 @@ def write_replicas(folder: Path, n: int, rank: int, states: dict[tuple[int, int]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     final = replica_file(folder, n, rank)
-    tmp = final.with_name(final.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        for (g, t0), state in states.items():
-            grp = f.create_group(f"{g}_{t0}")
-            for k, v in state.items():
-                grp[k] = np.asarray(v)
-    _fsync_path(tmp)
-    fault_point("replica_tmp", n, rank)
-    sha = digest(tmp)
-    os.replace(tmp, final)
+    # the temporary name matches REPLICA_GLOB, so one left by a killed run is removed by the next commit
+    with atomic_path(final, durable=True, temporary=final.with_name(final.name + ".tmp")) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for (g, t0), state in states.items():
+                grp = f.create_group(f"{g}_{t0}")
+                for k, v in state.items():
+                    grp[k] = np.asarray(v)
+        fault_point("replica_tmp", n, rank)
+        sha = digest(tmp)
     return {"file": final.name, "sha256": sha, "replicas": sorted([int(g), int(t0)] for g, t0 in states)}
 
 
@@ -111,8 +100,8 @@ def commit(folder: Path, n: int, record: dict, files: list[dict]) -> None:
     then remove every replica file the new record does not name."""
     folder = Path(folder)
     named = {e["file"]: {"sha256": e["sha256"], "replicas": e["replicas"]} for e in files}
-    _atomic_write_text(folder / COMMIT, json.dumps(dict(record, checkpoint=n, files=named), default=_jsonable,
-                                                   indent=1), n)
+    _write_commit(folder / COMMIT, json.dumps(dict(record, checkpoint=n, files=named), default=_jsonable,
+                                              indent=1), n)
     fault_point("committed", n, 0)
     for p in folder.glob(REPLICA_GLOB):
         if p.name not in named:

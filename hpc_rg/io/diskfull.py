@@ -10,6 +10,7 @@ closed, so `--resume` after freeing space starts from the last good checkpoint a
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -123,6 +124,31 @@ def abandon(tmp: str | Path | None = None) -> None:
 def as_disk_full(exc: BaseException, default_file: str | Path | None = None) -> DiskFullError:
     file = failed_file(exc, default_file) or "(unknown file)"
     return DiskFullError(re.sub(r"(\.copy)?\.tmp$", "", file))     # the file being replaced, not its temporary
+
+
+@contextlib.contextmanager
+def guard(path: str | Path, tmp: str | Path | None = None):
+    """A full disk while writing `path`: abandon the HDF5 files without closing them, remove `tmp` if
+    given, and raise the one-line DiskFullError (exit 2) naming `path`. Any other error passes unchanged."""
+    try:
+        yield
+    except BaseException as e:
+        if not is_disk_full(e):
+            raise
+        abandon(tmp)
+        raise as_disk_full(e, path) from e
+
+
+@contextlib.contextmanager
+def closing_on_error(f):
+    """Close the HDF5 file `f` when the block fails, unless a full disk failed it: closing would retry the
+    failed write (see the module's doc); `guard` abandons it instead. On success `f` stays open."""
+    try:
+        yield f
+    except BaseException as e:
+        if not is_disk_full(e):
+            f.close()
+        raise
 
 
 def quiet_dealloc_errors() -> None:

@@ -5,8 +5,9 @@ Layout (docs/file-formats.md): /temperatures (n_T,), /spins int8 (n_T, n_chains,
 `Ensemble.spins` reads either as int8),
 /energy and /magnetization float64 (n_T, n_chains, n_samples) per site, /timeseries/{energy,magnetization}
 float64 (n_T, n_chains, n_measurements), /exchange/*. Samples are stored by temperature.
-The parallel writers live in `hpc_rg.io.parts` (per-rank parts + virtual dataset) and `hpc_rg.io.mpio`
-(collective copy into one real file); readers cannot tell which wrote a file.
+The format's shape and root attributes are said once in `hpc_rg.io.layout`. The parallel writers: per-rank
+part files (`hpc_rg.io.parts`) assembled by `hpc_rg.io.virtual_assembler` (virtual dataset) or
+`hpc_rg.io.mpio` (collective copy into one real file); readers cannot tell which wrote a file.
 
 Every file read is untrusted: `Ensemble` refuses (exit 2 through `FileError`, a `ConfigError`) a path that
 is a folder, a file that is not HDF5 or is truncated, a file without the datasets of the format, and a
@@ -26,11 +27,12 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from hpc_rg.schema import ConfigError
 from hpc_rg.io import spin_storage
+from hpc_rg.io.atomic import atomic_path
+from hpc_rg.io.labels import label_ensemble
+from hpc_rg.io.layout import FORMAT, SPIN_FILL, root_attributes, spin_fill, write_root_attributes
+from hpc_rg.schema import ConfigError
 
-FORMAT = "hpc_rg.ensemble/1"
-SPIN_FILL = -128          # fill value of /spins: not a spin (+-1), so no unwritten sample can pass for data
 REQUIRED = ("temperatures", "spins", "magnetization")
 
 
@@ -154,8 +156,6 @@ def write_ensemble(path: str | Path, temperatures, spins, energy=None, magnetiza
                    timeseries: dict | None = None, storage: str = "int8") -> Path:
     """Write a complete ensemble in one go (tests, converted data). Atomic: temp name, then rename.
     `storage`: "int8" or "bits" (see `hpc_rg.io.spin_storage`)."""
-    from hpc_rg.io.labels import label_ensemble
-    from hpc_rg.provenance import file_attrs
     if storage not in spin_storage.STORAGES:
         raise ValueError(f"spin storage {storage!r}: expected one of {', '.join(spin_storage.STORAGES)}")
     path = Path(path)
@@ -166,19 +166,14 @@ def write_ensemble(path: str | Path, temperatures, spins, energy=None, magnetiza
     n_sites = int(np.prod(shape))
     if magnetization is None:
         magnetization = spins.astype(np.int64).sum(axis=axes) / n_sites
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["format"] = FORMAT
-        f.attrs["lattice_shape"] = np.array(shape, dtype=np.int64)
-        for k, v in {**file_attrs(), **(attrs or {})}.items():
-            f.attrs[k] = v
+    with atomic_path(path, temporary=path.with_name(path.name + ".tmp")) as tmp, h5py.File(tmp, "w") as f:
+        write_root_attributes(f, root_attributes(shape, attrs))
         f["temperatures"] = np.asarray(temperatures, dtype=np.float64)
         stored = spin_storage.to_stored(spins, storage)
         # bits: a packed configuration is small (64x64: 512 bytes), so a chunk holds ~1 MiB of whole ones
         chunks = spins_chunk(shape) if storage == "int8" else \
             (1, 1, chunk_rows(n_s, int(np.prod(stored.shape[3:]))), *stored.shape[3:])
-        d = f.create_dataset("spins", data=stored, chunks=chunks,
-                             fillvalue=SPIN_FILL if storage == "int8" else 0)
+        d = f.create_dataset("spins", data=stored, chunks=chunks, fillvalue=spin_fill(storage))
         spin_storage.mark(d, storage, spins.shape)
         if energy is not None:
             f["energy"] = np.asarray(energy, dtype=np.float64).reshape(n_t, n_c, n_s)
@@ -186,7 +181,6 @@ def write_ensemble(path: str | Path, temperatures, spins, energy=None, magnetiza
         for name, data in (timeseries or {}).items():
             f[f"timeseries/{name}"] = np.asarray(data, dtype=np.float64)
         label_ensemble(f, temperatures, storage)
-    os.replace(tmp, path)
     return path
 
 
@@ -278,7 +272,7 @@ class Ensemble:
         """A lazy `xarray.Dataset`: spins (temperature, chain, sample, y, x), energy and magnetization
         (temperature, chain, sample), timeseries_*; nothing is read until values are asked for, then only
         the slab selected. Keep the Ensemble open while using it. Needs `pip install hpc_rg[xarray]`."""
-        from hpc_rg.io.xarray_view import ensemble_dataset
+        from hpc_rg.io.xarray_view import ensemble_dataset   # here: xarray is an optional extra
 
         def read_spins(key: tuple) -> np.ndarray:
             # the one place to_xarray reads spins: a basic selection (slices, integers) over

@@ -15,56 +15,31 @@ and part, parts took ~20x their data). `segments`/`read_rows` read either layout
 without tails. exchange_history (rank 0) is written once at close. A full disk while writing a part or
 the ensemble raises `hpc_rg.io.diskfull.DiskFullError` (one line, exit 2) and leaves no ensemble.h5.tmp.
 
-`assemble` writes `ensemble.h5` (format hpc_rg.ensemble/1) under a temporary name and renames it: /spins is
-a virtual dataset over the parts (no copy of the configurations); the small per-sample and per-measurement
-arrays are copied into it. Readers cannot tell it from a file written in one piece.
-With an MPI-enabled h5py the driver instead copies the parts collectively into one real file
-(`hpc_rg.io.mpio.assemble_collective`, driver="mpio"); the parts stay either way, since extending a run
-re-assembles over them.
+The parts are assembled into `ensemble.h5` (format hpc_rg.ensemble/1) by `VirtualAssembler`
+(`hpc_rg.io.virtual_assembler`: /spins a virtual dataset over the parts; `assemble` here is its positional
+form) or, with an MPI-enabled h5py, copied collectively into one real file by `CollectiveAssembler`
+(`hpc_rg.io.mpio`); both take an `hpc_rg.io.layout.EnsembleLayout`. The parts stay either way, since
+extending a run re-assembles over them. Their names and reading side are in `hpc_rg.io.part_files`.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from hpc_rg.io import diskfull, spin_storage
-from hpc_rg.io.ensemble import FORMAT, SPIN_FILL
+from hpc_rg.io.atomic import fsync_file
+from hpc_rg.io.layout import SPIN_FILL, EnsembleLayout
+from hpc_rg.io.part_files import (PART_RE, check_storage, list_parts, part_path, part_storage, read_rows,
+                                  segments)
+from hpc_rg.io.virtual_assembler import VirtualAssembler
 
-PART_RE = re.compile(r"p(\d{5})\.r(\d{4})\.h5$")
 BUFFER_BYTES = 64 << 20
 SCALAR_ROWS = 1024       # rows per chunk of the float64 per-sample and per-measurement arrays
-
-
-def part_path(folder: Path, part: int, rank: int) -> Path:
-    return Path(folder) / f"p{part:05d}.r{rank:04d}.h5"
-
-
-def list_parts(folder: Path) -> list[tuple[int, int, Path]]:
-    out = []
-    for p in Path(folder).glob("p*.r*.h5"):
-        m = PART_RE.search(p.name)
-        if m:
-            out.append((int(m.group(1)), int(m.group(2)), p))
-    return sorted(out)
-
-
-@contextlib.contextmanager
-def _disk_full_guard(path: Path, tmp: Path | None = None):
-    """A full disk while writing `path`: abandon the HDF5 file without closing it (closing retries the
-    failed write and can crash the interpreter, see hpc_rg.io.diskfull), remove `tmp` if given, and raise
-    the one-line DiskFullError (exit 2). Nothing is committed: the checkpoint state stays the last good one."""
-    try:
-        yield
-    except BaseException as e:
-        if not diskfull.is_disk_full(e):
-            raise
-        diskfull.abandon(tmp)
-        raise diskfull.as_disk_full(e, path) from e
+# the part files' names and reading side (hpc_rg.io.part_files) stay importable from here
+__all__ = ["PartWriter", "assemble", "BUFFER_BYTES", "SCALAR_ROWS", "PART_RE", "part_path", "list_parts",
+           "segments", "read_rows", "part_storage", "check_storage"]
 
 
 class _Column:
@@ -134,37 +109,6 @@ class _Column:
         return self.written + self.n_pending
 
 
-def segments(f: h5py.File, name: str, n: int) -> list[tuple[str, int, int]]:
-    """Where rows 0..n-1 of array `name` of an open part lie: [(dataset, first row, rows)]. Reads parts of
-    every layout: the chunked dataset alone (older parts: its rows beyond n are unused) or followed by its
-    exact-size tail."""
-    out, done = [], 0
-    if name in f:
-        m = min(int(f[name].shape[2]), n)
-        if m:
-            out.append((name, 0, m))
-        done = m
-    tail = name + "_tail"
-    if tail in f and done < n:
-        off = int(f[tail].attrs.get("offset", done))
-        k = min(int(f[tail].shape[2]), n - off)
-        if off != done or k <= 0:
-            raise RuntimeError(f"{f.filename}: /{tail} starts at row {off}, expected {done}")
-        out.append((tail, off, k))
-        done += k
-    if done < n:
-        raise RuntimeError(f"{f.filename}: /{name} holds {done} rows, the part records {n}")
-    return out
-
-
-def read_rows(f: h5py.File, name: str, n: int) -> np.ndarray:
-    """Rows 0..n-1 of array `name` of an open part, (n_units, width, n, *site), whatever its layout."""
-    parts = [f[d][:, :, 0:k] for d, _, k in segments(f, name, n)]
-    if not parts:
-        return np.empty((len(f.attrs["units"]), int(f.attrs["width"]), 0))
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
-
-
 class PartWriter:
     """Appends samples and time-series points of this rank's units to one part file."""
 
@@ -226,7 +170,7 @@ class PartWriter:
     def flush(self) -> None:
         """Hand every buffered sample that all units have delivered, in order, to the columns (which write
         the whole chunks among them); likewise the time-series points every unit has delivered."""
-        with _disk_full_guard(self.path):
+        with diskfull.guard(self.path):
             self._flush()
 
     def _flush(self) -> None:
@@ -282,7 +226,7 @@ class PartWriter:
 
     def close(self) -> None:
         """Flush and close; the part is durable afterwards (fsync), ready for the checkpoint to commit it."""
-        with _disk_full_guard(self.path):
+        with diskfull.guard(self.path):
             self._close()
 
     def _close(self) -> None:
@@ -300,110 +244,15 @@ class PartWriter:
         self.file.attrs["n_measurements"] = self.n_k
         self.file.flush()
         self.file.close()
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def part_storage(f: h5py.File) -> str:
-    """How an open part stores its spins ("int8" for parts written before "bits" existed)."""
-    v = f.attrs.get(spin_storage.ATTR, "int8")
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def check_storage(path, found: str, storage: str) -> None:
-    """Every part of an ensemble must store its spins as the ensemble does (one virtual or real dataset)."""
-    if found != storage:
-        raise RuntimeError(f"{path}: spins stored as {found!r}, the ensemble is assembled as {storage!r} (a run "
-                           "resumed with another simulate.spin_storage?)")
+        fsync_file(self.path)
 
 
 def assemble(out: Path, parts_folder: Path, n_parts: int, temperatures, n_chains: int, lattice_shape,
              n_samples: int, n_measurements: int, attrs: dict, exchange: dict | None = None,
              storage: str = "int8") -> Path:
     """Write `<out>/ensemble.h5` over parts 0..n_parts-1 (atomic rename). `storage`: how the parts store
-    spins ("int8" or "bits"), and so /spins; a part that says otherwise is refused."""
-    from hpc_rg.io.labels import label_ensemble
-    from hpc_rg.provenance import file_attrs
-    out = Path(out)
-    shape = tuple(int(x) for x in lattice_shape)
-    n_t = len(temperatures)
-    final = out / "ensemble.h5"
-    tmp = out / "ensemble.h5.tmp"
-    full = (n_t, n_chains, n_samples, *shape)
-    layout = h5py.VirtualLayout(shape=spin_storage.stored_shape(full, storage),
-                                dtype=spin_storage.stored_dtype(storage))
-    scal = {name: np.full((n_t, n_chains, n), np.nan) for name, n in
-            (("energy", n_samples), ("magnetization", n_samples),
-             ("ts_energy", n_measurements), ("ts_magnetization", n_measurements))}
-    covered = np.zeros((n_t, n_chains, n_samples), dtype=bool)
-    history = []
-    for part, rank, path in list_parts(parts_folder):
-        if part >= n_parts:
-            continue
-        rel = os.path.relpath(path, out)
-        with h5py.File(path, "r") as f:
-            check_storage(path, part_storage(f), storage)
-            units = f.attrs["units"]
-            width = int(f.attrs["width"])
-            j0, k0 = int(f.attrs["j0"]), int(f.attrs["k0"])
-            nj, nk = int(f.attrs["n_samples"]), int(f.attrs["n_measurements"])
-            spin_segments = [(name, a, n, f[name].shape) for name, a, n in segments(f, "spins", nj)]
-            scalars = {name: read_rows(f, name, n) for name, n in
-                       (("energy", nj), ("magnetization", nj), ("ts_energy", nk), ("ts_magnetization", nk))}
-            if "exchange_history" in f:
-                history.append((part, f["exchange_history"][()]))
-        for i, (g, t) in enumerate(units):
-            c0 = int(g) * width
-            for name, a, n, src_shape in spin_segments:
-                vs = h5py.VirtualSource(rel, name, shape=src_shape)
-                layout[int(t), c0:c0 + width, j0 + a:j0 + a + n] = vs[i, :, 0:n]
-            if nj:
-                covered[int(t), c0:c0 + width, j0:j0 + nj] = True
-                scal["energy"][t, c0:c0 + width, j0:j0 + nj] = scalars["energy"][i]
-                scal["magnetization"][t, c0:c0 + width, j0:j0 + nj] = scalars["magnetization"][i]
-            if nk:
-                scal["ts_energy"][t, c0:c0 + width, k0:k0 + nk] = scalars["ts_energy"][i]
-                scal["ts_magnetization"][t, c0:c0 + width, k0:k0 + nk] = scalars["ts_magnetization"][i]
-    if not covered.all():
-        missing = np.argwhere(~covered)[0]
-        raise RuntimeError(f"{parts_folder}: no part holds sample {missing[2]} of temperature {missing[0]}, "
-                           f"chain {missing[1]} (parts incomplete)")
-    with _disk_full_guard(final, tmp):
-        f = h5py.File(tmp, "w")
-        try:
-            f.attrs["format"] = FORMAT
-            f.attrs["lattice_shape"] = np.array(shape, dtype=np.int64)
-            for k, v in {**file_attrs(), **attrs}.items():
-                f.attrs[k] = v
-            f["temperatures"] = np.asarray(temperatures, dtype=np.float64)
-            # the fill value is never read (sources are checked); int8's is no spin, bits have none to spare
-            d = f.create_virtual_dataset("spins", layout, fillvalue=SPIN_FILL if storage == "int8" else 0)
-            spin_storage.mark(d, storage, full)
-            f["energy"] = scal["energy"]
-            f["magnetization"] = scal["magnetization"]
-            f["timeseries/energy"] = scal["ts_energy"]
-            f["timeseries/magnetization"] = scal["ts_magnetization"]
-            if exchange:
-                g = f.create_group("exchange")
-                for k, v in exchange.items():
-                    g[k] = v
-                if history:
-                    g["slot_history"] = np.concatenate([h for _, h in sorted(history, key=lambda x: x[0])])
-            label_ensemble(f, temperatures, storage)
-            f.flush()           # a full disk shows here, before close (which could not recover from it)
-        except BaseException as e:
-            if not diskfull.is_disk_full(e):
-                f.close()
-                tmp.unlink(missing_ok=True)
-            raise
-        f.close()
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    os.replace(tmp, final)
-    return final
+    spins ("int8" or "bits"), and so /spins; a part that says otherwise is refused. The positional form
+    of `VirtualAssembler(out, parts_folder, n_parts, EnsembleLayout(...)).write()`."""
+    layout = EnsembleLayout(temperatures, n_chains, lattice_shape, n_samples, n_measurements, storage,
+                            attrs=attrs, exchange=exchange)
+    return VirtualAssembler(out, parts_folder, n_parts, layout).write()

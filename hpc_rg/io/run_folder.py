@@ -5,33 +5,35 @@ A stage writes `<out>/job.toml` (the job text that produced the folder) on its f
 over: the stage's own outputs are removed, nothing else) or `--resume` for the same job. This holds for every
 stage: results.h5, figures and models of another job are never overwritten without --force.
 
-job.toml is a convenience, not the evidence: it may be missing or rewritten. What a run folder's ensemble
-*is* is recorded where it was made, in the checkpoint record and in ensemble.h5's attributes, and a resume
-(or a stage reading the ensemble) compares the job's physics keys with those, always.
+job.toml is a convenience, not the evidence: which job made a folder and whether its physics match are
+decided in `hpc_rg.io.folder_owner` from the checkpoint record and ensemble.h5's attributes.
 
 Safety of the folder itself: `out` must be a writable folder; nothing inside a run folder may be a symbolic
 link (a link would make the project write or delete files elsewhere), and every path a stage derives from
 a name must lie inside the folder after resolution. Rank 0 holds an exclusive lock on `<out>/.lock` for the
-whole stage, so that a second run on the same folder fails at once instead of unlinking the first run's
-files. All checks run before any work starts, and a stage that fails with a user error (exit 2) leaves the
+whole stage (`hpc_rg.io.folder_lock`), so that a second run on the same folder fails at once instead of
+unlinking the first run's files. All checks run before any work starts, and a stage that fails with a user error (exit 2) leaves the
 folder as it found it (no job.toml, no empty models/).
 """
 from __future__ import annotations
 
-import errno
-import fcntl
-import json
 import os
 import shutil
-import socket
-import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from hpc_rg.config import Config, loads
-
+from hpc_rg.config import Config
+from hpc_rg.io.atomic import atomic_write_bytes, atomic_write_text
+from hpc_rg.io.folder_errors import RelayedError, RunFolderError, on_root
+from hpc_rg.io.folder_lock import LOCK_NAME, lock
+from hpc_rg.io.folder_owner import (check_physics, describe_difference, differing_key, job_physics, owner_job,
+                                    physics_diff, previous_job, record_physics, recorded_job)
 from hpc_rg.schema import ConfigError
+
+# importable from here, where the stages and the driver have always found them
+__all__ = ["STAGE_OUTPUTS", "RunFolderError", "RelayedError", "check", "prepare", "stage", "lock", "LOCK_NAME",
+           "check_out_usable", "refuse_symlinks", "inside", "check_derived_paths", "previous_job", "recorded_job",
+           "owner_job", "differing_key", "job_physics", "physics_diff", "record_physics", "check_physics"]
 
 STAGE_OUTPUTS = {
     "simulate": ("ensemble.h5", "parts", "checkpoint", "ladder.json", "simulate.json", "tune"),
@@ -39,49 +41,6 @@ STAGE_OUTPUTS = {
     "analyze": ("results.h5", "figures"),
     "report": ("report.md", "report.html"),
 }
-LOCK_NAME = ".lock"
-# "flock" (default, falls back to "excl" where the file system has no flock) or "excl" (an O_EXCL lock file
-# with host and pid, for file systems known to lack flock; the test suite forces it to test that path)
-LOCK_MODE_ENV = "HPC_RG_LOCK"
-# The O_EXCL lock file is touched every HEARTBEAT seconds by its holder; one untouched for STALE seconds was
-# left by a run that is gone (killed on another node, where its pid cannot be checked).
-LOCK_HEARTBEAT_SECONDS = 30.0
-LOCK_STALE_SECONDS = float(os.environ.get("HPC_RG_LOCK_STALE_SECONDS", 300))
-
-
-class RunFolderError(ConfigError):
-    """A refused run folder: one line naming the folder, what it holds and the way out."""
-
-    def __init__(self, folder: Path | str, message: str):
-        ValueError.__init__(self, f"{folder}: {message}")
-        self.file, self.key, self.found, self.allowed = str(folder), "", None, message
-
-
-class RelayedError(ConfigError):
-    """Rank 0's refusal, raised with the same line on the other ranks (so every rank exits 2 together)."""
-
-    def __init__(self, line: str, file: str):
-        ValueError.__init__(self, line)
-        self.file, self.key, self.found, self.allowed = file, "", None, line
-
-
-def _on_root(world, fn):
-    """Run fn on rank 0 only and share its outcome: its result, or its ConfigError on every rank."""
-    result, error = None, None
-    if world.is_root:
-        try:
-            result = fn()
-        except ConfigError as e:
-            error = e
-        except OSError as e:                # a full disk while claiming: every rank exits 2 with its one line
-            from hpc_rg.io import diskfull
-            if not diskfull.is_disk_full(e):
-                raise
-            error = diskfull.as_disk_full(e)
-    shared = world.bcast(None if error is None else (str(error), error.file))
-    if shared is not None:
-        raise error if world.is_root else RelayedError(*shared)
-    return result
 
 
 # -- the folder itself ----------------------------------------------------------------------------------
@@ -140,148 +99,6 @@ def check_derived_paths(cfg: Config) -> None:
         inside(out, out / "figures" / name, f"reduction [analyze.{name}]")
 
 
-# -- who owns the folder ----------------------------------------------------------------------------------
-
-def previous_job(out: Path) -> Config | None:
-    p = Path(out) / "job.toml"
-    if not p.exists():
-        return None
-    try:
-        return loads(p.read_text(), p)
-    except (ConfigError, OSError, UnicodeDecodeError):
-        return None
-
-
-def _h5_attr(path: Path, name: str):
-    import h5py
-    try:
-        with h5py.File(path, "r") as f:
-            value = f.attrs.get(name)
-    except (OSError, ValueError) as e:
-        raise RunFolderError(path, f"unreadable HDF5 file ({e}); remove it or pass --force to start over") from None
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def recorded_job(path: Path) -> Config | None:
-    """The job stored in an HDF5 file's `job_toml` attribute (ensemble.h5, results.h5), if any."""
-    text = _h5_attr(path, "job_toml")
-    if not isinstance(text, str):
-        return None
-    try:
-        return loads(text, path)
-    except ConfigError:
-        return None
-
-
-def owner_job(out: Path) -> Config | None:
-    """The job that made the folder: job.toml, else the job recorded in ensemble.h5 or results.h5."""
-    old = previous_job(out)
-    if old is not None:
-        return old
-    for name in ("ensemble.h5", "results.h5"):
-        if (Path(out) / name).is_file():
-            job = recorded_job(Path(out) / name)
-            if job is not None:
-                return job
-    return None
-
-
-def differing_key(old: Config, new: Config) -> str | None:
-    """The first job key that changes the physics of the ensemble, or None."""
-    if old.job.name != new.job.name:
-        return "job.name"
-    if old.job.seed != new.job.seed:
-        return "job.seed"
-    if (old.simulate is None) != (new.simulate is None):
-        return "simulate"
-    if old.simulate is not None:
-        a, b = old.simulate.physics(), new.simulate.physics()
-        for k in sorted(set(a) | set(b)):
-            if a.get(k) != b.get(k):
-                return f"simulate.{k}"
-    return None
-
-
-def _values(old: Config, new: Config, key: str) -> str:
-    """"key differs: run has X, job has Y" for a differing key (no values when a side lacks it)."""
-    def value(cfg):
-        if key.startswith("job."):
-            return getattr(cfg.job, key[4:])
-        if key.startswith("simulate.") and cfg.simulate is not None:
-            return _plain(cfg.simulate.physics().get(key[9:]))
-        return None
-    a, b = value(old), value(new)
-    return f"{key} differs" if a is None or b is None else \
-        f"{key} differs: run has {json.dumps(a)}, job has {json.dumps(b)}"
-
-
-# -- the physics of what the folder holds ----------------------------------------------------------------
-
-def _plain(x):
-    """JSON round trip, so that tuples and lists, numpy and Python numbers compare alike."""
-    return json.loads(json.dumps(x, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
-
-
-def job_physics(seed: int, physics: dict) -> dict:
-    """The keys that define an ensemble, as "simulate.<key>" (and "job.seed") -> plain values."""
-    return _plain({"job.seed": seed, **{f"simulate.{k}": v for k, v in physics.items()}})
-
-
-def physics_diff(run: dict, job: dict, skip: tuple[str, ...] = ()) -> str | None:
-    """`key differs: run has X, job has Y` for the first physics key that differs, or None."""
-    for k in sorted(set(run) | set(job)):
-        if k in skip:
-            continue
-        if k in run and k in job and run[k] != job[k]:
-            return f"{k} differs: run has {json.dumps(run[k])}, job has {json.dumps(job[k])}"
-        if (k in run) != (k in job):
-            return f"{k} differs: run has {json.dumps(run.get(k))}, job has {json.dumps(job.get(k))}"
-    return None
-
-
-def record_physics(record: dict) -> tuple[dict | None, tuple[str, ...]]:
-    """The physics a checkpoint record stores, and the keys it cannot vouch for. Records name the job's
-    declared physics ("job_physics", "seed"); older ones only the run's (tuned temperatures, no seed)."""
-    if isinstance(record.get("job_physics"), dict):
-        return job_physics(record.get("seed"), record["job_physics"]), ()
-    if isinstance(record.get("physics"), dict):
-        run = job_physics(None, record["physics"])
-        run.pop("job.seed")
-        skip = ("job.seed",) + (("simulate.temperatures",) if run.get("simulate.ladder") == "tune" else ())
-        return run, skip
-    return None, ()
-
-
-def check_physics(cfg: Config, stage: str, resume: bool, force: bool) -> None:
-    """A resume (and any stage reading the folder's ensemble) must be the physics that made it: compare
-    with the checkpoint record and ensemble.h5, whatever job.toml says."""
-    from hpc_rg.io import checkpoint as ckpt
-    if cfg.simulate is None or (force and stage == "simulate"):
-        return
-    out = cfg.out
-    job = job_physics(cfg.job.seed, cfg.simulate.physics())
-    fix = "resume with the job that made the run, or pass --force to start over" if stage == "simulate" else \
-        "run this stage with the job that made the ensemble, or simulate it again with --force"
-    if stage == "simulate" and resume:
-        record = ckpt.read_commit(out / "checkpoint")
-        if record is not None:
-            run, skip = record_physics(record)
-            diff = physics_diff(run, job, skip) if run is not None else None
-            if diff:
-                raise RunFolderError(out / "checkpoint" / ckpt.COMMIT, f"{diff}; {fix}")
-            done = record["samples_done"]
-            if done > cfg.simulate.samples:
-                raise ConfigError(cfg.file, "simulate.samples", cfg.simulate.samples,
-                                  f">= {done} (the samples already stored in {out})")
-    ensemble = out / "ensemble.h5"
-    if ensemble.is_file() and (resume or stage != "simulate"):
-        made = recorded_job(ensemble)
-        if made is not None and made.simulate is not None:
-            diff = physics_diff(job_physics(made.job.seed, made.simulate.physics()), job)
-            if diff:
-                raise RunFolderError(ensemble, f"{diff}; {fix}")
-
-
 # -- claiming the folder ----------------------------------------------------------------------------------
 
 def _check(cfg: Config, stage: str, resume: bool, force: bool) -> list[Path]:
@@ -295,7 +112,7 @@ def _check(cfg: Config, stage: str, resume: bool, force: bool) -> list[Path]:
     changed = differing_key(old, cfg) if old is not None else None
     if held and not force:
         if old is not None and changed is not None:
-            raise RunFolderError(out, f"holds the results of another job ({_values(old, cfg, changed)}, recorded "
+            raise RunFolderError(out, f"holds the results of another job ({describe_difference(old, cfg, changed)}, recorded "
                                       f"in {old.file}); choose another [job] out, or pass --force to overwrite "
                                       "them")
         if old is None and stage != "simulate":
@@ -317,10 +134,7 @@ def check(cfg: Config, stage: str, resume: bool, force: bool) -> None:
 
 
 def _write_job_toml(out: Path, text: str) -> None:
-    path = inside(out, out / "job.toml", "job.toml")
-    tmp = path.with_name(".job.toml.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(inside(out, out / "job.toml", "job.toml"), text)
 
 
 def prepare(cfg: Config, stage: str, resume: bool, force: bool, world) -> None:
@@ -338,7 +152,7 @@ def prepare(cfg: Config, stage: str, resume: bool, force: bool, world) -> None:
         if old is None or force or differing_key(old, cfg) is None:
             _write_job_toml(out, cfg.text)
 
-    _on_root(world, claim)
+    on_root(world, claim)
     world.barrier()
 
 
@@ -358,7 +172,7 @@ def stage(cfg: Config, stage_name: str, resume: bool, force: bool, world):
         before["outputs"] = {n for n in STAGE_OUTPUTS.get(stage_name, ()) if (out / n).exists()}
         out.mkdir(parents=True, exist_ok=True)
 
-    _on_root(world, snapshot)
+    on_root(world, snapshot)
     try:
         with lock(out, world):
             try:
@@ -387,151 +201,4 @@ def _roll_back(out: Path, stage_name: str, before: dict) -> None:
     if before.get("job") is None:
         job.unlink(missing_ok=True)
     elif not job.is_symlink() and (not job.is_file() or job.read_bytes() != before["job"]):
-        job.write_bytes(before["job"])
-
-
-# -- the lock -------------------------------------------------------------------------------------------
-
-def _holder(path: Path) -> str:
-    try:
-        info = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
-        info = {}
-    if not isinstance(info, dict) or "pid" not in info:
-        return "an unknown process"
-    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.get("time", 0)))
-    return f"host {info.get('host')}, pid {info.get('pid')} (since {since})"
-
-
-def _identity() -> str:
-    return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class _FolderLock:
-    """An exclusive lock on `<out>/.lock`: flock where the file system has it, else an O_EXCL lock file
-    holding host and pid (a lock left by a dead process on this host is taken over)."""
-
-    def __init__(self, out: Path):
-        self.path = Path(out) / LOCK_NAME
-        self.fd: int | None = None
-        self.mode = ""
-        self._beating: threading.Event | None = None
-
-    def acquire(self) -> None:
-        if self.path.is_symlink():
-            raise RunFolderError(self.path, "is a symbolic link inside a run folder; remove it")
-        if os.environ.get(LOCK_MODE_ENV, "flock") != "excl" and self._flock():
-            return
-        self._excl()      # no flock on this file system (or asked for the lock file)
-
-    def _flock(self) -> bool:
-        """Take the flock; False where the file system does not support it. The holder removes the file when
-        it is done, so a lock is only ours if the file we locked is still the one at the path."""
-        for _ in range(100):
-            try:
-                fd, created = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), True
-            except FileExistsError:
-                try:
-                    fd, created = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW), False
-                except FileNotFoundError:
-                    continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                self._refuse()
-            except OSError as e:
-                os.close(fd)
-                if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                    raise
-                if created:              # not a lock: leave the lock file to the O_EXCL protocol
-                    self.path.unlink(missing_ok=True)
-                return False
-            try:
-                same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                os.ftruncate(fd, 0)
-                os.write(fd, _identity().encode())
-                self.fd, self.mode = fd, "flock"
-                return True
-            os.close(fd)              # locked a file its holder had just removed: try the new one
-        self._refuse()
-
-    def _excl(self) -> None:
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            except FileExistsError:
-                if self._stale():
-                    self.path.unlink(missing_ok=True)
-                    continue
-                self._refuse()
-            os.write(fd, _identity().encode())
-            os.fsync(fd)
-            os.close(fd)
-            self.mode = "excl"
-            self._beating = threading.Event()
-            threading.Thread(target=self._heartbeat, args=(self._beating,), daemon=True).start()
-            return
-        self._refuse()
-
-    def _heartbeat(self, stop: threading.Event) -> None:
-        while not stop.wait(LOCK_HEARTBEAT_SECONDS):
-            try:
-                os.utime(self.path)
-            except OSError:
-                return
-
-    def _stale(self) -> bool:
-        """Left by a process that is gone: on this host, no such pid; on another (whose pids cannot be
-        checked), no heartbeat for LOCK_STALE_SECONDS."""
-        try:
-            info = json.loads(self.path.read_text() or "{}")
-            age = time.time() - self.path.stat().st_mtime
-        except (OSError, ValueError):
-            return False
-        if age > LOCK_STALE_SECONDS:
-            return True
-        if not isinstance(info, dict) or info.get("host") != socket.gethostname():
-            return False
-        pid = info.get("pid")
-        return isinstance(pid, int) and not _pid_alive(pid)
-
-    def _refuse(self):
-        raise RunFolderError(self.path.parent, f"in use by another run ({_holder(self.path)}); wait for it to "
-                                               f"finish, or remove {self.path} if that run is gone")
-
-    def release(self) -> None:
-        if self.mode == "flock" and self.fd is not None:
-            self.path.unlink(missing_ok=True)        # before unlocking: see `_flock`
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-        elif self.mode == "excl":
-            self._beating.set()
-            self.path.unlink(missing_ok=True)
-        self.fd, self.mode = None, ""
-
-
-@contextmanager
-def lock(out: Path, world):
-    """Rank 0 holds the run folder's lock while the block runs; every rank fails with exit 2 when another
-    run holds it."""
-    held = _FolderLock(out)
-    _on_root(world, held.acquire)
-    try:
-        yield
-    finally:
-        if world.is_root:
-            held.release()
+        atomic_write_bytes(job, before["job"])

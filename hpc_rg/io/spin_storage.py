@@ -53,7 +53,7 @@ def stored_dtype(storage: str) -> np.dtype:
 def pack(spins: np.ndarray) -> np.ndarray:
     """int8 ±1 (..., nx) -> uint8 (..., ceil(nx/8)): +1 -> bit 1, -1 -> bit 0 (what np.packbits(spins > 0,
     axis=-1) gives, in one compiled pass)."""
-    from hpc_rg.io import spin_kernels
+    from hpc_rg.io import spin_kernels     # here: numba's import, paid only by "bits" files
     spins = np.ascontiguousarray(spins, dtype=np.int8)
     nx = spins.shape[-1]
     out = np.empty(spins.shape[:-1] + (packed_width(nx),), dtype=np.uint8)
@@ -68,7 +68,7 @@ def pack(spins: np.ndarray) -> np.ndarray:
 
 def unpack(packed: np.ndarray, nx: int) -> np.ndarray:
     """uint8 (..., ceil(nx/8)) -> int8 ±1 (..., nx), C-contiguous, the exact inverse of `pack`."""
-    from hpc_rg.io import spin_kernels
+    from hpc_rg.io import spin_kernels     # here: numba's import, paid only by "bits" files
     packed = np.ascontiguousarray(packed, dtype=np.uint8)
     nx = int(nx)
     if packed.shape[-1] != packed_width(nx):

@@ -32,3 +32,17 @@ def test_permissions_follow_the_umask_not_mkstemp(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o644
+
+
+def test_a_named_temporary_is_used_and_removed_on_failure(tmp_path):
+    """`temporary=`: the name other writers know (the ranks of a collective write, a checkpoint's cleanup)."""
+    path, tmp = tmp_path / "e.h5", tmp_path / "e.h5.tmp"
+    with atomic_path(path, durable=True, temporary=tmp) as t:
+        assert t == tmp and not tmp.exists()          # the block creates it
+        tmp.write_bytes(b"new")
+    assert path.read_bytes() == b"new" and not tmp.exists()
+    with pytest.raises(OSError):
+        with atomic_path(path, temporary=tmp) as t:
+            t.write_bytes(b"half")
+            raise OSError("disk full")
+    assert path.read_bytes() == b"new" and os.listdir(tmp_path) == ["e.h5"]

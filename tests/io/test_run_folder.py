@@ -250,10 +250,10 @@ def test_model_name_leading_out_of_the_run_folder_is_refused(tmp_path, finished)
 
 @pytest.mark.parametrize("mode,ranks", [("flock", 1), ("excl", 1), ("flock", 2)])
 def test_second_run_on_a_locked_folder_fails_fast_naming_the_holder(run, monkeypatch, mode, ranks):
-    from hpc_rg.io.run_folder import _FolderLock
+    from hpc_rg.io.folder_lock import FolderLock
     monkeypatch.setenv("HPC_RG_LOCK", mode)
     folder = run / "driver"
-    held = _FolderLock(folder)
+    held = FolderLock(folder)
     held.acquire()
     try:
         before = _tree(folder)
@@ -366,19 +366,19 @@ def test_stop_reason_names_the_signal_and_the_rank(tmp_path):
 def test_without_flock_the_lock_falls_back_to_an_exclusive_lock_file(tmp_path, monkeypatch):
     """Where the file system has no flock (some NFS/Lustre mounts: ENOLCK), the O_EXCL lock file is used."""
     import errno
-    from hpc_rg.io import run_folder
+    from hpc_rg.io import folder_lock
 
     def no_flock(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")
     monkeypatch.delenv("HPC_RG_LOCK", raising=False)
-    monkeypatch.setattr(run_folder.fcntl, "flock", no_flock)
-    first = run_folder._FolderLock(tmp_path)
+    monkeypatch.setattr(folder_lock.fcntl, "flock", no_flock)
+    first = folder_lock.FolderLock(tmp_path)
     first.acquire()
     try:
         assert first.mode == "excl"
         assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
-        with pytest.raises(run_folder.RunFolderError, match=f"pid {os.getpid()}"):
-            run_folder._FolderLock(tmp_path).acquire()
+        with pytest.raises(folder_lock.RunFolderError, match=f"pid {os.getpid()}"):
+            folder_lock.FolderLock(tmp_path).acquire()
     finally:
         first.release()
     assert not (tmp_path / ".lock").exists()

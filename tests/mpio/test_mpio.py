@@ -275,3 +275,32 @@ def test_driver_run_assembled_collectively_equals_the_virtual_ensemble():
     if w.is_root:
         assert_same_file(driver_file, path)
     remove(w, folder)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_the_two_assemblers_take_one_layout_and_write_equal_files():
+    """`CollectiveAssembler` and `VirtualAssembler`, siblings on one base, given the same `EnsembleLayout`
+    (rank 0's attributes and exchange statistics only) write the same datasets and attributes."""
+    from hpc_rg.io.layout import EnsembleLayout
+    from hpc_rg.io.virtual_assembler import VirtualAssembler
+    from hpc_rg.parallel import world
+    w = world()
+    folder = shared_folder(w)
+    exp = expected_ensemble(3, 3, 2, seed=13)
+    a = args(folder, 3, 3, 2)
+    layout = EnsembleLayout(a["temperatures"], a["n_chains"], a["lattice_shape"], a["n_samples"],
+                            a["n_measurements"], attrs=a["attrs"] if w.is_root else {},
+                            exchange=a["exchange"] if w.is_root else None)
+    if w.is_root:
+        write_parts(folder / "parts", exp, 3, 3, 2)
+        (folder / "vds").mkdir()
+        VirtualAssembler(folder / "vds", folder / "parts", a["n_parts"], layout).write()
+        (folder / "col").mkdir()
+    w.barrier()
+    # uncompressed: with gzip the bare netCDF dimensions (/chain, /sample: no values by convention) hold
+    # whatever bytes parallel HDF5 allocated, on main too, so they could not be compared
+    path = mpio.CollectiveAssembler(w, folder / "col", folder / "parts", a["n_parts"], layout).write()
+    assert path == folder / "col" / "ensemble.h5"
+    if w.is_root:
+        assert_same_file(folder / "vds" / "ensemble.h5", path)
+    remove(w, folder)

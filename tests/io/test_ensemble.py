@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.io_files.helpers import (assert_same_contents, cli, h5_contents, main_in_process, one_line_exit_2,
+from tests.io.helpers import (assert_same_contents, cli, h5_contents, main_in_process, one_line_exit_2,
                                     write_job)
 
 TRAIN = '[train.rbm]\nkind = "rbm"\nensemble = "ENS"\nn_hidden = 4\nepochs = 1\nbatch_size = 8\nais_runs = 0\n'

@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from tests.io_files.helpers import cli, main_in_process, one_line_exit_2, write_job
+from tests.io.helpers import cli, main_in_process, one_line_exit_2, write_job
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.io_files.helpers import cli, main_in_process, one_line_exit_2, write_job
+from tests.io.helpers import cli, main_in_process, one_line_exit_2, write_job
 
 SIM = """[simulate]
 model = "ising2d"
@@ -88,6 +88,8 @@ def test_vds_and_collective_readers_agree_on_parts(tmp_path):
     """Parts of a run resumed on other rank counts: the virtual ensemble and the collective writer's reader
     (hpc_rg.io.mpio, run serially here: its MPI path needs parallel HDF5) give the same arrays."""
     from hpc_rg.io import mpio
+    from hpc_rg.io.assembler import EnsembleAssembler
+    from hpc_rg.io.layout import EnsembleLayout
     from hpc_rg.io.parts import PartWriter, assemble, part_path
     shape, width, n_t, n_ladders = (4, 6), 1, 3, 2
     cuts, mcuts = (0, 3, 5, 9), (0, 4, 9, 13)
@@ -116,11 +118,12 @@ def test_vds_and_collective_readers_agree_on_parts(tmp_path):
     with h5py.File(path, "r") as f:
         for name, want in exp.items():
             assert np.array_equal(f[name][()], want), name
-    inv = mpio._inventory(folder, 3)
-    assert mpio._check_coverage(inv, folder, n_t, n_c, cuts[-1], mcuts[-1]) == width
+    layout = EnsembleLayout(np.linspace(1, 2, n_t), n_c, shape, cuts[-1], mcuts[-1])
+    inv = EnsembleAssembler(tmp_path, folder, 3, layout).plan()        # the inventory, checked to cover
+    assert mpio.common_width(inv, folder, n_c) == width
     holders = {}
-    for p in inv["parts"]:
-        for i, u in enumerate(p["units"]):
+    for p in inv.parts:
+        for i, u in enumerate(p.units):
             holders.setdefault(u, []).append((p, i))
     cache = mpio._PartCache()
     try:

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.io_files.helpers import ROOT, assert_same_contents, cli, h5_contents, one_line_exit_2, write_job
+from tests.io.helpers import ROOT, assert_same_contents, cli, h5_contents, one_line_exit_2, write_job
 
 SIM = """[simulate]
 model = "ising2d"

@@ -21,7 +21,7 @@ from hpc_rg.io.ensemble import Ensemble, write_ensemble
 from hpc_rg.provenance import provenance
 from hpc_rg.reduce.registry import Result
 from hpc_rg.reduce.results import read_results, write_results
-from tests.io_files.helpers import cli, one_line_exit_2, write_job
+from tests.io.helpers import cli, one_line_exit_2, write_job
 
 xr = pytest.importorskip("xarray")
 pytest.importorskip("h5netcdf")
