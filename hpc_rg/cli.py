@@ -183,12 +183,12 @@ def _run_stage(stage: str, cfg, world, resume: bool, force: bool, worker: bool =
         code = run_tune(cfg, world, resume, force, worker) or 0
     elif stage == "analyze":
         try:
-            from hpc_rg.reduce.stage import run_analyze
+            from hpc_rg.reduce import stage as analyze_stage
         except ModuleNotFoundError as e:
             if "hpc_rg.reduce.stage" not in str(e):
                 raise
             _stage_not_built("analyze", "hpc_rg.reduce.stage")
-        code = run_analyze(cfg, world) or 0
+        code = analyze_stage.run(cfg, world) or 0
     elif stage == "report":
         code = 0
         if world.is_root:

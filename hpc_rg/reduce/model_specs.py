@@ -1,29 +1,23 @@
-"""`[analyze.<name>]` tables of the RG <-> deep-learning diagnostics (issue #8); import-light (no torch,
-numba or matplotlib) because the job validator imports it.
+"""`[analyze.<name>]` tables of the reductions that read trained models or train networks of their own (the
+RG <-> deep-learning diagnostics, issues #8 and #21); import-light (no torch, numba or matplotlib) because the
+job validator imports it. Each is named by its reduction's PLUGINS declaration; the class attributes
+(`check_lattice`, OUTPUTS, FIGURE) are described in `hpc_rg.reduce.specs`.
 
-Every diagnostic reads trained models by their `[train.<name>]` table name, resolved to
-`<out>/models/<name>.pt` (`model = "dbn"`, `thermometer = "thermo"`). Temperatures pick the nearest stored
-ladder points of the ensemble (empty: all). Registration (two one-line hooks owned by the reduce stage):
-    hpc_rg/reduce/specs.py     SPECS.update(DIAGNOSTIC_SPECS)      (from hpc_rg.reduce.diagnostics_specs)
-    hpc_rg/reduce/registry.py  MODULES += DIAGNOSTIC_MODULES
+Trained models are named by their `[train.<name>]` table, resolved to `<out>/models/<name>.pt`
+(`model = "dbn"`, `thermometer = "thermo"`). Temperatures pick the nearest stored ladder points of the
+ensemble (empty: all).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hpc_rg.reduce.specs import T_DOC, Output, dimension_problem, shown, windows_problem
 from hpc_rg.schema import spec
 
-_T_DOC = "ladder temperatures to reduce (nearest stored ones; empty: all)"
+_FIGURES = "hpc_rg.reduce.model_figures:"
+
 _MODEL_DOC = "name of a [train.<name>] table (read from <out>/models/<name>.pt)"
 _THERMO_DOC = "thermometer [train.<name>] table name (empty: no temperature read-out)"
-
-
-def _check_windows(obj):
-    for key in ("window_spin", "window_energy"):
-        w = getattr(obj, key)
-        if len(w) != 2 or w[0] < 1 or (w[1] and w[1] <= w[0]):
-            return key, list(w), "[r_min >= 1, r_max > r_min or 0]"
-    return None
 
 
 @dataclass(frozen=True)
@@ -34,12 +28,18 @@ class ReceptiveFieldsSpec:
                                    "(empty: sqrt(n_visible / n_hidden of the layer), the blocking factor)")
     show: int = spec(25, min=1, doc="receptive fields drawn (and stored) per layer")
     bins: int = spec(20, min=2, doc="histogram bins of the per-unit locality distributions")
+    OUTPUTS = {
+        "*_mean": Output(("layer",), "1", "mean over the layer's units"),
+        "*_median": Output(("layer",), "1", "median over the layer's units"),
+        "uniform_window_fraction": Output(("layer",), "1", "window fraction of uniform weights (null model)"),
+    }
+    FIGURE = _FIGURES + "plot_receptive_fields"
 
 
 @dataclass(frozen=True)
 class ReconstructionsSpec:
     model: str = spec(doc=_MODEL_DOC + "; a dbn, rbm or autoencoder")
-    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    temperatures: tuple[float, ...] = spec((), doc=T_DOC)
     show: int = spec(3, min=1, doc="samples (and their reconstructions) stored and drawn per temperature")
     n_blocks: int = spec(16, min=2, doc="jackknife blocks (chain stretches)")
     batch: int = spec(256, min=1, doc="configurations per streamed batch")
@@ -48,6 +48,7 @@ class ReconstructionsSpec:
                                 "other half of the chains), beside the magnetization-only output (default for "
                                 "an autoencoder: 25)")
     pca_fit_samples: int = spec(10000, min=2, doc="configurations each PCA half is fitted to (at most)")
+    FIGURE = _FIGURES + "plot_reconstructions"
 
 
 @dataclass(frozen=True)
@@ -63,18 +64,19 @@ class RBMFlowSpec:
     n_blocks: int = spec(16, min=2, doc="jackknife blocks (chain stretches of initial configurations)")
     batch: int = spec(250, min=1, doc="flows run together")
     max_samples: int = spec(0, min=0, doc="initial configurations per chain (0: all)")
+    FIGURE = _FIGURES + "plot_rbm_flow"
 
     def validate(self):
         if not self.lengths or list(self.lengths) != sorted(set(self.lengths)):
             return "lengths", list(self.lengths), "strictly increasing flow lengths"
-        return _check_windows(self)
+        return windows_problem(self)
 
 
 @dataclass(frozen=True)
 class VHCorrelatorsSpec:
     model: str = spec("", doc=_MODEL_DOC + "; a dbn (empty: block-spin RG only)")
     thermometer: str = spec("", doc=_THERMO_DOC)
-    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    temperatures: tuple[float, ...] = spec((), doc=T_DOC)
     rg_steps: int = spec(3, min=0, doc="block-spin RG steps compared (64 -> 32 -> 16 -> 8 is 3)")
     block: int = spec(2, min=2, doc="block side b of the RG steps")
     kernel: str = spec("average", choices=("average", "majority", "decimation"),
@@ -87,22 +89,38 @@ class VHCorrelatorsSpec:
     n_blocks: int = spec(8, min=2, doc="jackknife blocks (each needs one pass over its maps: keep it small)")
     batch: int = spec(128, min=1, doc="configurations per streamed batch")
     max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+    OUTPUTS = {
+        "map_*": Output(("temperature", "hidden_unit", "y", "x"), "1",
+                        "correlator <v_i h_a> of the visible units with some hidden units"),
+        "rbm_T_peak": Output(("temperature", "thermo_layer"), "J/k_B", "thermometer's most probable temperature"),
+        "rg_T_peak": Output(("temperature", "rg_level"), "J/k_B", "thermometer's most probable temperature"),
+        "rbm_T_thermo": Output(("temperature", "thermo_layer"), "J/k_B", "thermometer reading of each RBM layer"),
+        "rbm_p_thermo": Output(("temperature", "thermo_layer", "thermometer_temperatures"), "1",
+                               "thermometer's probability of each temperature, per RBM layer"),
+        "rg_T_thermo": Output(("temperature", "rg_level"), "J/k_B", "thermometer reading after each RG step"),
+        "rg_p_thermo": Output(("temperature", "rg_level", "thermometer_temperatures"), "1",
+                              "thermometer's probability of each temperature, after each RG step"),
+        "rbm_*": Output(("temperature", "layer"), "1", "locality of the RBM layers' couplings"),
+        "rg_*": Output(("temperature", "rg_step"), "1", "locality of the RG steps' couplings"),
+    }
+    FIGURE = _FIGURES + "plot_vh_correlators"
 
 
 @dataclass(frozen=True)
 class ThermometerCalibrationSpec:
     thermometer: str = spec(doc=_THERMO_DOC.split(" (")[0])
     files: tuple[str, ...] = spec((), doc="held-out ensembles (relative to the job file; empty: the job's)")
-    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    temperatures: tuple[float, ...] = spec((), doc=T_DOC)
     n_blocks: int = spec(16, min=2, doc="jackknife blocks")
     batch: int = spec(256, min=1, doc="configurations per streamed batch")
     max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+    FIGURE = _FIGURES + "plot_thermometer_calibration"
 
 
 @dataclass(frozen=True)
 class LearnedCoarseGrainingSpec:
     models: tuple[str, ...] = spec(doc="coarse_cnn [train.<name>] tables (e.g. frozen, 1, 2, 3 channels)")
-    temperatures: tuple[float, ...] = spec((), doc=_T_DOC + " (MI, iteration and MCRG)")
+    temperatures: tuple[float, ...] = spec((), doc=T_DOC + " (MI, iteration and MCRG)")
     discretize: tuple[str, ...] = spec(("sign", "exact"), doc="coarse variable for the MI: sign of tanh(w·s+c) "
                                        "per channel, and/or its exact finite set of values")
     estimator: str = spec("miller_madow", choices=("plugin", "miller_madow", "grassberger"),
@@ -114,6 +132,7 @@ class LearnedCoarseGrainingSpec:
     n_blocks: int = spec(16, min=2, doc="sample blocks (jackknife / bootstrap)")
     batch: int = spec(64, min=1, doc="configurations per streamed batch")
     max_samples: int = spec(0, min=0, doc="use at most this many samples per chain (0: all)")
+    FIGURE = _FIGURES + "plot_learned_coarse_graining"
 
     def validate(self):
         if not self.models:
@@ -126,17 +145,25 @@ class LearnedCoarseGrainingSpec:
 
 @dataclass(frozen=True)
 class DecimationNetworkSpec:
-    temperatures: tuple[float, ...] = spec((), doc=_T_DOC + " (a chain ensemble, model ising1d)")
+    temperatures: tuple[float, ...] = spec((), doc=T_DOC + " (a chain ensemble, model ising1d)")
     layers: int = spec(4, min=1, doc="decimation layers (each halves the chain)")
     flow_couplings: tuple[float, ...] = spec((0.5, 1.0, 1.5, 2.0, 3.0), gt=0,
                                              doc="starting couplings K = J/T of the drawn exact flows")
     n_blocks: int = spec(16, min=2, doc="jackknife blocks")
     batch: int = spec(512, min=1, doc="configurations per streamed batch")
+    FIGURE = _FIGURES + "plot_decimation_network"
+
+    def check_lattice(self, shape, source):
+        problem = dimension_problem(shape, 1, source)
+        if problem is None and (shape[0] % 2 or shape[0] < 4):
+            return "", f"{shown(shape)} lattice", (f"a chain that can be halved at least once (L even, >= 4); "
+                                                   f"{source} has L = {shape[0]}")
+        return problem
 
 
 @dataclass(frozen=True)
 class NeuralMISpec:
-    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    temperatures: tuple[float, ...] = spec((), doc=T_DOC)
     pairs: tuple[str, ...] = spec(("blocks",), doc="what I(X; Y) is of: blocks = neighbouring b×b blocks "
                                   "(the pairs of mutual_information); block_environment = a b×b block and its "
                                   "environment ring (width `shell`, beyond a `buffer`)")
@@ -174,10 +201,17 @@ class NeuralMISpec:
             return "block", self.block, "at most 4 with models (every block state's image is tabulated)"
         return None
 
+    def check_lattice(self, shape, source):
+        problem = dimension_problem(shape, 2, source)
+        if problem is None and "blocks" in self.pairs and any(n % self.block for n in shape):
+            return "block", self.block, (f"a block side dividing the {shown(shape)} lattice of {source} "
+                                         "(neighbouring blocks of a periodic tiling)")
+        return problem
+
 
 @dataclass(frozen=True)
 class CoarseRulesSpec:
-    temperatures: tuple[float, ...] = spec((), doc=_T_DOC)
+    temperatures: tuple[float, ...] = spec((), doc=T_DOC)
     block: int = spec(2, min=2, doc="block side b of every rule")
     rules: tuple[str, ...] = spec(("majority",), doc="built-in rules: majority (sign of the block sum, ties by "
                                   "a seeded coin)")
@@ -208,27 +242,5 @@ class CoarseRulesSpec:
             return "rules", [], "at least one rule or model"
         return None
 
-
-DIAGNOSTIC_SPECS: dict[str, type] = {
-    "receptive_fields": ReceptiveFieldsSpec,
-    "reconstructions": ReconstructionsSpec,
-    "rbm_flow": RBMFlowSpec,
-    "vh_correlators": VHCorrelatorsSpec,
-    "thermometer_calibration": ThermometerCalibrationSpec,
-    "learned_coarse_graining": LearnedCoarseGrainingSpec,
-    "decimation_network": DecimationNetworkSpec,
-    "neural_mi": NeuralMISpec,
-    "coarse_rules": CoarseRulesSpec,
-}
-
-# modules whose import registers the reductions above (torch is imported inside the functions only)
-DIAGNOSTIC_MODULES: list[str] = [
-    "hpc_rg.reduce.receptive_fields",
-    "hpc_rg.reduce.reconstructions",
-    "hpc_rg.reduce.rbm_flow",
-    "hpc_rg.reduce.rbm_flow_thermometer",
-    "hpc_rg.reduce.vh_correlators",
-    "hpc_rg.reduce.learned_coarse_graining",
-    "hpc_rg.reduce.decimation_network",
-    "hpc_rg.reduce.coarse_rules",
-]
+    def check_lattice(self, shape, source):
+        return dimension_problem(shape, 2, source)
