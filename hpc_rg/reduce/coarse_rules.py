@@ -21,7 +21,8 @@ from hpc_rg.reduce.stats import jackknife_blocks
 from hpc_rg.schema import ConfigError
 
 PLUGINS = (Plugin("reduction", "coarse_rules", "run_coarse_rules",
-                  spec="hpc_rg.reduce.model_specs:CoarseRulesSpec", needs=("ensemble", "models"), doc="block-spin rules compared: I(H; E), coarse couplings, MCRG"),)
+                  spec="hpc_rg.reduce.model_specs:CoarseRulesSpec", needs=("ensemble", "models"),
+                  doc="block-spin rules compared: I(H; E), coarse couplings, MCRG"),)
 
 RANGES = ("1", "sqrt2", "2")
 
@@ -188,7 +189,8 @@ def run_coarse_rules(spec, ctx: Context) -> Result:
                 put(f"I_HE_{name}", r["bits"], float(np.hypot(0.0 if spec.seeds == 1 else r["spread_bits"],
                                                               r["stderr_bits"])))
                 if env.shape[-1] <= 31:
-                    v, e = histogram_mi(codes(h), codes(env), "grassberger", seed=seed_for(ctx.seed, "coarse_rules", "boot", t))
+                    v, e = histogram_mi(codes(h), codes(env), "grassberger",
+                                        seed=seed_for(ctx.seed, "coarse_rules", "boot", t))
                     put(f"I_HE_{name}_histogram", v, e)
                 full, loo = pseudo_likelihood_fit(coarse, spec.n_blocks)
                 nb = len(loo)
@@ -201,8 +203,8 @@ def run_coarse_rules(spec, ctx: Context) -> Result:
                     float(np.sqrt((nb - 1) / nb * ((loo_ratio - loo_ratio.mean()) ** 2).sum())))
                 if spec.mcrg:
                     def fn(x, where, w=w, k=k):
-                        return rg.mcrg_primaries(rg.block_levels(np.asarray(x), b, levels, w,
-                                                                 seed=seed_for(ctx.seed, "coarse_rules", "mcrg", k, *where)))
+                        coin = seed_for(ctx.seed, "coarse_rules", "mcrg", k, *where)
+                        return rg.mcrg_primaries(rg.block_levels(np.asarray(x), b, levels, w, seed=coin))
                     bm, _ = block_means(ens, t, fn, ctx.world, spec.n_blocks, 64, spec.max_samples)
                     y, e = rg.mcrg_exponents(bm, b)
                     for j in range(levels):     # one entry per level pair n -> n+1 (1D over temperatures)

@@ -164,7 +164,8 @@ def _mutual_information(spec, ctx, ens, ts, data, blocks, res):
                 h.blocks = [max((p[j] for p in parts if j < len(p)), key=lambda blk: blk[0].size)
                             for j in range(max(len(p) for p in parts))]
                 h.blocks = [blk for blk in h.blocks if blk[0].size]
-                v, e = mi.mi_with_error(h, spec.estimator, spec.n_boot, seed=seed_for(ctx.seed, "learned_coarse_graining", "boot", b, t))
+                v, e = mi.mi_with_error(h, spec.estimator, spec.n_boot,
+                                        seed=seed_for(ctx.seed, "learned_coarse_graining", "boot", b, t))
                 vals[n][0].append(v)
                 vals[n][1].append(e)
         for n in names:

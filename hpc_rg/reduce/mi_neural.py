@@ -13,9 +13,9 @@ Critics: `separable` f = g(x)·h(y) + c (two MLPs, K evaluations per batch), or 
 (K² evaluations: more expressive, costlier).
 
 Protocol (`estimate`): the configurations are split once into training and held-out sets (seeded); for each
-of `seeds` independent critics (initialisation and batches from `seeding.sequence(job_seed, *key, s)`,
-key = (reduction name, unit of work)), `steps` Adam steps on training batches, then the bound is evaluated on every held-out
-batch (fixed, in order). Reported: the mean over seeds and its spread (standard deviation over seeds:
+of `seeds` independent critics (initialisation and batches from `seeding.sequence(job_seed, *key, s)`, key =
+(reduction name, unit of work)), `steps` Adam steps on training batches, then the bound is evaluated on every
+held-out batch (fixed, in order). Reported: the mean over seeds and its spread (standard deviation over seeds:
 the estimator's variance from training), each seed's held-out standard error (finite evaluation data), and
 the train − held-out gap (over-fitting: a held-out bound below the train one is the honest one). The seeds
 are dealt over MPI ranks (`parallel.deal`) and gathered in seed order, so the result does not depend on the

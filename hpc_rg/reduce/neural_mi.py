@@ -16,8 +16,9 @@ from hpc_rg.reduce.registry import Context, Result
 from hpc_rg.reduce.seeding import seed_for, sequence
 from hpc_rg.schema import ConfigError
 
-PLUGINS = (Plugin("reduction", "neural_mi", "run_neural_mi", spec="hpc_rg.reduce.model_specs:NeuralMISpec",
-                  needs=("ensemble", "models"), doc="neural lower bounds on the MI of blocks and block-environment pairs"),)
+PLUGINS = (Plugin("reduction", "neural_mi", "run_neural_mi",
+                  spec="hpc_rg.reduce.model_specs:NeuralMISpec", needs=("ensemble", "models"),
+                  doc="neural lower bounds on the MI of blocks and block-environment pairs"),)
 
 # how many sample blocks the histogram's bootstrap resamples
 HIST_BLOCKS = 16
@@ -99,7 +100,8 @@ def run_neural_mi(spec, ctx: Context) -> Result:
             for k, kind in enumerate(spec.pairs):
                 x, y, _ = subset_pairs(spins, kind, spec.block, spec.buffer, spec.shell, spec.max_pairs,
                                     sequence(ctx.seed, "neural_mi", "pairs", t, k))
-                r = mn.estimate(x, y, opts, spec.seeds, ctx.seed, key=("neural_mi", t, k), test_fraction=spec.test_fraction,
+                r = mn.estimate(x, y, opts, spec.seeds, ctx.seed, key=("neural_mi", t, k),
+                                test_fraction=spec.test_fraction,
                                 world=ctx.world)
                 spread = 0.0 if spec.seeds == 1 else r["spread_bits"]
                 put(f"I_{kind}", r["bits"], float(np.hypot(spread, r["stderr_bits"])))
@@ -121,13 +123,15 @@ def run_neural_mi(spec, ctx: Context) -> Result:
                                        sequence(ctx.seed, "neural_mi", "pairs", t, 100 + k))
                 cx, cy = codes(x), codes(y)
                 r = mn.estimate(real[cx].astype(np.float32), real[cy].astype(np.float32), opts, spec.seeds,
-                                ctx.seed, key=("neural_mi", t, 100 + k), test_fraction=spec.test_fraction, world=ctx.world)
+                                ctx.seed, key=("neural_mi", t, 100 + k), test_fraction=spec.test_fraction,
+                                world=ctx.world)
                 spread = 0.0 if spec.seeds == 1 else r["spread_bits"]
                 put(f"I_images_{name}", r["bits"], float(np.hypot(spread, r["stderr_bits"])))
                 exact = np.unique(np.round(real, 8), axis=0, return_inverse=True)[1].ravel()
                 sign = (real > 0).astype(np.int64) @ (np.int64(1) << np.arange(real.shape[1], dtype=np.int64))
                 for tag, lev in (("exact", exact), ("sign", sign)):
-                    v, e = histogram_mi(lev[cx], lev[cy], "grassberger", seed=seed_for(ctx.seed, "neural_mi", "boot", t))
+                    v, e = histogram_mi(lev[cx], lev[cy], "grassberger",
+                                        seed=seed_for(ctx.seed, "neural_mi", "boot", t))
                     put(f"I_images_{name}_histogram_{tag}", v, e)
         res.attrs["log2_batch"] = float(np.log2(min(spec.batch, r["n_train"], r["n_test"])))
         for name, (v, e) in out.items():

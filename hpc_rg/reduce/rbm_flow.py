@@ -150,5 +150,6 @@ def run_rbm_flow(spec, ctx: Context) -> Result:
             res.axes["thermometer_temperatures"] = thermo.temperatures.numpy()
         res.attrs["window_spin"] = np.array(windows[0])
         res.attrs["window_energy"] = np.array(windows[1])
-        res.record_sources([ctx.ensemble_path], ens, {"model": tm.model_path(ctx, spec.model, "analyze.rbm_flow.model")})
+        res.record_sources([ctx.ensemble_path], ens,
+                           {"model": tm.model_path(ctx, spec.model, "analyze.rbm_flow.model")})
     return res

@@ -138,5 +138,6 @@ def run_reconstructions(spec, ctx: Context) -> Result:
         res.put("mismatch", mis, mis_e)
         res.axes["temperatures"] = ens.temperatures[ts]
         res.axes["depth"] = np.array(ds)
-        res.record_sources([ctx.ensemble_path], ens, {"model": tm.model_path(ctx, spec.model, "analyze.reconstructions.model")})
+        res.record_sources([ctx.ensemble_path], ens,
+                           {"model": tm.model_path(ctx, spec.model, "analyze.reconstructions.model")})
     return res

@@ -19,21 +19,29 @@ from hpc_rg.reduce.seeding import seed_for
 from hpc_rg.reduce.stats import jackknife_blocks, jackknife_replicas, tau_int_warning
 
 PLUGINS = (
-    Plugin("reduction", "observables", "run_observables", spec="hpc_rg.reduce.specs:ObservablesSpec", needs=("files",),
+    Plugin("reduction", "observables", "run_observables",
+           spec="hpc_rg.reduce.specs:ObservablesSpec", needs=("files",),
            doc="E, |m|, <m²>, χ, C, U per temperature and L, jackknife errors"),
-    Plugin("reduction", "binder_crossing", "run_binder_crossing", spec="hpc_rg.reduce.specs:BinderCrossingSpec", needs=("files",),
+    Plugin("reduction", "binder_crossing", "run_binder_crossing",
+           spec="hpc_rg.reduce.specs:BinderCrossingSpec", needs=("files",),
            doc="T_c where the Binder cumulants of successive L cross"),
-    Plugin("reduction", "correlators", "run_correlators", spec="hpc_rg.reduce.specs:CorrelatorsSpec", needs=("ensemble",),
+    Plugin("reduction", "correlators", "run_correlators",
+           spec="hpc_rg.reduce.specs:CorrelatorsSpec", needs=("ensemble",),
            doc="spin and energy-density correlators G(r)"),
-    Plugin("reduction", "scaling_dimensions", "run_scaling_dimensions", spec="hpc_rg.reduce.specs:ScalingDimensionsSpec", needs=("ensemble", "files"),
+    Plugin("reduction", "scaling_dimensions", "run_scaling_dimensions",
+           spec="hpc_rg.reduce.specs:ScalingDimensionsSpec", needs=("ensemble", "files"),
            doc="Δ_s, Δ_ε from power-law fits and finite-size scaling"),
-    Plugin("reduction", "mutual_information", "run_mutual_information", spec="hpc_rg.reduce.specs:MutualInformationSpec", needs=("ensemble",),
+    Plugin("reduction", "mutual_information", "run_mutual_information",
+           spec="hpc_rg.reduce.specs:MutualInformationSpec", needs=("ensemble",),
            doc="histogram MI of neighbouring blocks, their images and block-shell"),
-    Plugin("reduction", "block_rg", "run_block_rg", spec="hpc_rg.reduce.specs:BlockRGSpec", needs=("ensemble",),
+    Plugin("reduction", "block_rg", "run_block_rg",
+           spec="hpc_rg.reduce.specs:BlockRGSpec", needs=("ensemble",),
            doc="observables of repeated block-spin transforms"),
-    Plugin("reduction", "mcrg", "run_mcrg", spec="hpc_rg.reduce.specs:MCRGSpec", needs=("ensemble",),
+    Plugin("reduction", "mcrg", "run_mcrg",
+           spec="hpc_rg.reduce.specs:MCRGSpec", needs=("ensemble",),
            doc="Swendsen MCRG exponents y_t, y_h"),
-    Plugin("reduction", "decimation_1d", "run_decimation_1d", spec="hpc_rg.reduce.specs:Decimation1DSpec", needs=("ensemble",),
+    Plugin("reduction", "decimation_1d", "run_decimation_1d",
+           spec="hpc_rg.reduce.specs:Decimation1DSpec", needs=("ensemble",),
            doc="decimation of sampled chains vs the exact flow"),
 )
 
@@ -237,7 +245,8 @@ def run_mutual_information(spec, ctx: Context) -> Result:
                 h = mi.JointHistogram()
                 for part in ctx.world.allgather(hists[n].blocks):
                     h.blocks += [blk for blk in part if blk[0].size]
-                v, e = mi.mi_with_error(h, spec.estimator, spec.n_boot, seed=seed_for(ctx.seed, "mutual_information", "boot", n, t))
+                v, e = mi.mi_with_error(h, spec.estimator, spec.n_boot,
+                                        seed=seed_for(ctx.seed, "mutual_information", "boot", n, t))
                 vals[n][0].append(v)
                 vals[n][1].append(e)
         for n in names:
@@ -289,7 +298,7 @@ def run_mcrg(spec, ctx: Context) -> Result:
         if len(ens.lattice_shape) != 2:
             raise ValueError("mcrg needs a 2D lattice")
         L = min(ens.lattice_shape)
-        levels = spec.levels or max(1, int(np.floor(np.log(L / 8) / np.log(spec.block))))
+        levels = spec.levels_on(L)
         ts = t_indices(ens, spec.temperatures)
         res.axes["temperatures"] = ens.temperatures[ts]
         res.axes["level_from"] = np.arange(levels)
