@@ -120,3 +120,16 @@ def test_correlators_on_a_rectangular_lattice(tmp_path):
     res = read_results(out / "results.h5")["correlators"]
     assert res["G_s"].shape == (2, len(res["axes"]["r"])) and len(res["axes"]["r"]) == 8 // 2 + 1
     assert (out / "figures").is_dir() and any((out / "figures").glob("correlators*.png"))
+
+
+def test_each_reduction_draws_with_the_figure_its_spec_names():
+    """One wiring: a reduction's figure function is its spec's FIGURE; the stage and the report (figures.plots)
+    find it by the reduction's name, and a Result carries no plot function of its own."""
+    from hpc_rg.reduce import figures
+    drawn = figures.plots()
+    for name in SPECS:
+        assert drawn.get(name) is registry.figure_function(name)
+    assert BUILTIN <= set(drawn) and set(drawn) <= set(SPECS)
+    assert all(callable(fn.figures) for fn in drawn.values())
+    assert figures.PLOTS == drawn and figures.plot_mcrg is drawn["mcrg"]     # the former names still resolve
+    assert not hasattr(registry.Result(), "plot")
