@@ -17,7 +17,6 @@ from hpc_rg.reduce.neural_mi import best_repeat, codes, histogram_mi, load_confi
 from hpc_rg.reduce.rbm_rule import NotLocal, rbm_block_kernel
 from hpc_rg.reduce.registry import Context, Result
 from hpc_rg.reduce.seeding import rng_for, seed_for, sequence
-from hpc_rg.reduce.stats import jackknife_blocks
 from hpc_rg.schema import ConfigError
 
 PLUGINS = (Plugin("reduction", "coarse_rules", "run_coarse_rules",

@@ -23,7 +23,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from hpc_rg.reduce.labels import axis_label, label, title
+from hpc_rg.reduce.labels import axis_label, title
 
 __all__ = ["Panel", "Figure", "DPI", "draw", "panel_keys", "figure_of", "result_from_file", "save", "plots",
            "figure_function", "per_temperature", "mosaic", "gallery"]

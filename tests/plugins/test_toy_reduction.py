@@ -6,7 +6,6 @@ figure function, named by the spec's FIGURE, draws `figures/toy_abs_m.png`."""
 import os
 import subprocess
 import sys
-import textwrap
 
 import h5py
 import numpy as np
