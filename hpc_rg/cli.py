@@ -54,7 +54,7 @@ STAGE_ENTRIES = {
     "simulate": StageEntry("hpc_rg.mc.stage:run", ("resume",)),
     "train": StageEntry("hpc_rg.learn.stage:run", ("resume",)),
     "tune": StageEntry("hpc_rg.tune.stage:run", ("resume", "force", "worker")),
-    "analyze": StageEntry("hpc_rg.reduce.stage:run_analyze"),
+    "analyze": StageEntry("hpc_rg.reduce.stage:run"),
     "report": StageEntry("hpc_rg.report.stage:run", on_run_folder=True),
 }
 

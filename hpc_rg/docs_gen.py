@@ -1,7 +1,7 @@
 """The job-file reference, generated from the specs: `docs/job-file.md` and `hpc-rg check --explain`.
 
 Every key of a job file is a field of a frozen dataclass (`hpc_rg.config`, `hpc_rg.learn.specs`,
-`hpc_rg.reduce.specs`, `hpc_rg.reduce.diagnostics_specs`) declared with `spec(default, min=..., doc=...)`.
+`hpc_rg.reduce.specs`, `hpc_rg.reduce.model_specs`) declared with `spec(default, min=..., doc=...)`.
 This module reads those declarations, so the reference cannot drift from what the validator accepts.
 
     python -m hpc_rg.docs_gen            # rewrite docs/job-file.md
@@ -152,7 +152,7 @@ def tables() -> Iterator[Table]:
                        "model kind (may be left out when the table's name is the kind, e.g. [train.rbm])",
                        default_note="the table's name")
         yield Table(f'[train.<name>] with kind = "{kind}"', [kind_key] + spec_keys(cls), _class_doc(cls))
-    for name, cls in ANALYZE.items():
+    for name, cls in sorted(ANALYZE.items()):     # reductions are plugins: listed by name
         yield Table(f"[analyze.{name}]", spec_keys(cls), _class_doc(cls))
     yield Table("[tune.<model>]", spec_keys(TuneSpec),
                 "Optional; an Optuna search over the training settings of [train.<model>] (`hpc-rg tune JOB`, "

@@ -71,3 +71,10 @@ def block_means(ens, t: int, fn: Callable[[np.ndarray, tuple], np.ndarray], worl
     sums = world.allreduce(sums, op="sum")
     counts = world.allreduce(counts, op="sum")
     return sums / counts.reshape((-1,) + (1,) * (sums.ndim - 1)), counts
+
+
+def t_indices(ens, temperatures) -> list[int]:
+    """Indices of the stored temperatures nearest to `temperatures` (sorted, each once; empty: all)."""
+    if not temperatures:
+        return list(range(ens.n_temperatures))
+    return sorted({int(np.argmin(np.abs(ens.temperatures - T))) for T in temperatures})

@@ -18,14 +18,18 @@ from __future__ import annotations
 import numpy as np
 
 from hpc_rg.io.ensemble import open_ensemble
-from hpc_rg.reduce import diagnostics_common as dc
+from hpc_rg.plugins import Plugin
+from hpc_rg.reduce import trained_models as tm
 from hpc_rg.reduce import rg
 from hpc_rg.reduce.correlators import exact_chain_correlation
-from hpc_rg.reduce.blocks import block_means
-from hpc_rg.reduce.registry import Context, Result, reduction
+from hpc_rg.reduce.blocks import block_means, t_indices
+from hpc_rg.reduce.registry import Context, Result
+from hpc_rg.reduce.seeding import torch_generator
 from hpc_rg.reduce.stats import jackknife_blocks
 
-_KEY = 803
+PLUGINS = (Plugin("reduction", "decimation_network", "run_decimation_network",
+                  spec="hpc_rg.reduce.model_specs:DecimationNetworkSpec", needs=("ensemble",),
+                  doc="the exact 1D decimation network of stacked RBMs on sampled chains"),)
 
 
 def decimation_rbm(n_sites: int, K: float):
@@ -70,7 +74,6 @@ def nn_correlation(x: np.ndarray) -> np.ndarray:
     return (x * np.roll(x, -1, axis=1)).mean(axis=1)
 
 
-@reduction("decimation_network")
 def run_decimation_network(spec, ctx: Context) -> Result:
     res = Result(attrs={"b": 2, "method": "stacked decimation RBMs (seed 001 Fig. 2B) sampled upward; K_n from "
                                           "the finite periodic chain's nn correlation; block jackknife"})
@@ -84,7 +87,7 @@ def run_decimation_network(spec, ctx: Context) -> Result:
         if layers == 0:
             raise ValueError(f"decimation_network: a chain of {L} sites cannot be halved")
         J = float(ens.attrs.get("J", 1.0))
-        ts = dc.t_indices(ens, spec.temperatures)
+        ts = t_indices(ens, spec.temperatures)
         out = {q: ([], []) for q in ("K_network", "K_decimated", "nn_network")}
         exact, z = [], []
         for t in ts:
@@ -94,7 +97,7 @@ def run_decimation_network(spec, ctx: Context) -> Result:
             def fn(x, where, rbms=rbms):
                 t_, c, s0 = where
                 k = x.shape[0]
-                lv = sample_up(rbms, x, dc.noise_fn(dc.generator(ctx.seed, _KEY, t_, c, s0), k))
+                lv = sample_up(rbms, x, tm.noise_fn(torch_generator(ctx.seed, "decimation_network", t_, c, s0), k))
                 dec = [np.asarray(x)[:, ::1 << n] for n in range(layers + 1)]
                 return np.stack([nn_correlation(v.numpy()) for v in lv] + [nn_correlation(d) for d in dec], axis=1)
 
@@ -119,9 +122,7 @@ def run_decimation_network(spec, ctx: Context) -> Result:
         res.axes["temperatures"] = ens.temperatures[ts]
         res.axes["layer"] = np.arange(layers + 1)
         res.axes["chain_length"] = np.array([L >> n for n in range(layers + 1)])
-        dc.provenance(res, ctx, ens)
+        res.record_sources([ctx.ensemble_path], ens)
     res.axes["flow_start"] = np.array(spec.flow_couplings)
     res.put("flow_K", [rg.exact_decimation_flow(K, max(layers, 6)) for K in spec.flow_couplings])
-    from hpc_rg.reduce import diagnostics_figures as dfig
-    res.plot = dfig.plot_decimation_network
     return res

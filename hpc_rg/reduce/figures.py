@@ -1,4 +1,6 @@
-"""Figures of the built-in reductions, drawn from a Result's values/axes only.
+"""How reductions draw their Results: the figure machinery, shared panels, and `plots()`, every reduction's
+figure function by reduction name (the FIGURE of its spec: `registry.figure_function`). The figure functions
+themselves live in `ensemble_figures` and `model_figures` (reachable here too, e.g. `figures.plot_mcrg`).
 
 Every `plot_<name>(res, folder=None, *, ax=None, panels=None)`:
   - with `folder`: writes each of its figures as `<folder>/<figure>.png` (150 dpi) and `.pdf` beside it,
@@ -21,11 +23,10 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from hpc_rg.reduce.labels import axis_label, label, title
+from hpc_rg.reduce.labels import axis_label, title
 
-__all__ = ["Panel", "Figure", "DPI", "draw", "panel_keys", "figure_of", "result_from_file", "save", "plot_observables", "plot_binder",
-           "plot_correlators", "plot_scaling", "plot_mi", "plot_block_rg", "plot_mcrg", "plot_decimation",
-           "PLOTS"]
+__all__ = ["Panel", "Figure", "DPI", "draw", "panel_keys", "figure_of", "result_from_file", "save", "plots",
+           "figure_function", "per_temperature", "mosaic", "gallery"]
 
 DPI = 150
 
@@ -164,7 +165,8 @@ def figure_of(res, plot_fn) -> dict[str, str]:
 
 
 def figure_function(build: Callable[..., list[Figure]]):
-    """Turn `build(res) -> [Figure]` into the public `plot_x(res, folder=None, *, ax=None, panels=None)`."""
+    """Decorator: `plot_x(res) -> [Figure]` becomes the public `plot_x(res, folder=None, *, ax=None,
+    panels=None)`; the builder stays reachable as `plot_x.figures`."""
     def plot(res, folder=None, *, ax=None, panels=None):
         source = getattr(res, "source", None)           # (path, reduction) of result_from_file
         if source is None:
@@ -174,7 +176,7 @@ def figure_function(build: Callable[..., list[Figure]]):
         except UNDRAWABLE as e:
             raise _undrawable(source, plot.__name__, e) from None
         return draw(figures, folder, ax, panels, source)
-    plot.__name__ = plot.__qualname__ = build.__name__.lstrip("_").replace("figures_", "plot_")
+    plot.__name__ = plot.__qualname__ = build.__name__
     plot.__doc__ = (build.__doc__ or "") + "\n\nSee hpc_rg.reduce.figures for folder=, ax= and panels=."
     plot.figures = build
     return plot
@@ -220,101 +222,9 @@ def value(res, q):
     return np.asarray(v), (None if e is None else np.asarray(e))
 
 
-# ---------------------------------------------------------------------------------------------- built-ins
-
-OBSERVABLES = ("energy", "abs_m", "susceptibility", "specific_heat", "binder")
-
-
-def _figures_observables(res) -> list[Figure]:
-    """Energy, ⟨|m|⟩, χ, C and U₄ against T (one curve per lattice size, reweighted curves as lines)."""
-    def panel(q):
-        keys = sorted(k for k in res.values if k == q or (k.startswith(q + "_L") and k[len(q) + 2:].isdigit()))
-
-        def d(ax):
-            for i, key in enumerate(keys):
-                sfx = key[len(q):]
-                v, e = value(res, key)
-                name = f"L = {sfx[2:]}" if sfx else ""
-                ax.errorbar(res.axes["temperatures" + sfx], v, e, marker="o", ms=3, ls="none", color=f"C{i}",
-                            label=name or "Monte Carlo ± jackknife error")
-                curve = res.axes.get(f"reweighted_{q}{sfx}")
-                if curve is not None and "reweight_T" + sfx in res.axes:
-                    ax.plot(res.axes["reweight_T" + sfx], curve, lw=0.8, color=f"C{i}",
-                            label=f"reweighted{', ' + name if name else ''}")
-            labels(ax, "temperatures", q)
-            legend(ax)
-        return Panel(q, d, tuple(keys))
-    return [Figure("observables", [panel(q) for q in OBSERVABLES if q in res.values
-                                    or any(k.startswith(q + "_L") for k in res.values)])]
-
-
-def _figures_binder(res) -> list[Figure]:
-    """U₄(T) reweighted per L, with the crossing temperatures and their error bands."""
-    def d(ax):
-        for k in sorted((k for k in res.axes if k.startswith("U_L")), key=lambda k: int(k[3:])):
-            ax.plot(res.axes["grid"], res.axes[k], label=f"L = {k[3:]}")
-        tc, te = value(res, "T_c")
-        te = np.zeros_like(tc) if te is None else te
-        for i, (t, e) in enumerate(zip(np.atleast_1d(tc), np.atleast_1d(te))):
-            ax.axvspan(t - e, t + e, alpha=0.2, color="grey", label="crossing T_c ± error" if i == 0 else None)
-        labels(ax, "temperatures", "binder", "Binder cumulant U₄ vs T: crossings")
-        legend(ax)
-    return [Figure("binder_crossing", [Panel("binder_crossing", d, ("T_c", "U_cross"))], (5.5, 4.2))]
-
-
-def _figures_correlators(res) -> list[Figure]:
-    """G_s(r) and G_ε(r) per temperature, log-log."""
-    def panel(q):
-        def d(ax):
-            r = np.asarray(res.axes["r"])
-            v, e = value(res, q)
-            for i, T in enumerate(res.axes["temperatures"]):
-                ax.errorbar(r[1:], v[i, 1:], None if e is None else e[i, 1:], ms=2, marker="o", lw=0.8,
-                            label=T_label(T))
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            labels(ax, "r", q)
-            legend(ax, fontsize=6)
-        return Panel(q, d, (q,))
-    return [Figure("correlators", [panel(q) for q in ("G_s", "G_eps") if q in res.values], (4.8, 3.8))]
-
-
-FIT_FORMS = {"plain": "power-law fit in r", "chord": "power-law fit in chord distance",
-             "fss_m2": "finite-size scaling of ⟨m²⟩", "fss_G": "finite-size scaling of G(r ∝ L)"}
-
-
-def _figures_scaling(res) -> list[Figure]:
-    """Δ_s and Δ_ε against T from each fit form."""
-    def panel(q):
-        keys = [k for k in (f"{q}_plain", f"{q}_chord", f"{q}_fss_m2" if q == "delta_s" else f"{q}_fss_G")
-                if k in res.values]
-
-        def d(ax):
-            for key in keys:
-                v, e = value(res, key)
-                T = res.axes["temperatures"] if len(v) == len(res.axes["temperatures"]) else np.arange(len(v))
-                ax.errorbar(T, v, e, marker="o", ms=3, label=FIT_FORMS.get(key[len(q) + 1:], key))
-            labels(ax, "temperatures", q)
-            legend(ax)
-        return Panel(q, d, tuple(keys))
-    panels = [panel(q) for q in ("delta_s", "delta_eps")]
-    return [Figure("scaling_dimensions", [p for p in panels if p.quantities], (4.8, 3.8))]
-
-
-def _figures_mi(res) -> list[Figure]:
-    """I(A;B) in bits against T, one curve per pair kind."""
-    keys = [k for k in res.values if k.startswith("I_")]
-
-    def d(ax):
-        for k in keys:
-            v, e = value(res, k)
-            ax.errorbar(res.axes["temperatures"], v, e, marker="o", ms=3, label=k[2:].replace("_", " "))
-        labels(ax, "temperatures", "I", "mutual information I vs T")
-        legend(ax)
-    return [Figure("mutual_information", [Panel("mutual_information", d, tuple(keys))], (5.5, 4.2))]
-
-
-def _per_temperature(res, q, x, heading=None, exact=None, exact_label="exact"):
+def per_temperature(res, q, x, heading=None, exact=None, exact_label="exact"):
+    """A panel of quantity q (temperature, x) against axis x, one curve per temperature (an optional exact
+    value as a dashed line)."""
     def d(ax):
         v, e = value(res, q)
         for i, T in enumerate(res.axes["temperatures"]):
@@ -326,42 +236,54 @@ def _per_temperature(res, q, x, heading=None, exact=None, exact_label="exact"):
     return Panel(q, d, (q,))
 
 
-def _figures_block_rg(res) -> list[Figure]:
-    """⟨|m|⟩, nearest-neighbour correlation and U₄ of the block spins against the level."""
-    return [Figure("block_rg", [_per_temperature(res, q, "level") for q in ("abs_m", "nn", "binder")])]
+def mosaic(stack, cols: int | None = None, normalise: bool = True) -> np.ndarray:
+    """Images (n, h, w) (or (n, w) chains) tiled into one array with NaN gutters; each tile divided by its
+    largest |value| when `normalise` (so one colour scale reads every tile)."""
+    imgs = [np.asarray(i, dtype=float) for i in stack]
+    imgs = [i.reshape(1, -1) if i.ndim == 1 else i for i in imgs]
+    n = len(imgs)
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    h = max(i.shape[0] for i in imgs)
+    w = max(i.shape[1] for i in imgs)
+    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+    for k, img in enumerate(imgs):
+        if normalise:
+            img = img / (float(np.nanmax(np.abs(img))) or 1.0)
+        r, c = divmod(k, cols)
+        out[r * (h + 1):r * (h + 1) + img.shape[0], c * (w + 1):c * (w + 1) + img.shape[1]] = img
+    return out
 
 
-def _figures_mcrg(res) -> list[Figure]:
-    """MCRG y_t and y_h per level step, beside the exact 2D Ising values."""
-    return [Figure("mcrg", [_per_temperature(res, q, "level_from", exact=x, exact_label="2D Ising exact")
-                            for q, x in (("y_t", 1.0), ("y_h", 15 / 8))], (4.8, 3.6))]
+def colour_map(name: str, gutter: str):
+    """A colour map whose NaN (the gutters between tiles) is a colour no tile uses."""
+    import matplotlib
+    return matplotlib.colormaps[name].with_extremes(bad=gutter)
 
 
-def _figures_decimation(res) -> list[Figure]:
-    """The decimated chain's coupling K per step, measured (points) and exact (dashed)."""
+def gallery(key, stack, heading, quantity, cols=None):
+    """A panel of a stack of images (fields, maps, kernels) tiled into one mosaic on one colour scale."""
     def d(ax):
-        v, e = value(res, "K")
-        x = value(res, "K_exact")[0]
-        for i, T in enumerate(res.axes["temperatures"]):
-            ax.errorbar(res.axes["step"], v[i], None if e is None else e[i], marker="o", ms=3, label=T_label(T),
-                        color=f"C{i}")
-            ax.plot(res.axes["step"], x[i], "--", lw=0.8, color=f"C{i}", label="exact" if i == 0 else None)
-        labels(ax, "step", "K", "coupling K vs decimation step")
-        legend(ax, fontsize=6)
-    return [Figure("decimation_1d", [Panel("K", d, ("K", "K_exact"))], (5.5, 4.2))]
+        im = ax.imshow(mosaic(stack, cols), cmap=colour_map("RdBu_r", "0.7"), vmin=-1, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(heading, fontsize=9)
+        ax.figure.colorbar(im, ax=ax, shrink=0.7, label="value / largest |value| of its tile (dimensionless)")
+    return Panel(key, d, (quantity,))
 
 
-plot_observables = figure_function(_figures_observables)
-plot_binder = figure_function(_figures_binder)
-plot_correlators = figure_function(_figures_correlators)
-plot_scaling = figure_function(_figures_scaling)
-plot_mi = figure_function(_figures_mi)
-plot_block_rg = figure_function(_figures_block_rg)
-plot_mcrg = figure_function(_figures_mcrg)
-plot_decimation = figure_function(_figures_decimation)
+def plots() -> dict[str, Callable]:
+    """{reduction name: its figure function} for every declared reduction that draws one."""
+    from hpc_rg.reduce import registry
+    found = {name: registry.figure_function(name) for name in registry.declared()}
+    return {name: fn for name, fn in found.items() if fn is not None}
 
-# reduction name -> its figure function (the report links arrays to figures with it; the diagnostics add
-# theirs in hpc_rg.reduce.diagnostics_figures.PLOTS)
-PLOTS = {"observables": plot_observables, "binder_crossing": plot_binder, "correlators": plot_correlators,
-         "scaling_dimensions": plot_scaling, "mutual_information": plot_mi, "block_rg": plot_block_rg,
-         "mcrg": plot_mcrg, "decimation_1d": plot_decimation}
+
+def __getattr__(name: str):
+    """`PLOTS` (= plots()) and each `plot_<x>` by its function name, for callers of the former tables."""
+    if name == "PLOTS":
+        return plots()
+    if name.startswith("plot_"):
+        for fn in plots().values():
+            if fn.__name__ == name:
+                return fn
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,19 +23,19 @@ from __future__ import annotations
 import numpy as np
 
 from hpc_rg.io.ensemble import open_ensemble
-from hpc_rg.parallel import deal, seed_sequence
-from hpc_rg.reduce import diagnostics_common as dc
+from hpc_rg.parallel import deal
+from hpc_rg.plugins import Plugin
 from hpc_rg.reduce import mutual_info as mi
 from hpc_rg.reduce import rg
-from hpc_rg.reduce.blocks import block_means, iter_segment, segments
-from hpc_rg.reduce.registry import Context, Result, reduction
+from hpc_rg.reduce import trained_models as tm
+from hpc_rg.reduce.blocks import block_means, iter_segment, segments, t_indices
+from hpc_rg.reduce.registry import Context, Result
+from hpc_rg.reduce.seeding import seed_for
 from hpc_rg.reduce.stats import jackknife_blocks
 
-_KEY = 805
-
-
-def _seed(job_seed, *key) -> int:
-    return int(seed_sequence(job_seed, _KEY, *key, purpose="analysis").generate_state(1, np.uint64)[0] >> 1)
+PLUGINS = (Plugin("reduction", "learned_coarse_graining", "run_learned_coarse_graining",
+                  spec="hpc_rg.reduce.model_specs:LearnedCoarseGrainingSpec", needs=("ensemble", "models"),
+                  doc="kernels, accuracies, MI and iterated blocking of trained coarse_cnn models (seed 000)"),)
 
 
 def site_classes(b: int) -> dict:
@@ -87,7 +87,7 @@ def image_table(kernel: np.ndarray, how: str) -> np.ndarray:
 
 
 def _model_data(ctx, name):
-    model, meta = dc.load(ctx, name, "analyze.learned_coarse_graining.models", ("coarse_cnn",))
+    model, meta = tm.load(ctx, name, "analyze.learned_coarse_graining.models", ("coarse_cnn",))
     reps = meta.get("repeats") or []
     if reps:
         kernels = np.array([np.asarray(r["kernel"], dtype=np.float64) for r in reps])
@@ -103,7 +103,6 @@ def _model_data(ctx, name):
     return model, kernels, acc, n_test
 
 
-@reduction("learned_coarse_graining")
 def run_learned_coarse_graining(spec, ctx: Context) -> Result:
     res = Result(attrs={"models": ",".join(spec.models), "estimator": spec.estimator,
                         "method": "kernels sign-aligned per repeat; errors: standard error over repeats "
@@ -134,13 +133,11 @@ def run_learned_coarse_graining(spec, ctx: Context) -> Result:
     with open_ensemble(ctx.ensemble_path) as ens:
         if len(ens.lattice_shape) != 2:
             raise ValueError("learned_coarse_graining needs a 2D ensemble")
-        ts = dc.t_indices(ens, spec.temperatures)
+        ts = t_indices(ens, spec.temperatures)
         res.axes["temperatures"] = ens.temperatures[ts]
         _mutual_information(spec, ctx, ens, ts, data, blocks, res)
         _iterate(spec, ctx, ens, ts, data, blocks, res)
-        dc.provenance(res, ctx, ens)
-    from hpc_rg.reduce import diagnostics_figures as dfig
-    res.plot = dfig.plot_learned_coarse_graining
+        res.record_sources([ctx.ensemble_path], ens)
     return res
 
 
@@ -167,7 +164,8 @@ def _mutual_information(spec, ctx, ens, ts, data, blocks, res):
                 h.blocks = [max((p[j] for p in parts if j < len(p)), key=lambda blk: blk[0].size)
                             for j in range(max(len(p) for p in parts))]
                 h.blocks = [blk for blk in h.blocks if blk[0].size]
-                v, e = mi.mi_with_error(h, spec.estimator, spec.n_boot, seed=_seed(ctx.seed, 1, b, t))
+                v, e = mi.mi_with_error(h, spec.estimator, spec.n_boot,
+                                        seed=seed_for(ctx.seed, "learned_coarse_graining", "boot", b, t))
                 vals[n][0].append(v)
                 vals[n][1].append(e)
         for n in names:
@@ -189,14 +187,9 @@ def _iterate(spec, ctx, ens, ts, data, blocks, res):
             def fn(x, where):
                 cols = []
                 for j, k in enumerate(kernels.values()):
-                    lv = rg.block_levels(np.asarray(x), b, levels, k, seed=_seed(ctx.seed, 2, j, *where))
-                    obs = []
-                    for s in lv:
-                        s = s.astype(np.float64)
-                        m = s.mean(axis=(1, 2))
-                        nn = 0.5 * (s * np.roll(s, -1, 1) + s * np.roll(s, -1, 2)).mean(axis=(1, 2))
-                        obs.append(np.stack([np.abs(m), m * m, nn, m ** 4], axis=1))
-                    cols.append(np.stack(obs, axis=1).reshape(len(x), -1))
+                    lv = rg.block_levels(np.asarray(x), b, levels, k,
+                                         seed=seed_for(ctx.seed, "learned_coarse_graining", "coin", j, *where))
+                    cols.append(rg.level_observables(lv).reshape(len(x), -1))
                     if spec.mcrg:
                         cols.append(rg.mcrg_primaries(lv).reshape(len(x), -1))
                 return np.concatenate(cols, axis=1)

@@ -13,9 +13,9 @@ Critics: `separable` f = g(x)·h(y) + c (two MLPs, K evaluations per batch), or 
 (K² evaluations: more expressive, costlier).
 
 Protocol (`estimate`): the configurations are split once into training and held-out sets (seeded); for each
-of `seeds` independent critics (initialisation and batches from `seed_sequence(job_seed, *key, s,
-purpose="analysis")`), `steps` Adam steps on training batches, then the bound is evaluated on every held-out
-batch (fixed, in order). Reported: the mean over seeds and its spread (standard deviation over seeds:
+of `seeds` independent critics (initialisation and batches from `seeding.sequence(job_seed, *key, s)`, key =
+(reduction name, unit of work)), `steps` Adam steps on training batches, then the bound is evaluated on every
+held-out batch (fixed, in order). Reported: the mean over seeds and its spread (standard deviation over seeds:
 the estimator's variance from training), each seed's held-out standard error (finite evaluation data), and
 the train − held-out gap (over-fitting: a held-out bound below the train one is the honest one). The seeds
 are dealt over MPI ranks (`parallel.deal`) and gathered in seed order, so the result does not depend on the
@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hpc_rg.parallel import World, deal, seed_sequence
+from hpc_rg.parallel import World, deal
+from hpc_rg.reduce.seeding import sequence
 
 LN2 = math.log(2.0)
 ESTIMATORS = ("infonce", "nwj")
@@ -198,14 +199,13 @@ def split_configurations(n: int, test_fraction: float, seed: np.random.SeedSeque
 
 
 def estimate(x: np.ndarray, y: np.ndarray, opts: BoundOptions, seeds: int = 3, job_seed: int = 0,
-             key: tuple[int, ...] = (), test_fraction: float = 0.25, world: World | None = None) -> dict:
+             key: tuple = ("mi_neural",), test_fraction: float = 0.25, world: World | None = None) -> dict:
     """The bound over `seeds` independent critics (dealt to the ranks of `world`), on one train/held-out
     split of the configurations. Returns mean and spread (sd over seeds) in bits, the per-seed results and
     the mean train − held-out gap; the same on every rank and for any rank count."""
     world = world or World(None, 0, 1)
-    train, test = split_configurations(len(x), test_fraction, seed_sequence(job_seed, *key, 1 << 20,
-                                                                            purpose="analysis"))
-    mine = {s: fit_bound(x, y, train, test, opts, seed_sequence(job_seed, *key, s, purpose="analysis"))
+    train, test = split_configurations(len(x), test_fraction, sequence(job_seed, *key, 1 << 20))
+    mine = {s: fit_bound(x, y, train, test, opts, sequence(job_seed, *key, s))
             for s in deal(seeds, world.size, world.rank)}
     per_seed = {}
     for part in world.allgather(mine):

@@ -19,14 +19,19 @@ from __future__ import annotations
 import numpy as np
 
 from hpc_rg.io.ensemble import open_ensemble
+from hpc_rg.plugins import Plugin
 from hpc_rg.reduce import correlators as corr
-from hpc_rg.reduce import diagnostics_common as dc
+from hpc_rg.reduce import trained_models as tm
 from hpc_rg.reduce import scaling
-from hpc_rg.reduce.blocks import block_means
-from hpc_rg.reduce.registry import Context, Result, reduction
+from hpc_rg.reduce.blocks import block_means, t_indices
+from hpc_rg.reduce.registry import Context, Result
+from hpc_rg.reduce.seeding import torch_generator
 from hpc_rg.reduce.stats import jackknife_blocks, jackknife_replicas
+from hpc_rg.schema import ConfigError
 
-_KEY = 802  # stream tag of this reduction
+PLUGINS = (Plugin("reduction", "rbm_flow", "run_rbm_flow",
+                  spec="hpc_rg.reduce.model_specs:RBMFlowSpec", needs=("ensemble", "models"),
+                  doc="RBM flows v->h->v: scaling dimensions and thermometer along the flow"),)
 
 
 def correlator_primaries(s: np.ndarray, lattice, J_hat, mode: str) -> np.ndarray:
@@ -43,11 +48,11 @@ def correlator_primaries(s: np.ndarray, lattice, J_hat, mode: str) -> np.ndarray
 def flow(rbm, v0, lengths, noise) -> list:
     """Spin-valued visible sets after each recorded number of steps (torch tensors (k, n_visible))."""
     units = rbm.units
-    v = dc.to_units(v0, units)
+    v = tm.to_units(v0, units)
     out = []
     for n in range(max(lengths) + 1):
         if n in lengths:
-            out.append(dc.to_spin(v, units))
+            out.append(tm.to_spin(v, units))
         if n < max(lengths):
             v = rbm.gibbs(v, 1, noise)
     return out
@@ -71,13 +76,12 @@ def fit_dimensions(blocks: np.ndarray, L: int, windows, mode: str = "axes") -> d
     return out
 
 
-@reduction("rbm_flow")
 def run_rbm_flow(spec, ctx: Context) -> Result:
     import torch
-    rbm, meta = dc.load(ctx, spec.model, "analyze.rbm_flow.model", ("rbm",))
+    rbm, meta = tm.load(ctx, spec.model, "analyze.rbm_flow.model", ("rbm",))
     thermo = None
     if spec.thermometer:
-        thermo, _ = dc.load(ctx, spec.thermometer, "analyze.rbm_flow.thermometer", ("thermometer",))
+        thermo, _ = tm.load(ctx, spec.thermometer, "analyze.rbm_flow.thermometer", ("thermometer",))
     lengths = tuple(int(n) for n in spec.lengths)
     res = Result(attrs={"model_name": spec.model, "units": rbm.units, "lengths_max": max(lengths),
                         "method": "independent Gibbs flows v->h->v per initial configuration; plain power-law "
@@ -87,30 +91,29 @@ def run_rbm_flow(spec, ctx: Context) -> Result:
         shape = tuple(ens.lattice_shape)
         N = int(np.prod(shape))
         if N != rbm.n_visible:
-            from hpc_rg.schema import ConfigError
             raise ConfigError(getattr(ctx.cfg, "file", ""), "analyze.rbm_flow.model", spec.model,
                               f"an RBM with {N} visible units (the ensemble lattice {list(shape)})")
         lat = corr.lattice_from_attrs(ens.attrs, shape)
         table = corr.coupling_table(lat)
         J_hat = None if table is None else np.fft.rfftn(table)
         use_thermo = thermo is not None and len(shape) == 2
-        ts = dc.t_indices(ens, spec.temperatures)
+        ts = t_indices(ens, spec.temperatures)
         C = 2 * (min(shape) // 2 + 1) + 3
 
         def fn(x, where):
             t, c, s0 = where
             k = x.shape[0]
-            gen = dc.generator(ctx.seed, _KEY, t, c, s0)
+            gen = torch_generator(ctx.seed, "rbm_flow", t, c, s0)
             with torch.no_grad():
                 sets = flow(rbm, torch.as_tensor(x.reshape(k, -1), dtype=torch.float64), lengths,
-                            dc.noise_fn(gen, k))
+                            tm.noise_fn(gen, k))
             rows = []
             for v in sets:
                 s = v.numpy().reshape((k,) + shape)
                 prim = correlator_primaries(s, lat, J_hat, spec.mode)
                 if use_thermo:
                     # the thermometer reads ±1 lattices: spin-valued sets already are
-                    p, T = dc.thermometer_read(thermo, s)
+                    p, T = tm.thermometer_read(thermo, s)
                     prim = np.concatenate([prim, T[:, None], p], axis=1)
                 rows.append(prim)
             return np.stack(rows, axis=1)
@@ -133,7 +136,7 @@ def run_rbm_flow(spec, ctx: Context) -> Result:
                 v, e = jackknife_blocks(lambda m: m[:, C + 1:], bm)
                 out["p_thermo"][0].append(v); out["p_thermo"][1].append(e)
                 Tk = thermo.temperatures.numpy()
-                v, e = jackknife_blocks(lambda m: dc.thermometer_peak(m[:, C + 1:], Tk), bm)
+                v, e = jackknife_blocks(lambda m: tm.thermometer_peak(m[:, C + 1:], Tk), bm)
                 out["T_peak"][0].append(v); out["T_peak"][1].append(e)
         for q, (v, e) in out.items():
             if v:
@@ -147,7 +150,6 @@ def run_rbm_flow(spec, ctx: Context) -> Result:
             res.axes["thermometer_temperatures"] = thermo.temperatures.numpy()
         res.attrs["window_spin"] = np.array(windows[0])
         res.attrs["window_energy"] = np.array(windows[1])
-        dc.provenance(res, ctx, ens, {"model": dc.model_path(ctx, spec.model, "analyze.rbm_flow.model")})
-    from hpc_rg.reduce import diagnostics_figures as dfig
-    res.plot = dfig.plot_rbm_flow
+        res.record_sources([ctx.ensemble_path], ens,
+                           {"model": tm.model_path(ctx, spec.model, "analyze.rbm_flow.model")})
     return res

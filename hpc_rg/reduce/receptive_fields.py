@@ -26,8 +26,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpc_rg.reduce import diagnostics_common as dc
-from hpc_rg.reduce.registry import Context, Result, reduction
+from hpc_rg.plugins import Plugin
+from hpc_rg.reduce import trained_models as tm
+from hpc_rg.reduce.registry import Context, Result
+from hpc_rg.reduce.seeding import rng_for
+from hpc_rg.schema import ConfigError
+
+
+PLUGINS = (Plugin("reduction", "receptive_fields", "run_receptive_fields",
+                  spec="hpc_rg.reduce.model_specs:ReceptiveFieldsSpec", needs=("models",),
+                  doc="receptive fields of a trained rbm/dbn/autoencoder per layer and their locality"),)
 
 
 def weight_mass(fields: np.ndarray) -> np.ndarray:
@@ -173,21 +181,19 @@ def locality_summary(fields: np.ndarray, b: int) -> dict:
 MEASURES = ("radius", "window_fraction", "blob_area", "half_width")
 
 
-@reduction("receptive_fields")
 def run_receptive_fields(spec, ctx: Context) -> Result:
     """Receptive fields per layer (images) and their locality distributions; every rank computes the same
     (the products of a few weight matrices are cheap), rank 0 writes them."""
-    model, meta = dc.load(ctx, spec.model, "analyze.receptive_fields.model", ("dbn", "autoencoder", "rbm"))
+    model, meta = tm.load(ctx, spec.model, "analyze.receptive_fields.model", ("dbn", "autoencoder", "rbm"))
     kind = meta["kind"]
     sizes = [model.n_visible, model.n_hidden] if kind == "rbm" else list(model.sizes)
     shape = tuple(meta.get("data", {}).get("lattice_shape") or ())
     if int(np.prod(shape or (0,))) != sizes[0]:
-        side = dc.square_side(sizes[0])
+        side = tm.square_side(sizes[0])
         shape = (side, side) if side else (sizes[0],)
     n_layers = len(sizes) - 1
     layers = list(spec.layers) or list(range(1, n_layers + 1))
     if max(layers) > n_layers:
-        from hpc_rg.schema import ConfigError
         raise ConfigError(getattr(ctx.cfg, "file", ""), "analyze.receptive_fields.layers", list(spec.layers),
                           f"layers 1..{n_layers}")
     res = Result(attrs={"kind": kind, "model_name": spec.model, "sizes": np.array(sizes),
@@ -198,7 +204,6 @@ def run_receptive_fields(spec, ctx: Context) -> Result:
                                   "shuffled sites"})
     wins, uf = [], []
     stats = {}    # "<q>_mean" / "shuffled_<q>_mean" -> ([values], [errors]); "<q>_median" -> [values]
-    from hpc_rg.parallel import seed_sequence
     for i, l in enumerate(layers):
         r = layer_fields(model, kind, l)
         fields = r.T.reshape((r.shape[1],) + shape)
@@ -211,7 +216,7 @@ def run_receptive_fields(spec, ctx: Context) -> Result:
         uf.append(b ** len(shape) / sizes[0])
         # Null model: the same weights on randomly permuted sites. The best b×b window of a random field
         # holds more than b²/N by chance, so "local" means "more local than the shuffled fields".
-        perm = np.random.default_rng(seed_sequence(ctx.seed, l, purpose="analysis")).permutation(sizes[0])
+        perm = rng_for(ctx.seed, "receptive_fields", "shuffle", l).permutation(sizes[0])
         null = locality_summary(fields.reshape(len(fields), -1)[:, perm].reshape(fields.shape), b)
         for q in MEASURES:
             for key, src in ((f"{q}_mean", s), (f"shuffled_{q}_mean", null)):
@@ -229,7 +234,5 @@ def run_receptive_fields(spec, ctx: Context) -> Result:
     res.axes["window"] = np.array(wins)
     res.attrs["lattice_shape"] = np.array(shape)
     res.attrs["bins"] = spec.bins
-    res.attrs["model_file"] = str(dc.model_path(ctx, spec.model, "analyze.receptive_fields.model"))
-    from hpc_rg.reduce import diagnostics_figures as dfig
-    res.plot = dfig.plot_receptive_fields
+    res.attrs["model_file"] = str(tm.model_path(ctx, spec.model, "analyze.receptive_fields.model"))
     return res

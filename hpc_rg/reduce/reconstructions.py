@@ -20,10 +20,16 @@ from __future__ import annotations
 import numpy as np
 
 from hpc_rg.io.ensemble import open_ensemble
-from hpc_rg.reduce import diagnostics_common as dc
-from hpc_rg.reduce.blocks import block_means
-from hpc_rg.reduce.registry import Context, Result, reduction
+from hpc_rg.plugins import Plugin
+from hpc_rg.reduce import trained_models as tm
+from hpc_rg.reduce.blocks import block_means, t_indices
+from hpc_rg.reduce.registry import Context, Result
 from hpc_rg.reduce.stats import jackknife_blocks
+
+
+PLUGINS = (Plugin("reduction", "reconstructions", "run_reconstructions",
+                  spec="hpc_rg.reduce.model_specs:ReconstructionsSpec", needs=("ensemble", "models"),
+                  doc="reconstruction error through a trained stack per depth, with baselines"),)
 
 
 def depths(model, kind: str) -> list[int]:
@@ -73,22 +79,21 @@ def reconstruct(model, kind: str, spins: np.ndarray, depth: int) -> np.ndarray:
         if kind == "autoencoder":
             return model(x).numpy()
         if kind == "rbm":
-            v = dc.to_units(x, model.units)
-            return dc.to_spin(model.p_v_given_h(model.p_h_given_v(v)), model.units).numpy()
-        v = dc.to_units(x, model.units)
-        return dc.to_spin(model.reconstruct(v, depth), model.units).numpy()
+            v = tm.to_units(x, model.units)
+            return tm.to_spin(model.p_v_given_h(model.p_h_given_v(v)), model.units).numpy()
+        v = tm.to_units(x, model.units)
+        return tm.to_spin(model.reconstruct(v, depth), model.units).numpy()
 
 
-@reduction("reconstructions")
 def run_reconstructions(spec, ctx: Context) -> Result:
-    model, meta = dc.load(ctx, spec.model, "analyze.reconstructions.model", ("dbn", "rbm", "autoencoder"))
+    model, meta = tm.load(ctx, spec.model, "analyze.reconstructions.model", ("dbn", "rbm", "autoencoder"))
     kind = meta["kind"]
     ds = depths(model, kind)
     res = Result(attrs={"kind": kind, "model_name": spec.model,
                         "method": "mean-field up/down passes; spin units; block jackknife"})
     with open_ensemble(ctx.ensemble_path) as ens:
         shape = tuple(ens.lattice_shape)
-        ts = dc.t_indices(ens, spec.temperatures)
+        ts = t_indices(ens, spec.temperatures)
 
         pcs = sorted(set(int(k) for k in spec.pca)) or ([25] if kind == "autoencoder" else [])
         names = (["magnetization"] + [f"pca{k}" for k in pcs]) if (pcs or kind == "autoencoder") else []
@@ -133,7 +138,6 @@ def run_reconstructions(spec, ctx: Context) -> Result:
         res.put("mismatch", mis, mis_e)
         res.axes["temperatures"] = ens.temperatures[ts]
         res.axes["depth"] = np.array(ds)
-        dc.provenance(res, ctx, ens, {"model": dc.model_path(ctx, spec.model, "analyze.reconstructions.model")})
-    from hpc_rg.reduce import diagnostics_figures as dfig
-    res.plot = dfig.plot_reconstructions
+        res.record_sources([ctx.ensemble_path], ens,
+                           {"model": tm.model_path(ctx, spec.model, "analyze.reconstructions.model")})
     return res

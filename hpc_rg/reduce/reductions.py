@@ -1,42 +1,49 @@
-"""The built-in reductions, registered by name (see `hpc_rg.reduce.registry`).
+"""The reductions of ensembles alone (no trained models), declared in PLUGINS (see `hpc_rg.reduce.registry`).
 
 Each runs on all ranks: temperatures or sample stretches are dealt out, partial sums combined by allreduce
 (`blocks.block_means`), so every rank ends with the same numbers; rank 0 writes them.
 """
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
 from hpc_rg.io.ensemble import open_ensemble
 from hpc_rg.parallel import deal
+from hpc_rg.plugins import Plugin
 from hpc_rg.reduce import correlators as corr
-from hpc_rg.reduce import figures, observables as obs, rg, scaling
+from hpc_rg.reduce import observables as obs, rg, scaling
 from hpc_rg.reduce import mutual_info as mi
-from hpc_rg.reduce.blocks import block_means
-from hpc_rg.reduce.registry import Context, Result, reduction
+from hpc_rg.reduce.blocks import block_means, iter_segment, segments, t_indices
+from hpc_rg.reduce.registry import Context, Result
+from hpc_rg.reduce.seeding import seed_for
 from hpc_rg.reduce.stats import jackknife_blocks, jackknife_replicas, tau_int_warning
 
-
-def _t_indices(ens, temperatures) -> list[int]:
-    if not temperatures:
-        return list(range(ens.n_temperatures))
-    return sorted({int(np.argmin(np.abs(ens.temperatures - T))) for T in temperatures})
-
-
-def _seed(ctx: Context, *key) -> int:
-    return zlib.crc32(repr((ctx.seed,) + key).encode())
-
-
-def _provenance(res: Result, paths, ens=None) -> None:
-    res.attrs["ensembles"] = ", ".join(str(p) for p in paths)
-    if ens is not None:
-        res.attrs["n_chains"] = int(ens.n_chains)
-        res.attrs["n_samples"] = int(ens.n_samples)
-        res.attrs["lattice_shape"] = np.array(ens.lattice_shape)
-        res.attrs["model"] = ens.model
-        res.attrs["ensemble_seed"] = int(ens.attrs.get("seed", -1))
+PLUGINS = (
+    Plugin("reduction", "observables", "run_observables",
+           spec="hpc_rg.reduce.specs:ObservablesSpec", needs=("files",),
+           doc="E, |m|, <m²>, χ, C, U per temperature and L, jackknife errors"),
+    Plugin("reduction", "binder_crossing", "run_binder_crossing",
+           spec="hpc_rg.reduce.specs:BinderCrossingSpec", needs=("files",),
+           doc="T_c where the Binder cumulants of successive L cross"),
+    Plugin("reduction", "correlators", "run_correlators",
+           spec="hpc_rg.reduce.specs:CorrelatorsSpec", needs=("ensemble",),
+           doc="spin and energy-density correlators G(r)"),
+    Plugin("reduction", "scaling_dimensions", "run_scaling_dimensions",
+           spec="hpc_rg.reduce.specs:ScalingDimensionsSpec", needs=("ensemble", "files"),
+           doc="Δ_s, Δ_ε from power-law fits and finite-size scaling"),
+    Plugin("reduction", "mutual_information", "run_mutual_information",
+           spec="hpc_rg.reduce.specs:MutualInformationSpec", needs=("ensemble",),
+           doc="histogram MI of neighbouring blocks, their images and block-shell"),
+    Plugin("reduction", "block_rg", "run_block_rg",
+           spec="hpc_rg.reduce.specs:BlockRGSpec", needs=("ensemble",),
+           doc="observables of repeated block-spin transforms"),
+    Plugin("reduction", "mcrg", "run_mcrg",
+           spec="hpc_rg.reduce.specs:MCRGSpec", needs=("ensemble",),
+           doc="Swendsen MCRG exponents y_t, y_h"),
+    Plugin("reduction", "decimation_1d", "run_decimation_1d",
+           spec="hpc_rg.reduce.specs:Decimation1DSpec", needs=("ensemble",),
+           doc="decimation of sampled chains vs the exact flow"),
+)
 
 
 def _scalar_data(path):
@@ -45,7 +52,7 @@ def _scalar_data(path):
                 "n_sites": int(np.prod(ens.lattice_shape)), "L": int(ens.lattice_shape[-1])}
 
 
-@reduction("observables")
+
 def run_observables(spec, ctx: Context) -> Result:
     """E, |m|, ⟨m²⟩, χ, C, U per temperature (and file/L), jackknife errors; optional reweighted curves."""
     res = Result(attrs={"method": "block jackknife over chain stretches; tau_int by Γ-method"})
@@ -82,12 +89,11 @@ def run_observables(spec, ctx: Context) -> Result:
     res.axes["L"] = np.array(Ls)
     # '' when every chain holds >= 50 τ (emcee's rule); the stage logs it, `hpc-rg info` and the report show it
     res.attrs["tau_int_warning"] = "; ".join(warnings)
-    _provenance(res, paths)
-    res.plot = figures.plot_observables
+    res.record_sources(paths)
     return res
 
 
-@reduction("binder_crossing")
+
 def run_binder_crossing(spec, ctx: Context) -> Result:
     """T_c from U_L(T) = U_L'(T) for successive sizes (reweighted), jackknife over both ensembles."""
     data = sorted((_scalar_data(p) for p in ctx.resolve(spec.files)), key=lambda d: d["L"])
@@ -110,8 +116,7 @@ def run_binder_crossing(spec, ctx: Context) -> Result:
     res.axes["grid"] = grid
     for d in data:
         res.axes[f"U_L{d['L']}"] = obs.reweighted_curve(d["temperatures"], d["e"], d["m"], d["n_sites"], grid)[:, 5]
-    _provenance(res, ctx.resolve(spec.files))
-    res.plot = figures.plot_binder
+    res.record_sources(ctx.resolve(spec.files))
     return res
 
 
@@ -120,11 +125,11 @@ def _profiles(ctx, path, spec, temperatures):
     with open_ensemble(path) as ens:
         lat = corr.lattice_from_attrs(ens.attrs, ens.lattice_shape)
         out = {t: corr.correlator_blocks(ens, t, ctx.world, lat, spec.n_blocks, spec.batch, spec.mode,
-                                         spec.max_samples) for t in _t_indices(ens, temperatures)}
+                                         spec.max_samples) for t in t_indices(ens, temperatures)}
         return out, ens.temperatures, int(ens.lattice_shape[-1])
 
 
-@reduction("correlators")
+
 def run_correlators(spec, ctx: Context) -> Result:
     """G_s(r) and G_ε(r) per temperature (FFT over all pairs), with jackknife errors."""
     blocks, temps, L = _profiles(ctx, ctx.ensemble_path, spec, spec.temperatures)
@@ -138,12 +143,11 @@ def run_correlators(spec, ctx: Context) -> Result:
     for q in ("G_s", "G_eps", "eps", "m2", "abs_m"):
         res.put(q, [p[q][0] for p in parts], [p[q][1] for p in parts])
     with open_ensemble(ctx.ensemble_path) as ens:
-        _provenance(res, [ctx.ensemble_path], ens)
-    res.plot = figures.plot_correlators
+        res.record_sources([ctx.ensemble_path], ens)
     return res
 
 
-@reduction("scaling_dimensions")
+
 def run_scaling_dimensions(spec, ctx: Context) -> Result:
     """Δ_s, Δ_ε per temperature from plain and chord power-law fits; finite-size estimators across L
     (⟨m²⟩ ∝ L^{-2Δ_s}, mean G over r/L ∈ fss_r_over_L ∝ L^{-2Δ}); seed 002's T where Δ_ε = 1."""
@@ -170,8 +174,7 @@ def run_scaling_dimensions(spec, ctx: Context) -> Result:
     if spec.files:
         _fss(spec, ctx, res, temps[ts])
     with open_ensemble(ctx.ensemble_path) as ens:
-        _provenance(res, [ctx.ensemble_path] + ctx.resolve(spec.files), ens)
-    res.plot = figures.plot_scaling
+        res.record_sources([ctx.ensemble_path] + ctx.resolve(spec.files), ens)
     return res
 
 
@@ -207,7 +210,7 @@ def _fss(spec, ctx, res: Result, temps: np.ndarray) -> None:
     res.put("T_delta_eps_1_fss", scaling.delta_eps_crossing(temps, [f["delta"] for f in out["G_eps"]]))
 
 
-@reduction("mutual_information")
+
 def run_mutual_information(spec, ctx: Context) -> Result:
     """I(A;B) (bits) of neighbouring b×b blocks, of their kernel images, and block–shell, with bootstrap errors."""
     b = spec.block
@@ -216,15 +219,14 @@ def run_mutual_information(spec, ctx: Context) -> Result:
     tables = {}
     for k in spec.kernels:
         kern = np.array(spec.weights).reshape(b, b) if k == "weights" else k
-        tables[k] = mi.kernel_levels(kern, b, spec.levels, seed=_seed(ctx, "mi", k))
+        tables[k] = mi.kernel_levels(kern, b, spec.levels, seed=seed_for(ctx.seed, "mutual_information", "kernel", k))
     with open_ensemble(ctx.ensemble_path) as ens:
         if len(ens.lattice_shape) != 2:
             raise ValueError("mutual_information needs a 2D lattice")
-        ts = _t_indices(ens, spec.temperatures)
+        ts = t_indices(ens, spec.temperatures)
         res.axes["temperatures"] = ens.temperatures[ts]
         names = ["blocks"] + [f"image_{k}" for k in spec.kernels] + (["block_shell"] if spec.shell else [])
         vals = {n: ([], []) for n in names}
-        from hpc_rg.reduce.blocks import segments, iter_segment
         n_s = ens.n_samples if spec.max_samples <= 0 else min(spec.max_samples, ens.n_samples)
         segs = segments(ens.n_chains, n_s, spec.n_blocks)
         for t in ts:
@@ -243,13 +245,13 @@ def run_mutual_information(spec, ctx: Context) -> Result:
                 h = mi.JointHistogram()
                 for part in ctx.world.allgather(hists[n].blocks):
                     h.blocks += [blk for blk in part if blk[0].size]
-                v, e = mi.mi_with_error(h, spec.estimator, spec.n_boot, seed=_seed(ctx, "boot", n, t))
+                v, e = mi.mi_with_error(h, spec.estimator, spec.n_boot,
+                                        seed=seed_for(ctx.seed, "mutual_information", "boot", n, t))
                 vals[n][0].append(v)
                 vals[n][1].append(e)
         for n in names:
             res.put(f"I_{n}", *vals[n])
-        _provenance(res, [ctx.ensemble_path], ens)
-    res.plot = figures.plot_mi
+        res.record_sources([ctx.ensemble_path], ens)
     return res
 
 
@@ -257,25 +259,19 @@ def _kernel(spec):
     return np.array(spec.weights).reshape(spec.block, spec.block) if spec.kernel == "weights" else spec.kernel
 
 
-@reduction("block_rg")
+
 def run_block_rg(spec, ctx: Context) -> Result:
     """Repeated block-spin transforms: ⟨|m|⟩, ⟨m²⟩, nn correlation and U at every level, per temperature."""
     res = Result(attrs={"kernel": spec.kernel, "block": spec.block, "levels": spec.levels})
     with open_ensemble(ctx.ensemble_path) as ens:
-        ts = _t_indices(ens, spec.temperatures)
+        ts = t_indices(ens, spec.temperatures)
         res.axes["temperatures"] = ens.temperatures[ts]
         kern = _kernel(spec)
         out = {q: ([], []) for q in ("abs_m", "m2", "nn", "binder")}
         for t in ts:
             def fn(x, where):
-                lv = rg.block_levels(np.asarray(x), spec.block, spec.levels, kern, seed=_seed(ctx, "rg", *where))
-                rows = []
-                for s in lv:
-                    s = s.astype(np.float64)
-                    m = s.mean(axis=(1, 2))
-                    nn = 0.5 * (s * np.roll(s, -1, 1) + s * np.roll(s, -1, 2)).mean(axis=(1, 2))
-                    rows.append(np.stack([np.abs(m), m * m, nn, m ** 4], axis=1))
-                return np.stack(rows, axis=1)
+                return rg.level_observables(rg.block_levels(np.asarray(x), spec.block, spec.levels, kern,
+                                                            seed=seed_for(ctx.seed, "block_rg", *where)))
             bm, _ = block_means(ens, t, fn, ctx.world, spec.n_blocks, spec.batch)
             for j, q in enumerate(("abs_m", "m2", "nn")):
                 v, e = jackknife_blocks(lambda x, j=j: x[:, j], bm)
@@ -287,12 +283,11 @@ def run_block_rg(spec, ctx: Context) -> Result:
         for q in out:
             res.put(q, *out[q])
         res.axes["level"] = np.arange(spec.levels + 1)
-        _provenance(res, [ctx.ensemble_path], ens)
-    res.plot = figures.plot_block_rg
+        res.record_sources([ctx.ensemble_path], ens)
     return res
 
 
-@reduction("mcrg")
+
 def run_mcrg(spec, ctx: Context) -> Result:
     """Swendsen MCRG: y_t (even operators) and y_h (odd) for each successive level pair."""
     res = Result(attrs={"kernel": spec.kernel, "block": spec.block, "n_even": spec.n_even, "n_odd": spec.n_odd,
@@ -303,8 +298,8 @@ def run_mcrg(spec, ctx: Context) -> Result:
         if len(ens.lattice_shape) != 2:
             raise ValueError("mcrg needs a 2D lattice")
         L = min(ens.lattice_shape)
-        levels = spec.levels or max(1, int(np.floor(np.log(L / 8) / np.log(spec.block))))
-        ts = _t_indices(ens, spec.temperatures)
+        levels = spec.levels_on(L)
+        ts = t_indices(ens, spec.temperatures)
         res.axes["temperatures"] = ens.temperatures[ts]
         res.axes["level_from"] = np.arange(levels)
         kern = _kernel(spec)
@@ -312,18 +307,17 @@ def run_mcrg(spec, ctx: Context) -> Result:
         for t in ts:
             def fn(x, where):
                 return rg.mcrg_primaries(rg.block_levels(np.asarray(x), spec.block, levels, kern,
-                                                         seed=_seed(ctx, "mcrg", *where)))
+                                                         seed=seed_for(ctx.seed, "mcrg", *where)))
             bm, _ = block_means(ens, t, fn, ctx.world, spec.n_blocks, spec.batch)
             y, e = rg.mcrg_exponents(bm, spec.block, spec.n_even, spec.n_odd)
             yt.append(y[:, 0]); et.append(e[:, 0]); yh.append(y[:, 1]); eh.append(e[:, 1])
         res.put("y_t", yt, et)
         res.put("y_h", yh, eh)
-        _provenance(res, [ctx.ensemble_path], ens)
-    res.plot = figures.plot_mcrg
+        res.record_sources([ctx.ensemble_path], ens)
     return res
 
 
-@reduction("decimation_1d")
+
 def run_decimation_1d(spec, ctx: Context) -> Result:
     """Numerical decimation of sampled chains vs the exact flow tanh K' = tanh² K."""
     res = Result(attrs={"b": 2, "method": "K_n from the decimated chain's nn correlation (finite periodic chain)"})
@@ -332,7 +326,7 @@ def run_decimation_1d(spec, ctx: Context) -> Result:
             raise ValueError("decimation_1d needs a chain (model ising1d)")
         L = ens.lattice_shape[0]
         J = float(ens.attrs.get("J", 1.0))
-        ts = _t_indices(ens, spec.temperatures)
+        ts = t_indices(ens, spec.temperatures)
         res.axes["temperatures"] = ens.temperatures[ts]
         res.axes["step"] = np.arange(spec.steps + 1)
         K, Ke, Kx = [], [], []
@@ -345,6 +339,5 @@ def run_decimation_1d(spec, ctx: Context) -> Result:
             Kx.append(rg.exact_decimation_flow(J / ens.temperatures[t], spec.steps))
         res.put("K", K, Ke)
         res.put("K_exact", Kx)
-        _provenance(res, [ctx.ensemble_path], ens)
-    res.plot = figures.plot_decimation
+        res.record_sources([ctx.ensemble_path], ens)
     return res

@@ -6,7 +6,7 @@ created (UTC ISO time), n_ranks;
   <q>, <q>_err   float64 datasets side by side (no <q>_err where the number is exact bookkeeping)
   axes/<a>       coordinates (temperatures, r, L, level, ...).
 Self-describing (`hpc_rg.io.labels`): every dataset has netCDF dimension scales, `units` (where the
-reduction declares them, `hpc_rg.reduce.specs.OUTPUTS`) and `long_name`, so that
+reduction's spec declares them, its OUTPUTS: `registry.outputs`) and `long_name`, so that
 `xarray.open_dataset(path, engine="h5netcdf", group="<reduction>")` shows each quantity over named
 dimensions, with the axes the reduction declares as coordinates (axes/temperatures is the `temperature`
 coordinate); a quantity the reduction declares nothing for gets `<q>_dim<k>` dimensions.
@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from hpc_rg.io.labels import TEMPERATURE_UNITS, attach, describe, dimension, is_scale
+from hpc_rg.reduce.registry import outputs
 
 FORMAT = "hpc_rg.results/1"
 PATH_ATTRS = ("ensembles", "ensemble", "files", "model_file", "thermometer_file")   # ", "-separated paths
@@ -62,11 +63,6 @@ def dim_name(axis: str) -> str:
     return "temperature" + axis[len("temperatures"):] if axis.startswith("temperatures") else axis
 
 
-def _outputs(name: str) -> dict:
-    from hpc_rg.reduce.specs import OUTPUTS
-    return OUTPUTS.get(name, {})
-
-
 def _choose(name: str, q: str, shape: tuple, coords: dict, g: h5py.Group, values) -> tuple[tuple, object]:
     """(dimension names, Output or None) of quantity q of reduction `name`."""
     sfx = re.search(r"_L\d+$", q)
@@ -77,7 +73,7 @@ def _choose(name: str, q: str, shape: tuple, coords: dict, g: h5py.Group, values
             return len(coords[d])
         return g[d].shape[0] if d in g and is_scale(g[d]) else None
 
-    for pattern, out in _outputs(name).items():
+    for pattern, out in outputs(name).items():
         if not fnmatch.fnmatchcase(q, pattern) or len(out.dims) != len(shape):
             continue
         dims = tuple(d + sfx if sfx and d + sfx in coords else d for d in out.dims)

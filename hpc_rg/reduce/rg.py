@@ -52,6 +52,18 @@ def block_levels(spins: np.ndarray, b: int, levels: int, kernel="majority", seed
     return out
 
 
+def level_observables(levels: list[np.ndarray]) -> np.ndarray:
+    """Per configuration and level, [|m|, m², nearest-neighbour correlation, m⁴] (k, n_levels, 4) of the
+    lattices (k, l, l) of `block_levels`: the block means the Binder ratio and ⟨|m|⟩ per level come from."""
+    rows = []
+    for s in levels:
+        s = s.astype(np.float64)
+        m = s.mean(axis=(1, 2))
+        nn = 0.5 * (s * np.roll(s, -1, 1) + s * np.roll(s, -1, 2)).mean(axis=(1, 2))
+        rows.append(np.stack([np.abs(m), m * m, nn, m ** 4], axis=1))
+    return np.stack(rows, axis=1)
+
+
 def operators(s: np.ndarray) -> np.ndarray:
     """Extensive operators (k, 6) of a batch (k, L, L): even (nn, nnn, third, plaquette), odd (m, three-spin)."""
     x = s.astype(np.float64)

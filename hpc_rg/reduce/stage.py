@@ -1,8 +1,9 @@
 """`hpc-rg analyze`: run the job's `[analyze.<name>]` reductions over MPI ranks, write results.h5 + figures.
 
-Dispatch goes through `hpc_rg.reduce.registry` (name -> function(spec, context)); this module only orders
-the work, times it, writes `<out>/results.h5` atomically on rank 0 and draws `<out>/figures/*.png`.
-No torch import here (import cost); matplotlib only on rank 0, at the end.
+Each reduction is a plugin (`hpc_rg.reduce.registry`): this module checks what every reduction of the job
+needs before any of them runs (`validate.check_needs`), imports and runs them in the job's order, times
+them, writes `<out>/results.h5` atomically on rank 0 and draws `<out>/figures/*.png` with each reduction's
+figure function. No torch import here (import cost); matplotlib only on rank 0, at the end.
 
 SIGTERM/SIGINT/SIGUSR1 on any rank: the ranks agree after the reduction in progress (`parallel.StopRequests`)
 and every rank returns EXIT_INTERRUPTED (3) without writing results.h5 (the stage has no checkpoints: a
@@ -12,43 +13,36 @@ from __future__ import annotations
 
 import time
 
-from hpc_rg.schema import ConfigError
-from hpc_rg import plugins
 from hpc_rg.parallel import EXIT_INTERRUPTED, StopRequests, get_logger
 from hpc_rg.progress import duration
-from hpc_rg.reduce.registry import Context, load_all
+from hpc_rg.reduce import registry
+from hpc_rg.reduce.registry import Context
 from hpc_rg.reduce.results import write_results
-from hpc_rg.reduce.validate import validate as validate_reductions
+from hpc_rg.reduce.validate import check_needs
 
 
-def run_analyze(cfg, world) -> int:
+def run(cfg, world) -> int:
     """Run the reductions; 0, or EXIT_INTERRUPTED on every rank after a stop request."""
     with StopRequests(world) as stop:
-        return _run_analyze(cfg, world, stop)
+        return _run(cfg, world, stop)
 
 
-def _run_analyze(cfg, world, stop: StopRequests) -> int:
+run_analyze = run     # the former name (tests/report and the CLI of older branches call it)
+
+
+def _run(cfg, world, stop: StopRequests) -> int:
     log = get_logger()
-    reductions = load_all()
     out = cfg.out
     ctx = Context(cfg=cfg, world=world, out=out, seed=int(cfg.job.seed), log=log)
-    for name in cfg.analyze:
-        if name not in reductions:
-            raise ConfigError(cfg.file, f"analyze.{name}", name, "a registered reduction: " + ", ".join(reductions))
-    declared = plugins.table("reduction")
-    needs_ensemble = any((not getattr(s, "files", ()) or name in ("scaling_dimensions",)) if name not in declared
-                         else "ensemble" in declared[name].needs for name, s in cfg.analyze.items())
-    if needs_ensemble and not ctx.ensemble_path.exists():
-        raise ConfigError(cfg.file, "job.out", str(out), f"a run folder with ensemble.h5 (missing: {ctx.ensemble_path}); "
-                          "run `hpc-rg simulate` first")
-    validate_reductions(cfg, ctx.ensemble_path)   # files and lattices of every reduction, before any runs
+    check_needs(cfg, ctx)       # ensembles, lattices, models of every reduction, before any runs
+    functions = {name: registry.load(name) for name in cfg.analyze}
     total = len(cfg.analyze)
     t_stage = time.perf_counter()
     for k, (name, spec) in enumerate(cfg.analyze.items()):
         t0 = time.perf_counter()
         # a line as each reduction starts and ends: a long one is never silent, and the log says which ran long
         log.info("analyze %s (%d of %d): started", name, k + 1, total)
-        res = reductions[name](spec, ctx)
+        res = functions[name](spec, ctx)
         res.attrs["seconds"] = time.perf_counter() - t0
         res.attrs["ranks"] = world.size
         ctx.results[name] = res
@@ -63,17 +57,23 @@ def _run_analyze(cfg, world, stop: StopRequests) -> int:
                         stop.why(), name)
             return EXIT_INTERRUPTED
     if world.is_root:
-        try:
-            from importlib.metadata import version
-            ver = version("hpc_rg")
-        except Exception:
-            ver = ""
-        out.mkdir(parents=True, exist_ok=True)
-        path = write_results(out / "results.h5", ctx.results, cfg.text, world.size, ver)
-        log.info("wrote %s", path)
-        for name, res in ctx.results.items():
-            if res.plot is not None:
-                for p in res.plot(res, out / "figures"):
-                    log.info("figure %s", p)
+        _write(cfg, ctx, world, log)
     stop.agree()    # the closing barrier (the other ranks sleep in it while rank 0 draws)
     return 0
+
+
+def _write(cfg, ctx: Context, world, log) -> None:
+    """results.h5 and every reduction's figures (rank 0)."""
+    try:
+        from importlib.metadata import version
+        ver = version("hpc_rg")
+    except Exception:
+        ver = ""
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    path = write_results(ctx.out / "results.h5", ctx.results, cfg.text, world.size, ver)
+    log.info("wrote %s", path)
+    for name, res in ctx.results.items():
+        plot = registry.figure_function(name)
+        if plot is not None:
+            for p in plot(res, ctx.out / "figures"):
+                log.info("figure %s", p)

@@ -24,19 +24,20 @@ from __future__ import annotations
 import numpy as np
 
 from hpc_rg.io.ensemble import open_ensemble
-from hpc_rg.parallel import deal, seed_sequence
-from hpc_rg.reduce import diagnostics_common as dc
+from hpc_rg.parallel import deal
+from hpc_rg.plugins import Plugin
+from hpc_rg.reduce import trained_models as tm
 from hpc_rg.reduce import rg
-from hpc_rg.reduce.blocks import iter_segment, segments
+from hpc_rg.reduce.blocks import iter_segment, segments, t_indices
 from hpc_rg.reduce.receptive_fields import block_side, radius_of_gyration, window_fraction
-from hpc_rg.reduce.registry import Context, Result, reduction
+from hpc_rg.reduce.registry import Context, Result
+from hpc_rg.reduce.seeding import seed_for, torch_generator
 from hpc_rg.reduce.stats import jackknife_error
+from hpc_rg.schema import ConfigError
 
-_KEY = 804
-
-
-def _coin_seed(job_seed, *key) -> int:
-    return int(seed_sequence(job_seed, *key, purpose="analysis").generate_state(1, np.uint64)[0] >> 1)
+PLUGINS = (Plugin("reduction", "vh_correlators", "run_vh_correlators",
+                  spec="hpc_rg.reduce.model_specs:VHCorrelatorsSpec", needs=("ensemble", "models"),
+                  doc="<v h> maps of block-spin RG steps and DBN layers, their locality"),)
 
 
 def scores(maps: np.ndarray, shape, b: int) -> np.ndarray:
@@ -57,7 +58,7 @@ class _Levels:
         if dbn is not None:
             self.windows += [block_side(N, n, len(shape)) for n in dbn.sizes[1:]]
         self.thermo_rg = thermo is not None
-        self.thermo_layers = [l for l in range(1, n_layers + 1) if thermo is not None and dc.square_side(dbn.sizes[l])]
+        self.thermo_layers = [l for l in range(1, n_layers + 1) if thermo is not None and tm.square_side(dbn.sizes[l])]
 
     def __call__(self, x: np.ndarray, where) -> tuple[list, np.ndarray]:
         """([h of every level (k, N_level) float64], small per-sample read-outs (k, P))."""
@@ -66,27 +67,27 @@ class _Levels:
         k = x.shape[0]
         spec = self.spec
         lv = rg.block_levels(np.asarray(x), spec.block, spec.rg_steps, spec.kernel,
-                             seed=_coin_seed(self.ctx.seed, _KEY, 0, t, c, s0))
+                             seed=seed_for(self.ctx.seed, "vh_correlators", "coin", t, c, s0))
         hs = [np.asarray(l, dtype=np.float64).reshape(k, -1) for l in lv[1:]]
         small = []
         if self.dbn is not None:
-            v = dc.to_units(torch.as_tensor(x.reshape(k, -1), dtype=torch.float64), self.dbn.units)
+            v = tm.to_units(torch.as_tensor(x.reshape(k, -1), dtype=torch.float64), self.dbn.units)
             with torch.no_grad():
-                hs += [dc.to_spin(h, self.dbn.units).numpy() for h in self.dbn.up(v)]
+                hs += [tm.to_spin(h, self.dbn.units).numpy() for h in self.dbn.up(v)]
                 if self.thermo_layers:
-                    gen = dc.generator(self.ctx.seed, _KEY, 1, t, c, s0)
-                    samp = self.dbn.up(v, sample=True, noise=dc.noise_fn(gen, k))
+                    gen = torch_generator(self.ctx.seed, "vh_correlators", "hidden", t, c, s0)
+                    samp = self.dbn.up(v, sample=True, noise=tm.noise_fn(gen, k))
         if self.thermo_rg:
             kern = "majority" if spec.thermometer_rg == "majority" else spec.kernel
             tl = rg.block_levels(np.asarray(x), spec.block, spec.rg_steps, kern,
-                                 seed=_coin_seed(self.ctx.seed, _KEY, 2, t, c, s0))
+                                 seed=seed_for(self.ctx.seed, "vh_correlators", "thermometer_coin", t, c, s0))
             for s in tl:
-                p, T = dc.thermometer_read(self.thermo, s)
+                p, T = tm.thermometer_read(self.thermo, s)
                 small += [T[:, None], p]
             for l in self.thermo_layers:
-                side = dc.square_side(self.dbn.sizes[l])
-                s = dc.to_spin(samp[l - 1], self.dbn.units).numpy().reshape(k, side, side)
-                p, T = dc.thermometer_read(self.thermo, s)
+                side = tm.square_side(self.dbn.sizes[l])
+                s = tm.to_spin(samp[l - 1], self.dbn.units).numpy().reshape(k, side, side)
+                p, T = tm.thermometer_read(self.thermo, s)
                 small += [T[:, None], p]
         return hs, (np.concatenate(small, axis=1) if small else np.zeros((k, 0)))
 
@@ -104,15 +105,14 @@ def _segment_sums(ens, t, seg, levels, batch):
     return S, n, small
 
 
-@reduction("vh_correlators")
 def run_vh_correlators(spec, ctx: Context) -> Result:
     dbn = thermo = None
     files = {}
     if spec.model:
-        dbn, _ = dc.load(ctx, spec.model, "analyze.vh_correlators.model", ("dbn",))
-        files["model"] = dc.model_path(ctx, spec.model, "analyze.vh_correlators.model")
+        dbn, _ = tm.load(ctx, spec.model, "analyze.vh_correlators.model", ("dbn",))
+        files["model"] = tm.model_path(ctx, spec.model, "analyze.vh_correlators.model")
     if spec.thermometer:
-        thermo, _ = dc.load(ctx, spec.thermometer, "analyze.vh_correlators.thermometer", ("thermometer",))
+        thermo, _ = tm.load(ctx, spec.thermometer, "analyze.vh_correlators.thermometer", ("thermometer",))
     res = Result(attrs={"kernel": spec.kernel, "block": spec.block, "rg_steps": spec.rg_steps,
                         "thermometer_rg": spec.thermometer_rg,
                         "model_name": spec.model, "thermometer": spec.thermometer,
@@ -124,12 +124,11 @@ def run_vh_correlators(spec, ctx: Context) -> Result:
         if len(shape) != 2:
             raise ValueError("vh_correlators needs a 2D lattice")
         if dbn is not None and dbn.sizes[0] != int(np.prod(shape)):
-            from hpc_rg.schema import ConfigError
             raise ConfigError(getattr(ctx.cfg, "file", ""), "analyze.vh_correlators.model", spec.model,
                               f"a DBN with {int(np.prod(shape))} visible units")
         levels = _Levels(spec, ctx, shape, dbn, thermo)
         n_lv = len(levels.names)
-        ts = dc.t_indices(ens, spec.temperatures)
+        ts = t_indices(ens, spec.temperatures)
         n_s = ens.n_samples if spec.max_samples <= 0 else min(spec.max_samples, ens.n_samples)
         segs = segments(ens.n_chains, n_s, spec.n_blocks)
         mine = deal(len(segs), ctx.world.size, ctx.world.rank)
@@ -139,7 +138,7 @@ def run_vh_correlators(spec, ctx: Context) -> Result:
         def peaks(row):
             """Peak temperature of each read level's average probability vector in one read-out row."""
             levels_p = row.reshape(-1, nT + 1)[:, 1:]
-            return dc.thermometer_peak(levels_p, thermo.temperatures.numpy())
+            return tm.thermometer_peak(levels_p, thermo.temperatures.numpy())
         for t in ts:
             # pass 1: totals (maps) and per-segment sums of the small read-outs
             S_tot, n_seg, small = None, np.zeros(len(segs)), None
@@ -211,7 +210,5 @@ def run_vh_correlators(spec, ctx: Context) -> Result:
         res.axes["layer"] = np.arange(1, n_lv - n_rg + 1)
         res.axes["window"] = np.array(levels.windows)
         res.attrs["levels"] = ",".join(levels.names)
-        dc.provenance(res, ctx, ens, files)
-    from hpc_rg.reduce import diagnostics_figures as dfig
-    res.plot = dfig.plot_vh_correlators
+        res.record_sources([ctx.ensemble_path], ens, files)
     return res

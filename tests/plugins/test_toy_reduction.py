@@ -1,11 +1,11 @@
 """A reduction added from outside the package: its own file plus this test, nothing else edited.
 
 The toy module below declares `PLUGINS = (Plugin("reduction", ...),)` with its spec beside it; the user
-names the module in HPC_RG_PLUGINS, and `hpc-rg check`, `hpc-rg analyze` and results.h5 know it."""
+names the module in HPC_RG_PLUGINS, and `hpc-rg check`, `hpc-rg analyze` and results.h5 know it; its
+figure function, named by the spec's FIGURE, draws `figures/toy_abs_m.png`."""
 import os
 import subprocess
 import sys
-import textwrap
 
 import h5py
 import numpy as np
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hpc_rg.plugins import Plugin
+from hpc_rg.reduce.figures import Figure, figure_function, per_temperature
 from hpc_rg.schema import spec
 
 PLUGINS = (Plugin("reduction", "toy_abs_m", "mean_abs_m", spec="ToyAbsMSpec", needs=("ensemble",),
@@ -25,6 +26,12 @@ PLUGINS = (Plugin("reduction", "toy_abs_m", "mean_abs_m", spec="ToyAbsMSpec", ne
 @dataclass(frozen=True)
 class ToyAbsMSpec:
     scale: float = spec(1.0, gt=0, doc="a factor, to show validation")
+    FIGURE = "toy_reduction_plugin:plot_toy"
+
+
+@figure_function
+def plot_toy(res):
+    return [Figure("toy_abs_m", [per_temperature(res, "abs_m_by_level", "level")])]
 
 
 def mean_abs_m(spec, ctx):
@@ -34,7 +41,9 @@ def mean_abs_m(spec, ctx):
         m = np.abs(np.asarray(e.magnetization))
         res = Result(attrs={"method": "plain mean"})
         res.put("abs_m", spec.scale * m.mean(axis=(1, 2)))
+        res.put("abs_m_by_level", spec.scale * m.mean(axis=(1, 2))[:, None] * np.ones(2))
         res.axes["temperatures"] = np.asarray(e.temperatures)
+        res.axes["level"] = np.arange(2)
     return res
 '''
 
@@ -75,3 +84,4 @@ def test_a_toy_reduction_plugin_runs_end_to_end(tmp_path):
     with h5py.File(tmp_path / "run" / "results.h5") as f, h5py.File(tmp_path / "run" / "ensemble.h5") as e:
         want = 2.0 * np.abs(e["magnetization"][()]).mean(axis=(1, 2))
         np.testing.assert_allclose(f["toy_abs_m/abs_m"][()], want, rtol=1e-12)
+    assert (tmp_path / "run" / "figures" / "toy_abs_m.png").stat().st_size > 0

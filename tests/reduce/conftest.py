@@ -1,15 +1,26 @@
-"""Session-cached test ensembles (generated here, never committed)."""
+"""Session-cached test ensembles (generated here, never committed), and every declared reduction's function."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ising_data import T_C, make_chain_ensemble, make_ensemble  # noqa: E402
 
 from hpc_rg.parallel import World  # noqa: E402
+from hpc_rg.reduce import registry  # noqa: E402
+
+# the models here are tiny: extra threads only fight over the shared cores
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def reductions():
+    """{name: reduction function} of every declared reduction (each module imported now)."""
+    return {name: registry.load(name) for name in registry.declared()}
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from hpc_rg.learn.rsmi import RSMI
 from hpc_rg.parallel import World
 from hpc_rg.reduce.coarse_rules import pseudo_likelihood_couplings, pseudo_likelihood_fit
 from hpc_rg.reduce.results import read_results
-from hpc_rg.reduce.stage import run_analyze
+from hpc_rg.reduce.stage import run as run_stage
 from ising_data import T_C, make_ensemble, wolff_samples
 
 
@@ -79,7 +79,7 @@ def test_reductions_end_to_end(tmp_path):
                history=[], metrics={}, data={}, repeats=reps)
     save_rbm(out / "models" / "rbm.pt", (16, 16), n_local=6, n_flat=3)
     cfg = loads(JOB.format(out=out, models='["uniform", "rbm"]'), tmp_path / "job.toml")
-    assert run_analyze(cfg, World(None, 0, 1)) == 0
+    assert run_stage(cfg, World(None, 0, 1)) == 0
     r = read_results(out / "results.h5")
     nm = r["neural_mi"]
     for kind in ("blocks", "block_environment"):
@@ -134,4 +134,4 @@ def test_rbm_without_local_fields_is_refused(tmp_path):
         "[analyze.coarse_rules]" + JOB.format(out=out, models='["flat"]').split("[analyze.coarse_rules]")[1]
     cfg = loads(job, tmp_path / "job.toml")
     with pytest.raises(ConfigError, match="rbm_min_share.*only 2 of 8 hidden units"):
-        run_analyze(cfg, World(None, 0, 1))
+        run_stage(cfg, World(None, 0, 1))

@@ -9,6 +9,7 @@ import torch
 
 from hpc_rg.reduce import mi_neural as mn
 from hpc_rg.reduce import mutual_info as mi
+from hpc_rg.reduce import seeding
 from ising_data import T_C, wolff_samples
 
 
@@ -87,9 +88,8 @@ def test_deterministic_and_rank_independent():
     b = mn.estimate(x, y, opts, seeds=3, job_seed=5, key=(1,))
     assert a["bits"] == b["bits"] and a["spread_bits"] == b["spread_bits"]
 
-    per = [mn.fit_bound(x, y, *mn.split_configurations(600, 0.25, mn.seed_sequence(5, 1, 1 << 20,
-                                                                                 purpose="analysis")),
-                        opts, mn.seed_sequence(5, 1, s, purpose="analysis"))["bits"] for s in range(3)]
+    per = [mn.fit_bound(x, y, *mn.split_configurations(600, 0.25, seeding.sequence(5, 1, 1 << 20)),
+                        opts, seeding.sequence(5, 1, s))["bits"] for s in range(3)]
     assert np.allclose([p["bits"] for p in a["per_seed"]], per, rtol=0, atol=0)
 
 

@@ -8,10 +8,10 @@ from hpc_rg.config import loads
 
 from hpc_rg.schema import ConfigError
 from hpc_rg.parallel import world
-from hpc_rg.reduce.registry import REDUCTIONS, load_all
+from hpc_rg.reduce import registry
 from hpc_rg.reduce.results import read_results
 from hpc_rg.reduce.specs import SPECS
-from hpc_rg.reduce.stage import run_analyze
+from hpc_rg.reduce.stage import run as run_stage
 from ising_data import T_C, make_ensemble
 
 JOB = """
@@ -52,7 +52,7 @@ def _run(tmp, w):
         make_ensemble(tmp / "small.h5", (8, 8), [2.2, T_C, 2.35], 2, 80, seed=4)
     w.barrier()
     cfg = loads(JOB.format(out=out, small=tmp / "small.h5"), tmp / "job.toml")
-    run_analyze(cfg, w)
+    run_stage(cfg, w)
     return out
 
 
@@ -60,11 +60,11 @@ BUILTIN = {"observables", "binder_crossing", "correlators", "scaling_dimensions"
            "block_rg", "mcrg", "decimation_1d"}
 
 
-def test_specs_cover_registry():
-    """Every [analyze.<name>] table has a registered function and vice versa (built-ins and plug-ins)."""
-    load_all()
-    assert BUILTIN <= set(SPECS)
-    assert set(REDUCTIONS) == set(SPECS)
+def test_every_declared_reduction_has_its_spec_and_function():
+    """Every [analyze.<name>] table is a declared reduction with a function (built-ins and plug-ins)."""
+    assert BUILTIN <= set(SPECS) == set(registry.declared())
+    for name in SPECS:
+        assert callable(registry.load(name)) and SPECS[name] is registry.spec_class(name)
 
 
 def test_bad_table_is_a_config_error(tmp_path):
@@ -101,7 +101,7 @@ def test_run_analyze_mpi_matches_serial(tmp_path_factory):
         par = read_results(out / "results.h5")
         from hpc_rg.parallel import World
         (out / "results.h5").rename(out / "par.h5")
-        run_analyze(loads(JOB.format(out=out, small=tmp / "small.h5"), tmp / "job.toml"), World(None, 0, 1))
+        run_stage(loads(JOB.format(out=out, small=tmp / "small.h5"), tmp / "job.toml"), World(None, 0, 1))
         ser = read_results(out / "results.h5")
         for name in ser:
             for k, v in ser[name].items():
@@ -116,7 +116,20 @@ def test_correlators_on_a_rectangular_lattice(tmp_path):
     out.mkdir()
     make_ensemble(out / "ensemble.h5", (8, 16), [2.2, T_C], 2, 60, seed=5)
     job = f'[job]\nname = "rect"\nseed = 1\nout = "{out}"\n[analyze.correlators]\n'
-    run_analyze(loads(job, tmp_path / "job.toml"), world())
+    run_stage(loads(job, tmp_path / "job.toml"), world())
     res = read_results(out / "results.h5")["correlators"]
     assert res["G_s"].shape == (2, len(res["axes"]["r"])) and len(res["axes"]["r"]) == 8 // 2 + 1
     assert (out / "figures").is_dir() and any((out / "figures").glob("correlators*.png"))
+
+
+def test_each_reduction_draws_with_the_figure_its_spec_names():
+    """One wiring: a reduction's figure function is its spec's FIGURE; the stage and the report (figures.plots)
+    find it by the reduction's name, and a Result carries no plot function of its own."""
+    from hpc_rg.reduce import figures
+    drawn = figures.plots()
+    for name in SPECS:
+        assert drawn.get(name) is registry.figure_function(name)
+    assert BUILTIN <= set(drawn) and set(drawn) <= set(SPECS)
+    assert all(callable(fn.figures) for fn in drawn.values())
+    assert figures.PLOTS == drawn and figures.plot_mcrg is drawn["mcrg"]     # the former names still resolve
+    assert not hasattr(registry.Result(), "plot")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from diag_helpers import T_C, context, save, spec_of, wolff_samples, write
+from model_helpers import T_C, context, save, spec_of, wolff_samples, write
 from hpc_rg.config import loads
 from hpc_rg.schema import ConfigError
 from hpc_rg.learn.coarse_cnn import CoarseCNN
@@ -15,7 +15,7 @@ from hpc_rg.learn.dbn import DBN
 from hpc_rg.learn.rbm import RBM
 from hpc_rg.learn.thermometer import Thermometer
 from hpc_rg.parallel import World
-from hpc_rg.reduce.stage import run_analyze
+from hpc_rg.reduce.stage import run as run_stage
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +46,13 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def test_reconstruction_exact_errors(run_dir, registered):
-    res = registered["reconstructions"](spec_of("reconstructions", model="ident"), context(run_dir))
+def test_reconstruction_exact_errors(run_dir, reductions):
+    res = reductions["reconstructions"](spec_of("reconstructions", model="ident"), context(run_dir))
     mse, e = res.values["mse"]
     ref = (1 - math.tanh(5 * math.tanh(5))) ** 2          # up: tanh(5 s); down: tanh(5 tanh(5 s)) (float32 5)
     assert mse[:, 0] == pytest.approx(ref, rel=1e-5)
     assert np.all(res.values["mismatch"][0] == 0)
-    res = registered["reconstructions"](spec_of("reconstructions", model="blank"), context(run_dir))
+    res = reductions["reconstructions"](spec_of("reconstructions", model="blank"), context(run_dir))
     assert np.all(res.values["mse"][0] == 1.0) and np.all(res.values["mismatch"][0] == 1.0)
 
 
@@ -89,9 +89,9 @@ n_blocks = 4
 """
 
 
-def test_job_to_results_and_figures(run_dir, registered):
+def test_job_to_results_and_figures(run_dir, reductions):
     cfg = loads(JOB.format(out=run_dir), run_dir.parent / "job.toml")
-    run_analyze(cfg, World(None, 0, 1))
+    run_stage(cfg, World(None, 0, 1))
     with h5py.File(run_dir / "results.h5") as f:
         for name in ("receptive_fields", "reconstructions", "rbm_flow", "vh_correlators",
                      "thermometer_calibration", "learned_coarse_graining"):
@@ -108,11 +108,11 @@ def test_job_to_results_and_figures(run_dir, registered):
         assert name in figs
 
 
-def test_bad_tables_are_config_errors(run_dir, registered):
+def test_bad_tables_are_config_errors(run_dir, reductions):
     with pytest.raises(ConfigError):
         loads(JOB.format(out=run_dir).replace("lengths = [0, 1, 5]", "lengths = [5, 1]"), run_dir / "j.toml")
     with pytest.raises(ConfigError):
         loads(JOB.format(out=run_dir).replace('models = ["cnn"]', 'models = ["cnn"]\nkernel = 3'), run_dir / "j.toml")
     cfg = loads(JOB.format(out=run_dir).replace('model = "dbn"\nshow', 'model = "nothere"\nshow'), run_dir / "j.toml")
     with pytest.raises(ConfigError):
-        registered["reconstructions"](cfg.analyze["reconstructions"], context(run_dir))
+        reductions["reconstructions"](cfg.analyze["reconstructions"], context(run_dir))

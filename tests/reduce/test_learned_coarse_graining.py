@@ -4,7 +4,7 @@ exponents must equal majority's on the same configurations), and the accuracy su
 import numpy as np
 import pytest
 
-from diag_helpers import T_C, context, save, spec_of, wolff_samples, write
+from model_helpers import T_C, context, save, spec_of, wolff_samples, write
 from hpc_rg.learn.coarse_cnn import CoarseCNN, boundary_average_kernel
 from hpc_rg.reduce import learned_coarse_graining as lcg
 from hpc_rg.reduce import mutual_info as mi
@@ -48,9 +48,9 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def test_reduction(run_dir, registered):
+def test_reduction(run_dir, reductions):
     spec = spec_of("learned_coarse_graining", models=("ones", "corner"), n_boot=20, n_blocks=4, batch=60)
-    res = registered["learned_coarse_graining"](spec, context(run_dir))
+    res = reductions["learned_coarse_graining"](spec, context(run_dir))
     v, e = res.values["accuracy_mean"]
     assert v[0] == pytest.approx(0.91) and e[0] == pytest.approx(0.01 / np.sqrt(3))
     assert res.values["kernel_mean_ones"][0] == pytest.approx(np.full((1, 3, 3), 3.2 / 3))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from diag_helpers import context, save, spec_of, write
+from model_helpers import context, save, spec_of, write
 from hpc_rg.learn.autoencoder import Autoencoder
 from hpc_rg.reduce import reconstructions as rc
 
@@ -25,8 +25,8 @@ def run_dir(tmp_path):
     return tmp_path
 
 
-def test_magnetization_only_and_pca_baselines_are_exact(run_dir, registered):
-    res = registered["reconstructions"](spec_of("reconstructions", model="ae", pca=(1, 3), n_blocks=8),
+def test_magnetization_only_and_pca_baselines_are_exact(run_dir, reductions):
+    res = reductions["reconstructions"](spec_of("reconstructions", model="ae", pca=(1, 3), n_blocks=8),
                                         context(run_dir))
     assert res.attrs["baselines"].split(",") == ["magnetization", "pca1", "pca3"]
     mse, err = res.values["baseline_mse"]

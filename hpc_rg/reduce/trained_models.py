@@ -1,5 +1,5 @@
-"""Shared plumbing of the deep-learning diagnostics: trained models by table name, seeded torch noise that
-depends on a batch's identity (never on the rank), unit conversions and the thermometer read-out.
+"""Trained models for the reductions that read them: a model by its [train.<name>] table name (kind
+checked), torch noise from a seeded generator, unit conversions and the thermometer read-out.
 
 Spins are ±1 throughout the diagnostics; models with {0,1} ("binary") units get (s + 1)/2 and their
 outputs are mapped back with 2x − 1, so every correlator and error is in spin units.
@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from hpc_rg.schema import ConfigError
-from hpc_rg.parallel import seed_sequence
 
 
 def model_path(ctx, name: str, key: str) -> Path:
-    path = ctx.out / "models" / f"{name}.pt"
+    path = ctx.model_path(name)
     if not path.exists():
         raise ConfigError(getattr(ctx.cfg, "file", ""), key, name,
                           f"a trained model ({path} is missing: run `hpc-rg train` with [train.{name}])")
@@ -30,21 +29,6 @@ def load(ctx, name: str, key: str, kinds: tuple[str, ...]):
         raise ConfigError(getattr(ctx.cfg, "file", ""), key, name, f"a model of kind {' or '.join(kinds)} "
                           f"(it is a {meta['kind']})")
     return model.double(), meta
-
-
-def t_indices(ens, temperatures) -> list[int]:
-    if not temperatures:
-        return list(range(ens.n_temperatures))
-    return sorted({int(np.argmin(np.abs(ens.temperatures - T))) for T in temperatures})
-
-
-def generator(job_seed: int, *key: int):
-    """A torch CPU generator for one unit of work (e.g. (reduction id, t, chain, start)): identical on any
-    number of ranks because the key names the work, not the worker."""
-    import torch
-    g = torch.Generator()
-    g.manual_seed(int(seed_sequence(job_seed, *key, purpose="analysis").generate_state(1, np.uint64)[0] >> 1))
-    return g
 
 
 def noise_fn(gen, k: int):
@@ -84,14 +68,3 @@ def thermometer_peak(p_mean, temperatures) -> np.ndarray:
 def square_side(n: int) -> int | None:
     s = int(round(np.sqrt(n)))
     return s if s * s == n else None
-
-
-def provenance(res, ctx, ens=None, models: dict | None = None) -> None:
-    res.attrs["ensemble"] = str(ctx.ensemble_path) if ens is None else str(getattr(ens, "path", ctx.ensemble_path))
-    if ens is not None:
-        res.attrs["n_chains"] = int(ens.n_chains)
-        res.attrs["n_samples"] = int(ens.n_samples)
-        res.attrs["lattice_shape"] = np.array(ens.lattice_shape)
-        res.attrs["model"] = str(ens.model)
-    for k, v in (models or {}).items():
-        res.attrs[f"{k}_file"] = str(v)

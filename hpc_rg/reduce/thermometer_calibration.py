@@ -15,15 +15,20 @@ from __future__ import annotations
 import numpy as np
 
 from hpc_rg.io.ensemble import open_ensemble
-from hpc_rg.reduce import diagnostics_common as dc
-from hpc_rg.reduce.blocks import block_means
-from hpc_rg.reduce.registry import Context, Result, reduction
+from hpc_rg.plugins import Plugin
+from hpc_rg.reduce import trained_models as tm
+from hpc_rg.reduce.blocks import block_means, t_indices
+from hpc_rg.reduce.registry import Context, Result
 from hpc_rg.reduce.stats import jackknife_blocks
 
 
-@reduction("thermometer_calibration")
+PLUGINS = (Plugin("reduction", "thermometer_calibration", "run_thermometer_calibration",
+                  spec="hpc_rg.reduce.model_specs:ThermometerCalibrationSpec", needs=("files", "models"),
+                  doc="the trained thermometer's reading against the true temperature"),)
+
+
 def run_thermometer_calibration(spec, ctx: Context) -> Result:
-    thermo, meta = dc.load(ctx, spec.thermometer, "analyze.thermometer_calibration.thermometer", ("thermometer",))
+    thermo, meta = tm.load(ctx, spec.thermometer, "analyze.thermometer_calibration.thermometer", ("thermometer",))
     Tk = thermo.temperatures.numpy()
     res = Result(attrs={"thermometer_name": spec.thermometer,
                         "trained_on": str(meta.get("data", {}).get("ensemble", "")),
@@ -34,20 +39,20 @@ def run_thermometer_calibration(spec, ctx: Context) -> Result:
     for path in ctx.resolve(spec.files):
         with open_ensemble(path) as ens:
             side = int(ens.lattice_shape[0])
-            for t in dc.t_indices(ens, spec.temperatures):
+            for t in t_indices(ens, spec.temperatures):
                 T = float(ens.temperatures[t])
                 nearest = int(np.argmin(np.abs(Tk - T)))
 
                 def fn(x, where):
-                    p, That = dc.thermometer_read(thermo, x)
+                    p, That = tm.thermometer_read(thermo, x)
                     hit = (p.argmax(axis=1) == nearest).astype(np.float64)
                     return np.concatenate([That[:, None], hit[:, None], p], axis=1)
 
                 bm, _ = block_means(ens, t, fn, ctx.world, spec.n_blocks, spec.batch, spec.max_samples)
                 for q, f in (("T_mean", lambda m: m[0]), ("bias", lambda m, T=T: m[0] - T),
                              ("accuracy", lambda m: m[1]), ("p_mean", lambda m: m[2:]),
-                             ("T_peak", lambda m: dc.thermometer_peak(m[2:], Tk)),
-                             ("bias_peak", lambda m, T=T: dc.thermometer_peak(m[2:], Tk) - T)):
+                             ("T_peak", lambda m: tm.thermometer_peak(m[2:], Tk)),
+                             ("bias_peak", lambda m, T=T: tm.thermometer_peak(m[2:], Tk) - T)):
                     v, e = jackknife_blocks(f, bm)
                     rows[q][0].append(v)
                     rows[q][1].append(e)
@@ -62,7 +67,5 @@ def run_thermometer_calibration(spec, ctx: Context) -> Result:
     # coarse-grained lattice of that size is compared with (seed 002 Fig. 8)
     res.axes["lattice_side"] = np.array(sides)
     res.attrs["files"] = ", ".join(sorted(set(files)))
-    res.attrs["thermometer_file"] = str(dc.model_path(ctx, spec.thermometer, "analyze.thermometer_calibration"))
-    from hpc_rg.reduce import diagnostics_figures as dfig
-    res.plot = dfig.plot_thermometer_calibration
+    res.attrs["thermometer_file"] = str(tm.model_path(ctx, spec.thermometer, "analyze.thermometer_calibration"))
     return res

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from diag_helpers import block_indicator, context, save, spec_of
+from model_helpers import block_indicator, context, save, spec_of
 from hpc_rg.learn.dbn import DBN
 from hpc_rg.reduce import receptive_fields as rf
 
@@ -47,9 +47,9 @@ def test_uniform_reference():
     assert rf.window_fraction(f, 2)[0] == pytest.approx(4 / 64)
 
 
-def test_stack_receptive_fields_local_and_growing(tmp_path, registered):
+def test_stack_receptive_fields_local_and_growing(tmp_path, reductions):
     save(tmp_path, "dbn", "dbn", _dbn(), (16, 16))
-    res = registered["receptive_fields"](spec_of("receptive_fields", model="dbn"), context(tmp_path))
+    res = reductions["receptive_fields"](spec_of("receptive_fields", model="dbn"), context(tmp_path))
     assert list(res.axes["window"]) == [2, 4]           # blocking factors sqrt(256/64), sqrt(256/16)
     r1, r2 = res.values["radius_layer1"][0], res.values["radius_layer2"][0]
     assert r1 == pytest.approx(np.full(64, np.sqrt(0.5)))          # 2×2 blocks
@@ -63,22 +63,22 @@ def test_stack_receptive_fields_local_and_growing(tmp_path, registered):
     assert v[1] > v[0] and e[0] == pytest.approx(0.0)
 
 
-def test_dense_weights_are_not_local(tmp_path, registered):
+def test_dense_weights_are_not_local(tmp_path, reductions):
     # a stack with O(1) dense random weights must come out delocalised: the measure can fail
     save(tmp_path, "noisy", "dbn", _dbn(noise=1.0), (16, 16))
-    res = registered["receptive_fields"](spec_of("receptive_fields", model="noisy"), context(tmp_path))
+    res = reductions["receptive_fields"](spec_of("receptive_fields", model="noisy"), context(tmp_path))
     wf = res.values["window_fraction_mean"][0]
     assert wf[0] < 0.2 and wf[1] < 0.3
     assert res.values["radius_mean"][0][0] > 0.6 * rf.uniform_radius((16, 16))
 
 
-def test_locality_is_judged_against_shuffled_sites(tmp_path, registered):
+def test_locality_is_judged_against_shuffled_sites(tmp_path, reductions):
     """Local fields beat the same weights on permuted sites by many standard errors; dense random fields do
     not (their best window exceeds b²/N by chance, which the b²/N reference would call local)."""
     save(tmp_path, "dbn", "dbn", _dbn(), (16, 16))
     save(tmp_path, "noisy", "dbn", _dbn(noise=1.0), (16, 16))
-    local = registered["receptive_fields"](spec_of("receptive_fields", model="dbn"), context(tmp_path))
-    noisy = registered["receptive_fields"](spec_of("receptive_fields", model="noisy"), context(tmp_path))
+    local = reductions["receptive_fields"](spec_of("receptive_fields", model="dbn"), context(tmp_path))
+    noisy = reductions["receptive_fields"](spec_of("receptive_fields", model="noisy"), context(tmp_path))
     wf, _ = local.values["window_fraction_mean"]
     sw, se = local.values["shuffled_window_fraction_mean"]
     assert np.all(wf - sw > 4 * np.maximum(se, 1e-3))
@@ -131,11 +131,11 @@ def test_autocorrelation_half_width_of_planted_blocks_is_exact():
     assert rf.autocorrelation_half_width(wave)[0] == pytest.approx(8.0, abs=1e-12)
 
 
-def test_blob_measures_grow_with_layer_where_radius_does_not(tmp_path, registered):
+def test_blob_measures_grow_with_layer_where_radius_does_not(tmp_path, reductions):
     """The block-indicator stack: blob area b² = 4 → 16 and half-width b(1 − b²/N)/2 per layer, and the
     shuffled-site null of both is the single-site value (area 1, half-width ~1/2) beside them in the result."""
     save(tmp_path, "dbn", "dbn", _dbn(), (16, 16))
-    res = registered["receptive_fields"](spec_of("receptive_fields", model="dbn"), context(tmp_path))
+    res = reductions["receptive_fields"](spec_of("receptive_fields", model="dbn"), context(tmp_path))
     assert res.values["blob_area_layer1"][0] == pytest.approx(np.full(64, 4.0))
     assert res.values["blob_area_layer2"][0] == pytest.approx(np.full(16, 16.0))
     assert res.values["half_width_layer1"][0] == pytest.approx(np.full(64, 2 * (1 - 4 / 256) / 2))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from diag_helpers import context, save, spec_of, write
+from model_helpers import context, save, spec_of, write
 from hpc_rg.learn.rbm import RBM
 from hpc_rg.reduce.correlators import exact_chain_correlation
 
@@ -44,10 +44,10 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def test_flow_converges_to_chain_fixed_point(run_dir, registered):
+def test_flow_converges_to_chain_fixed_point(run_dir, reductions):
     spec = spec_of("rbm_flow", model="bond", lengths=(0, 1, 50), n_blocks=16, batch=100,
                    window_spin=(1, 3), window_energy=(1, 3))
-    res = registered["rbm_flow"](spec, context(run_dir))
+    res = reductions["rbm_flow"](spec, context(run_dir))
     G, Ge = res.values["G_s"]                    # (n_T, n_lengths, R+1)
     r = np.arange(L // 2 + 1)
     exact = exact_chain_correlation(L, K, r)
@@ -58,12 +58,12 @@ def test_flow_converges_to_chain_fixed_point(run_dir, registered):
     assert res.values["abs_m"][0][0, -1] < 0.5
 
 
-def test_flow_reproducible(run_dir, registered):
+def test_flow_reproducible(run_dir, reductions):
     # noise is keyed by (reduction, temperature, chain, first sample) of each batch: runs repeat exactly
     spec = spec_of("rbm_flow", model="bond", lengths=(0, 30), n_blocks=8, batch=50,
                    window_spin=(1, 3), window_energy=(1, 3))
-    a = registered["rbm_flow"](spec, context(run_dir))
-    b = registered["rbm_flow"](spec, context(run_dir))
+    a = reductions["rbm_flow"](spec, context(run_dir))
+    b = reductions["rbm_flow"](spec, context(run_dir))
     assert np.array_equal(a.values["G_s"][0], b.values["G_s"][0])
 
 

@@ -1,11 +1,11 @@
 """Rank-count invariance: the stochastic diagnostics (RBM flows, sampled decimation network, ⟨vh⟩ with sampled
 thermometer inputs) give the same numbers on 2 ranks as on one (noise keyed by the work, not the rank).
-Run: .venv/bin/mpiexec -n 2 .venv/bin/python -m pytest --only-mpi tests/diagnostics/test_mpi.py"""
+Run: .venv/bin/mpiexec -n 2 .venv/bin/python -m pytest --only-mpi tests/reduce/test_model_reductions_mpi.py"""
 import numpy as np
 import pytest
 import torch
 
-from diag_helpers import T_C, context, exact_chain_samples, save, spec_of, wolff_samples, write
+from model_helpers import T_C, context, exact_chain_samples, save, spec_of, wolff_samples, write
 from hpc_rg.learn.dbn import DBN
 from hpc_rg.learn.rbm import RBM
 from hpc_rg.learn.thermometer import Thermometer
@@ -13,7 +13,7 @@ from hpc_rg.parallel import World, world
 
 
 @pytest.mark.mpi(min_size=2)
-def test_diagnostics_rank_invariant(tmp_path_factory, registered):
+def test_diagnostics_rank_invariant(tmp_path_factory, reductions):
     w = world()
     tmp = w.bcast(tmp_path_factory.mktemp("mpi") if w.is_root else None)
     chain, grid = tmp / "chain", tmp / "grid"
@@ -36,8 +36,8 @@ def test_diagnostics_rank_invariant(tmp_path_factory, registered):
             ("vh_correlators", grid, dict(model="dbn", thermometer="thermo", rg_steps=2, kernel="majority",
                                           n_blocks=6, batch=8))]
     for name, out, kw in runs:
-        par = registered[name](spec_of(name, **kw), context(out, world=w))
-        ser = registered[name](spec_of(name, **kw), context(out, world=World(None, 0, 1)))
+        par = reductions[name](spec_of(name, **kw), context(out, world=w))
+        ser = reductions[name](spec_of(name, **kw), context(out, world=World(None, 0, 1)))
         for q, (v, e) in ser.values.items():
             np.testing.assert_allclose(par.values[q][0], v, rtol=1e-10, atol=1e-12, err_msg=f"{name}.{q}")
             if e is not None:

@@ -1,4 +1,4 @@
-"""Helpers of the deep-learning diagnostics tests: a serial Context, hand-built models saved in the train
+"""Helpers of the tests of the reductions that read trained models: a serial Context, hand-built models saved in the train
 stage's file format, small exact / Monte Carlo ensembles."""
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ def save(out: Path, name: str, kind: str, model, lattice_shape, repeats=None, me
 
 
 def spec_of(name: str, **kw):
-    from hpc_rg.reduce.diagnostics_specs import DIAGNOSTIC_SPECS
-    return DIAGNOSTIC_SPECS[name](**kw)
+    """The spec of reduction `name` (its plugin's spec class) with keys `kw`."""
+    from hpc_rg.reduce.registry import spec_class
+    return spec_class(name)(**kw)
 
 
 def block_indicator(L: int, b: int) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from diag_helpers import context, save, spec_of, write
+from model_helpers import context, save, spec_of, write
 from hpc_rg.exact.enumeration import configurations
 from hpc_rg.learn.thermometer import Thermometer
 
@@ -85,8 +85,8 @@ def held_out(tmp_path_factory):
     return out
 
 
-def test_calibration_mean_within_error(held_out, registered):
-    res = registered["thermometer_calibration"](spec_of("thermometer_calibration", thermometer="thermo"),
+def test_calibration_mean_within_error(held_out, reductions):
+    res = reductions["thermometer_calibration"](spec_of("thermometer_calibration", thermometer="thermo"),
                                                 context(held_out))
     v, e = res.values["T_mean"]
     exact = np.array([exact_posterior_mean(T) for T in res.axes["temperatures"]])
@@ -110,9 +110,9 @@ def exact_average_posterior(T: float) -> np.ndarray:
     return (w / w.sum()) @ post
 
 
-def test_calibration_peak_is_the_argmax_of_the_average_probability(held_out, registered):
+def test_calibration_peak_is_the_argmax_of_the_average_probability(held_out, reductions):
     """The paper reads the peak of the average probability curve; it is reported beside the posterior mean."""
-    res = registered["thermometer_calibration"](spec_of("thermometer_calibration", thermometer="thermo"),
+    res = reductions["thermometer_calibration"](spec_of("thermometer_calibration", thermometer="thermo"),
                                                 context(held_out))
     v, e = res.values["T_peak"]
     for i, T in enumerate(res.axes["temperatures"]):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from diag_helpers import block_indicator, context, save, spec_of, write
+from model_helpers import block_indicator, context, save, spec_of, write
 from hpc_rg.exact.enumeration import configurations
 from hpc_rg.learn.dbn import DBN
 
@@ -23,9 +23,9 @@ def all_configs(tmp_path_factory):
     return out
 
 
-def test_block_average_is_block_indicator(all_configs, registered):
+def test_block_average_is_block_indicator(all_configs, reductions):
     spec = spec_of("vh_correlators", model="dbn", rg_steps=2, kernel="average", show=4, n_blocks=4, batch=4096)
-    res = registered["vh_correlators"](spec, context(all_configs))
+    res = reductions["vh_correlators"](spec, context(all_configs))
     m1 = res.values["map_rg1"][0][0]          # (units shown, 4, 4) at the one temperature
     assert m1.shape == (4, 4, 4)
     # units shown: spread over the 2×2 block grid (0, 1, 2, 3) -> blocks at (0,0), (0,2), (2,0), (2,2)
@@ -51,10 +51,10 @@ def test_block_average_is_block_indicator(all_configs, registered):
     assert res.values["rbm_window_fraction"][0][0][0] == pytest.approx(1.0, abs=1e-10)
 
 
-def test_majority_is_not_the_indicator(all_configs, registered):
+def test_majority_is_not_the_indicator(all_configs, reductions):
     # majority blocks (coin ties) give ⟨v_i h_a⟩ = 3/8 inside the block, not ¼: the check can fail
     spec = spec_of("vh_correlators", rg_steps=1, kernel="majority", show=1, n_blocks=2, batch=8192)
-    res = registered["vh_correlators"](spec, context(all_configs))
+    res = reductions["vh_correlators"](spec, context(all_configs))
     m = res.values["map_rg1"][0][0][0]
     assert m[:2, :2] == pytest.approx(np.full((2, 2), 3 / 8), abs=0.02)
     assert np.all(np.abs(m[2:, :]) < 0.02)
@@ -77,14 +77,14 @@ def abs_thermometer():
 
 
 @pytest.mark.parametrize("thermometer_rg", ["kernel", "majority"])
-def test_thermometer_reads_the_rg_rule(all_configs, registered, thermometer_rg):
+def test_thermometer_reads_the_rg_rule(all_configs, reductions, thermometer_rg):
     """Seed 002's RG step makes the block average the new spin; the thermometer reads those lattices
     (thermometer_rg = "kernel", default). The earlier majority rule (coin-flip ties) hands it ±1 lattices.
     Exact over all 2^16 configurations of the 4x4 lattice (equal weights)."""
     save(all_configs, "thermo_abs", "thermometer", abs_thermometer(), (4, 4))
     spec = spec_of("vh_correlators", thermometer="thermo_abs", rg_steps=1, kernel="average", show=1,
                    n_blocks=2, batch=8192, thermometer_rg=thermometer_rg)
-    res = registered["vh_correlators"](spec, context(all_configs))
+    res = reductions["vh_correlators"](spec, context(all_configs))
     s = configurations(16).reshape(-1, 4, 4).astype(np.float64)
     avg = s.reshape(-1, 2, 2, 2, 2).mean(axis=(2, 4))
     h = np.abs(avg).mean(axis=(1, 2)) if thermometer_rg == "kernel" else np.ones(len(s))
