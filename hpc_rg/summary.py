@@ -23,7 +23,6 @@ def format_value(mean: float, err: float) -> str:
     return f"{mean:.{digits}f} ± {err:.{digits}f}"
 
 
-_fmt = format_value       # the old private name, still imported by hpc_rg/sweep.py
 
 
 def info(path: Path) -> str:
@@ -332,6 +331,6 @@ def sweep_status_record(folder: Path) -> dict:
     folder = Path(folder)
     index = sweep.read_index(folder)
     points = [{"index": p.get("index"), "folder": p["folder"], "values": p["values"],
-               **sweep._point_state(folder / p["folder"])} for p in index["points"]]
+               **sweep.point_state(folder / p["folder"])} for p in index["points"]]
     return {"path": str(folder), "kind": "sweep", "name": index.get("name"), "mode": index.get("mode"),
             "keys": index.get("keys", []), "points": points}

@@ -366,4 +366,3 @@ def point_state(run: Path) -> dict:
     return state
 
 
-_point_state = point_state     # the name hpc_rg.summary reads

@@ -9,9 +9,9 @@ import numpy as np
 
 from hpc_rg.io.ensemble import open_ensemble
 from hpc_rg.reduce.stats import mean_error
-from hpc_rg.report import build
+from hpc_rg.report import stage as report_stage
 from hpc_rg.report.markdown import render_html, table
-from hpc_rg.summary import _fmt
+from hpc_rg.summary import format_value
 from hpc_rg.sweep import point_state, read_index
 
 
@@ -47,7 +47,7 @@ def _observables(run: Path) -> list[list[str]]:
         for t, T in enumerate(ens.temperatures):
             e, de, tau = mean_error(e_ts[t], axis_chains=True)
             m, dm, _ = mean_error(np.abs(m_ts[t]), axis_chains=True)
-            rows.append([f"{T:.6g}", _fmt(e, de), _fmt(m, dm), f"{tau:.3g}"])
+            rows.append([f"{T:.6g}", format_value(e, de), format_value(m, dm), f"{tau:.3g}"])
     return rows
 
 
@@ -69,7 +69,7 @@ def write_report(folder: Path, point_reports: bool = True) -> Path:
         run = folder / p["folder"]
         s = point_state(run)
         if point_reports and s["started"]:
-            build.write_report(run)
+            report_stage.write_report(run)
             s["report.md"] = True
         values = [json.dumps(p["values"].get(k)) for k in keys]
         link = f"[report]({p['folder']}/report.md)" if s["report.md"] else "-"
@@ -83,6 +83,6 @@ def write_report(folder: Path, point_reports: bool = True) -> Path:
         md += table(["point", "T", "energy per site", "⟨∣m∣⟩", "τ_int(E)"], observables)
         md += ["", "Errors: Γ-method integrated autocorrelation time, chains combined.", ""]
     text = "\n".join(md)
-    build._atomic(folder / "report.md", text)
-    build._atomic(folder / "report.html", render_html(text, title))
+    report_stage.write_text(folder / "report.md", text)
+    report_stage.write_text(folder / "report.html", render_html(text, title))
     return folder / "report.md"

@@ -279,7 +279,8 @@ def plots() -> dict[str, Callable]:
 
 
 def __getattr__(name: str):
-    """`PLOTS` (= plots()) and each `plot_<x>` by its function name, for callers of the former tables."""
+    """Each reduction's figure function by its name (`from hpc_rg.reduce.figures import plot_observables`, the
+    notebook API of docs/python-api.md), wherever the reduction declares it; `PLOTS` is `plots()`."""
     if name == "PLOTS":
         return plots()
     if name.startswith("plot_"):

@@ -32,8 +32,6 @@ from hpc_rg import plugins
 NEEDS = ("ensemble", "files", "models")
 MODEL_KEYS = ("model", "thermometer", "models")
 
-MODULES: list = []      # inert former name: tests/seeds/seed_helpers_12.py still extends it (see diagnostics_specs)
-
 
 def declared() -> dict[str, plugins.Plugin]:
     """Every reduction plugin by name (read from the declarations, nothing imported)."""

@@ -191,9 +191,8 @@ def _text(v) -> str:
 
 
 def _plots() -> dict:
-    from hpc_rg.reduce.diagnostics_figures import PLOTS as DIAGNOSTICS
-    from hpc_rg.reduce.figures import PLOTS
-    return {**PLOTS, **DIAGNOSTICS}
+    from hpc_rg.reduce.figures import plots
+    return plots()
 
 
 def _builder_stems(red) -> list[str]:

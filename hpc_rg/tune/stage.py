@@ -37,7 +37,7 @@ from hpc_rg.learn.learner import learner_for
 from hpc_rg.learn.specs import kind_of
 from hpc_rg.learn.stage import train_models
 from hpc_rg.learn.trainer import State, fit, resolve_device, share_threads
-from hpc_rg.mc.driver import StopFlag, slurm_deadline
+from hpc_rg.mc.run_control import StopFlag, slurm_deadline
 from hpc_rg.parallel import EXIT_INTERRUPTED, World, get_logger, seed_sequence
 from hpc_rg.schema import ConfigError, dataclass_to_table, toml_value
 from hpc_rg.tune import search as ts

@@ -27,8 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import FigureDirs, finish, results, start    # noqa: E402
 
-from hpc_rg.reduce.diagnostics_figures import (plot_decimation_network, plot_receptive_fields,  # noqa: E402
-                                                plot_reconstructions)
+from hpc_rg.reduce.model_figures import (plot_decimation_network, plot_receptive_fields,  # noqa: E402
+                                           plot_reconstructions)
 
 
 def receptive_figures(rf, out: Path) -> list[Path]:

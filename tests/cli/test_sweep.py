@@ -372,7 +372,7 @@ def test_a_sweep_on_many_ranks_equals_the_serial_points():
     import dataclasses
     import tempfile
 
-    from hpc_rg.mc.driver import run_simulate
+    from hpc_rg.mc.stage import run as run_simulate
     from hpc_rg.parallel import World, world
     w = world()
     folder = Path(w.bcast(tempfile.mkdtemp(prefix="hpc_rg_sweep_mpi_") if w.is_root else None))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hpc_rg.config import loads
-from hpc_rg.mc.driver import run_simulate
+from hpc_rg.mc.stage import run as run_simulate
 from hpc_rg.mc.tempering import Tempering, tuned_ladder
 from hpc_rg.parallel import World
 from hpc_rg.reduce.stats import mean_error

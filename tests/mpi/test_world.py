@@ -34,7 +34,7 @@ def test_seed_streams_do_not_depend_on_rank():
 @pytest.mark.mpi(min_size=2)
 def test_simulation_in_the_world_equals_the_serial_run():
     from hpc_rg.config import loads
-    from hpc_rg.mc.driver import run_simulate
+    from hpc_rg.mc.stage import run as run_simulate
     w = world()
     folder = Path(w.bcast(tempfile.mkdtemp(prefix="hpc_rg_mpi_") if w.is_root else None))
     text = ('[job]\nname = "m"\nseed = 3\nout = "{out}"\n[simulate]\nmodel = "ising2d"\nL = 8\n'

@@ -32,7 +32,7 @@ run numba-warm "$PY" - <<'PY'
 import tempfile
 from pathlib import Path
 from hpc_rg.config import loads
-from hpc_rg.mc.driver import run_simulate
+from hpc_rg.mc.stage import run as run_simulate
 from hpc_rg.parallel import World
 d = Path(tempfile.mkdtemp(prefix="hpc_rg_mpio_warm_"))
 text = (f'[job]\nname = "w"\nseed = 1\nout = "{d / "out"}"\n[simulate]\nmodel = "ising2d"\nL = 8\n'

@@ -251,7 +251,7 @@ def test_driver_run_assembled_collectively_equals_the_virtual_ensemble():
     from hpc_rg.config import loads
     from hpc_rg.io.labels import is_scale
     from hpc_rg.io.parts import list_parts
-    from hpc_rg.mc.driver import run_simulate
+    from hpc_rg.mc.stage import run as run_simulate
     from hpc_rg.parallel import world
     w = world()
     folder = shared_folder(w)

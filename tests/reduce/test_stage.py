@@ -131,5 +131,5 @@ def test_each_reduction_draws_with_the_figure_its_spec_names():
         assert drawn.get(name) is registry.figure_function(name)
     assert BUILTIN <= set(drawn) and set(drawn) <= set(SPECS)
     assert all(callable(fn.figures) for fn in drawn.values())
-    assert figures.PLOTS == drawn and figures.plot_mcrg is drawn["mcrg"]     # the former names still resolve
+    assert figures.PLOTS == drawn and figures.plot_mcrg is drawn["mcrg"]     # the notebook names resolve
     assert not hasattr(registry.Result(), "plot")

@@ -351,9 +351,8 @@ def synthetic_results() -> dict:
 
 
 def _plots():
-    from hpc_rg.reduce.diagnostics_figures import PLOTS as DIAGNOSTICS
-    from hpc_rg.reduce.figures import PLOTS
-    return {**PLOTS, **DIAGNOSTICS}
+    from hpc_rg.reduce.figures import plots
+    return plots()
 
 
 def test_every_figure_function_draws_into_given_axes():
@@ -431,7 +430,7 @@ def test_matplotlib_is_imported_to_draw_only_and_files_bypass_pyplot(tmp_path):
     import subprocess
     import sys
     code = ("import sys, numpy as np; from types import SimpleNamespace as NS\n"
-            "import hpc_rg.reduce.figures as F, hpc_rg.reduce.diagnostics_figures, hpc_rg.report.stage, "
+            "import hpc_rg.reduce.ensemble_figures as F, hpc_rg.reduce.model_figures, hpc_rg.report.stage, "
             "hpc_rg.tune.figures, hpc_rg.reduce.labels\n"
             "print('matplotlib' in sys.modules)\n"
             "res = NS(values={'y_t': (np.ones((1, 2)), None), 'y_h': (np.ones((1, 2)), None)},"

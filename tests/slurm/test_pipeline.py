@@ -27,7 +27,7 @@ n_blocks = 4
 def test_pipeline_completes_quick_job(slurm_env, tmp_path):
     job = write_job(tmp_path / "quick.toml", "quick", "run", extra=TRAIN_ANALYZE)
     stages = "simulate,train,analyze"
-    if importlib.util.find_spec("hpc_rg.report.build") is not None:
+    if importlib.util.find_spec("hpc_rg.report.stage") is not None:
         stages += ",report"
     p = subprocess.run([str(SLURM_DIR / "pipeline.sh"), "--stages", stages, "--ntasks=2", "--cpus-per-task=1", "--time=10",
                         f"--chdir={tmp_path}", "--output=%x-%j.out", str(job)],
