@@ -11,7 +11,8 @@ import numpy as np
 
 from hpc_rg import __version__
 from hpc_rg.io import mpio
-from hpc_rg.io.parts import assemble
+from hpc_rg.io.layout import EnsembleLayout
+from hpc_rg.io.virtual_assembler import VirtualAssembler
 from hpc_rg.progress import duration
 
 
@@ -42,15 +43,15 @@ def finish(simulation, wall: float) -> None:
         attrs = attributes(s)
         if s.tempering is not None:
             exchange = exchange_statistics(s.tempering)
-    args = (s.out, s.parts_dir, s.n_parts, s.temperatures, sim.chains, s.lattice.shape,
-            s.j, s.measurements_done(s.t), attrs, exchange)
+    layout = EnsembleLayout(s.temperatures, sim.chains, s.lattice.shape, s.j, s.measurements_done(s.t),
+                            sim.spin_storage, attrs=attrs, exchange=exchange)
     collective = mpio.available() and world.size > 1
     path = None
     if collective:
         comp = None if sim.compression == "none" else sim.compression
-        path = mpio.assemble_collective(world, *args, compression=comp, storage=sim.spin_storage)
+        path = mpio.CollectiveAssembler(world, s.out, s.parts_dir, s.n_parts, layout, comp).write()
     elif world.is_root:
-        path = assemble(*args, storage=sim.spin_storage)
+        path = VirtualAssembler(s.out, s.parts_dir, s.n_parts, layout).write()
     if world.is_root:
         spin_updates = sim.updates * sim.chains * s.n_t * s.lattice.n_sites
         stats = {"wall_seconds": wall, "sampler_seconds_per_rank": seconds, "ranks": world.size,
