@@ -166,8 +166,9 @@ def step_components(args, w, data):
     from hpc_rg.learn.data import ArraySource
     from hpc_rg.learn.objectives import RBMTask
     from hpc_rg.learn.rbm import RBM
-    from hpc_rg.learn.trainer import GradientSync, Noise, Options, make_optimizer, noise_generator
-    from hpc_rg.parallel import allreduce_sum_inplace, deal, seed_sequence
+    from hpc_rg.learn.gradient_sum import GradientSync, allreduce_sum_inplace
+    from hpc_rg.learn.trainer import Noise, Options, make_optimizer, noise_generator
+    from hpc_rg.parallel import deal, seed_sequence
     torch.manual_seed(0)
     rbm = RBM(1600, 400, "binary")
     x_all = torch.from_numpy(((data[:args.batch].reshape(args.batch, -1) + 1) // 2).astype(np.float32))
@@ -231,8 +232,8 @@ def comm_mode(args):
     import torch
     import torch.distributed as dist
     from hpc_rg.learn.rbm import RBM
-    from hpc_rg.parallel import (GradientSum, allreduce_sum_inplace, init_torch_distributed,
-                                 shutdown_torch_distributed, world)
+    from hpc_rg.learn.gradient_sum import GradientSum, allreduce_sum_inplace
+    from hpc_rg.parallel import init_torch_distributed, shutdown_torch_distributed, world
     torch.set_num_threads(1)
     w = world()
     rbm = RBM(1600, 400, "binary")

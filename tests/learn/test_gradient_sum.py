@@ -1,4 +1,4 @@
-"""The data-parallel gradient sum (`parallel.GradientSum`), run under `mpiexec -n 2` and `-n 4` with
+"""The data-parallel gradient sum (`learn.gradient_sum.GradientSum`), run under `mpiexec -n 2` and `-n 4` with
 `pytest --only-mpi`: the sum over ranks of every rank's contribution, the same bits on every rank, over
 shared memory on one node, through MPI between (pretend) nodes, and by message passing when nodes differ."""
 from __future__ import annotations
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from hpc_rg.parallel import GradientSum, world
+from hpc_rg.learn.gradient_sum import GradientSum
+from hpc_rg.parallel import world
 
 pytestmark = pytest.mark.mpi(min_size=2)
 
