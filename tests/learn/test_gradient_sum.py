@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from hpc_rg.learn.gradient_sum import GradientSum
+from hpc_rg.learn.gradient_sum import GradientSum, release
 from hpc_rg.parallel import world
 
 pytestmark = pytest.mark.mpi(min_size=2)
@@ -65,3 +65,45 @@ def test_uneven_nodes_fall_back_to_message_passing():
     assert not gs.shared
     _check_sums(gs, 777, torch.float64)
     gs.close()
+
+
+def test_a_sum_stays_valid_until_the_next_but_one_reduce():
+    """Two totals are used in turn (no copy of the sum per step): the optimiser reads step k's sum while a
+    faster rank already writes step k+1's."""
+    w = world()
+    gs = GradientSum(w, 1000, torch.float64, "cpu")
+    expect = []
+    got = []
+    for step in range(3):
+        gs.contribution.copy_(_contribution(w.rank, step, 1000, torch.float64))
+        got.append(gs.reduce())
+        expect.append(sum(_contribution(r, step, 1000, torch.float64) for r in range(w.size)))
+        assert torch.equal(gs.result, got[-1])
+        if step >= 1:      # the previous sum is untouched by this step
+            assert torch.allclose(got[-2], expect[-2], rtol=1e-12, atol=1e-12)
+    gs.close()
+
+
+def test_pooled_windows_are_reused_between_trainings():
+    """Opening shared windows costs milliseconds: a training hands its sum back and the next training over
+    the same ranks gets the same windows (viewed as its own size and dtype) unless they are too small or
+    still in use."""
+    w = world()
+    release(w)                                                  # whatever earlier tests left
+    first = GradientSum.pooled(w, 1000, torch.float32, "cpu")
+    _check_sums(first, 1000, torch.float32)
+    busy = GradientSum.pooled(w, 300, torch.float32, "cpu")      # the first is in use: fresh windows
+    assert busy is not first and busy.shared
+    _check_sums(busy, 300, torch.float32)
+    busy.close()
+    first.give_back()
+    again = GradientSum.pooled(w, 500, torch.float64, "cpu")     # 4000 bytes fit the first's page
+    assert again is first
+    _check_sums(again, 500, torch.float64)
+    again.give_back()
+    bigger = GradientSum.pooled(w, 100_003, torch.float32, "cpu")
+    assert bigger is not first and not first.shared             # too small: freed by all ranks together
+    _check_sums(bigger, 100_003, torch.float32)
+    bigger.give_back()
+    release(w)
+    assert not bigger.shared
