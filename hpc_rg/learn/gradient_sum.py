@@ -244,12 +244,16 @@ class GradientSync:
         for p, v in zip(self.params, self.views[result.data_ptr()]):
             p.grad = v
 
-    def close(self) -> None:
-        """After the last step (local): the .grad become copies in this rank's own memory (the buffers are
-        reused by the next training over these ranks) and the sum goes back to the pool."""
+    def close(self, collective: bool = True) -> None:
+        """After the last step: the .grad become copies in this rank's own memory (the buffers are reused by
+        the next training over these ranks) and the sum goes back to the pool (local). A sum outside the
+        pool (opened while the pooled one was in use) is freed when every rank closes together
+        (`collective`), else left to MPI's finalisation (an exception on some ranks)."""
         for p in self.params:
             if p.grad is not None:
                 p.grad = p.grad.clone()
         self.parts, self.views = [], {}
         self.sum.give_back()
+        if collective and self.sum not in _POOL.values():
+            self.sum.close()
 

@@ -209,6 +209,7 @@ def fit(task, world: World, opts: Options, state: State | None = None,
     # after the checks every rank makes alike (the buffers are collective); after the last epoch, or a stop
     # request's Interrupted, the buffers wait for the next training over these ranks (`GradientSum.pooled`)
     sync = GradientSync(params, world) if shared else None
+    together = False    # every rank leaves at the same point (the end, or a stop all ranks agreed on)
     try:
         for epoch in range(state.epoch, opts.epochs):
             t0 = time.perf_counter()
@@ -276,11 +277,13 @@ def fit(task, world: World, opts: Options, state: State | None = None,
                 log.debug(f"{opts.label}: epoch {epoch + 1}/{opts.epochs} {shown} ({dt:.2f} s/epoch, "
                           f"ETA {duration(progress.eta())})")
             if stop is not None and epoch + 1 < opts.epochs and stop():
+                together = True     # with `distributed`, stop() is collective
                 raise Interrupted(f"{opts.label}: stopped after epoch {epoch + 1}/{opts.epochs}")
+        together = True
     finally:
         progress.close()
         if sync is not None:
-            sync.close()
+            sync.close(collective=together)
     return state
 
 

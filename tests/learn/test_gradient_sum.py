@@ -107,3 +107,24 @@ def test_pooled_windows_are_reused_between_trainings():
     bigger.give_back()
     release(w)
     assert not bigger.shared
+
+
+def test_a_sync_opened_beside_the_pooled_one_is_freed_on_close():
+    from hpc_rg.learn.gradient_sum import GradientSync
+    w = world()
+    release(w)
+    params = [torch.nn.Parameter(torch.zeros(30, 4)), torch.nn.Parameter(torch.zeros(4))]
+    outer = GradientSync(params, w)
+    inner = GradientSync(params, w)          # e.g. a nested training while the outer one is in use
+    assert inner.sum is not outer.sum and inner.sum.shared
+    for p in params:
+        p.grad = torch.ones_like(p)
+    inner.reduce(1.0)
+    assert all(torch.equal(p.grad, torch.full_like(p, w.size)) for p in params)
+    inner.close()
+    assert not inner.sum.shared               # freed by all ranks together
+    outer.close()
+    assert outer.sum.shared                   # kept for the next training
+    assert all(torch.equal(p.grad, torch.full_like(p, w.size)) for p in params)   # own copies
+    release(w)
+    assert not outer.sum.shared
