@@ -4,12 +4,13 @@
 nodes, torch.distributed for GPU tensors); `allreduce_sum_inplace` is the message-passing sum it falls back
 to; `GradientSync` is the trainer's side: the parameters' .grad are views of the flat buffers.
 
-Costs of the 1600-400 RBM (641,600 floats) on 2 ranks of one node, one thread each (measured with
-benchmarks/train.py --mode ddp): a message-passing all-reduce of the buffer 1.5-3.5 ms; the shared-memory
-sum ~0.3 ms per step (each rank reads N * (1/N) of the data whatever the rank count N). Opening the shared
-windows costs 6-11 ms (communicator splits, first touch of fresh shared pages) and freeing them 1-4 ms: as
-much as 30 steps of batch 100 gain, so the windows of a finished training are kept for the next training
-over the same ranks (`GradientSum.pooled`, `release`) instead of being reopened for every `fit`.
+Costs of the 1600-400 RBM (641,600 floats) on 2 ranks of one node, one thread each (measured on a shared
+2-core machine): a message-passing all-reduce of the buffer 1.5-3.5 ms; the shared-memory sum 0.5-0.65 ms
+per step, the scaled copy of a CD gradient into the shared part included (each rank reads N * (1/N) of the
+data whatever the rank count N). Opening the shared windows and freeing them costs 4-5 ms of CPU per
+training (communicator splits, first touch of fresh shared pages; 40-60 ms of wall time on a loaded
+machine), as much as tens of steps: the windows of a finished training are kept for the next training over
+the same ranks (`GradientSum.pooled`, `release`), which then pays ~0.7 ms.
 """
 from __future__ import annotations
 
