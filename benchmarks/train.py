@@ -156,7 +156,9 @@ def step_components(args, w, data):
       compute_share_concurrent      the share with every rank computing at once (memory and cache shared)
       optimizer_step                SGD with momentum on 641,600 parameters (every rank, every step)
       gradient_sum                  the trainer's sum over ranks (GradientSync.reduce: scaled copy into the
-                                    shared part, slice sums, copy back), started right after an MPI barrier
+                                    shared part, slice sums), started right after an MPI barrier
+      gradient_sum_open_close       once per training (fit): the sum's buffers taken from and given back
+                                    to the pool (opening fresh shared windows and freeing them cost 8-15 ms)
       mpi_flat_allreduce            for comparison: one in-place MPI all-reduce of the same flat buffer
       wait_imbalance                a barrier right after the concurrent compute (the ranks' spread)
     and the efficiency those parts predict, (global + opt) / (N (share_concurrent + opt + sum)); the
@@ -166,8 +168,9 @@ def step_components(args, w, data):
     from hpc_rg.learn.data import ArraySource
     from hpc_rg.learn.objectives import RBMTask
     from hpc_rg.learn.rbm import RBM
-    from hpc_rg.learn.trainer import GradientSync, Noise, Options, make_optimizer, noise_generator
-    from hpc_rg.parallel import allreduce_sum_inplace, deal, seed_sequence
+    from hpc_rg.learn.gradient_sum import GradientSync, allreduce_sum_inplace
+    from hpc_rg.learn.trainer import Noise, Options, make_optimizer, noise_generator
+    from hpc_rg.parallel import deal, seed_sequence
     torch.manual_seed(0)
     rbm = RBM(1600, 400, "binary")
     x_all = torch.from_numpy(((data[:args.batch].reshape(args.batch, -1) + 1) // 2).astype(np.float32))
@@ -216,6 +219,7 @@ def step_components(args, w, data):
         flat = torch.zeros(sum(p.numel() for p in params))
         row["mpi_flat_allreduce"] = timed(lambda: allreduce_sum_inplace(w, flat))
         sync.close()
+        row["gradient_sum_open_close"] = timed(lambda: GradientSync(params, w).close())
     if w.is_root:
         g = row["compute_global_batch_alone"] + row["optimizer_step"]
         n = row["compute_share_concurrent"] + row["optimizer_step"] + row.get("gradient_sum", 0.0)
@@ -231,8 +235,8 @@ def comm_mode(args):
     import torch
     import torch.distributed as dist
     from hpc_rg.learn.rbm import RBM
-    from hpc_rg.parallel import (GradientSum, allreduce_sum_inplace, init_torch_distributed,
-                                 shutdown_torch_distributed, world)
+    from hpc_rg.learn.gradient_sum import GradientSum, allreduce_sum_inplace
+    from hpc_rg.parallel import init_torch_distributed, shutdown_torch_distributed, world
     torch.set_num_threads(1)
     w = world()
     rbm = RBM(1600, 400, "binary")

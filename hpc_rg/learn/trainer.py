@@ -31,9 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpc_rg.io.atomic import atomic_path
 from hpc_rg.learn.data import local_batches
+from hpc_rg.learn.gradient_sum import GradientSync
 from hpc_rg.learn.uniforms import UniformStream
-from hpc_rg.parallel import GradientSum, World, deal, get_logger, local_rank, seed_sequence
+from hpc_rg.parallel import World, deal, get_logger, local_rank, seed_sequence
 from hpc_rg.progress import Progress, duration
 
 
@@ -98,8 +100,8 @@ class Options:
     job_seed: int = 0
     key: tuple[int, ...] = (0, 0, 0)   # (model index, repeat, layer)
     label: str = "model"
-    tag: dict = field(default_factory=dict)
-    verbose: bool = True                # a log line per epoch (off for the many small repeats)   # extra entries of every history row (e.g. the layer)
+    tag: dict = field(default_factory=dict)   # extra entries of every history row (e.g. the layer)
+    verbose: bool = True                # progress lines (off for the many small repeats)
     dtype: torch.dtype = torch.float32
 
 
@@ -180,56 +182,6 @@ class Interrupted(Exception):
     """Training stopped at an epoch boundary on a stop request, after the epoch's checkpoint."""
 
 
-class GradientSync:
-    """Sums the ranks' gradients once per step over one flat buffer (`parallel.GradientSum`: through shared
-    memory between the ranks of a node, MPI between nodes, torch.distributed for GPU tensors).
-
-    Each rank's part of the sum is a flat buffer: autograd accumulates straight into it (the .grad are views
-    of it, `attach`), tasks that write .grad themselves (contrastive divergence) are copied into it, scaled,
-    in one pass. After `reduce` the .grad are views of the summed buffer (this rank's own memory)."""
-
-    def __init__(self, params: list[nn.Parameter], world: World):
-        self.params, self.world = params, world
-        total = sum(p.numel() for p in params)
-        self.sum = GradientSum(world, total, params[0].dtype, params[0].device)
-        self.parts, self.views = self._split(self.sum.contribution), self._split(self.sum.result)
-
-    def _split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        views, offset = [], 0
-        for p in self.params:
-            views.append(flat[offset:offset + p.numel()].view_as(p))
-            offset += p.numel()
-        return views
-
-    def attach(self, autograd: bool = True) -> None:
-        """Before a step. `autograd`: zero this rank's part and make every .grad a view of it (backward then
-        accumulates there); otherwise clear the .grad for the task to write (a rank without rows, or a
-        parameter the task leaves alone, then contributes zeros)."""
-        if autograd:
-            self.sum.contribution.zero_()
-        for p, part in zip(self.params, self.parts):
-            p.grad = part if autograd else None
-
-    def reduce(self, scale: float | None) -> None:
-        """Sum the gradients over the ranks; `scale` (None: already applied, e.g. to the loss) multiplies
-        gradients that a task wrote outside the buffer."""
-        for p, part in zip(self.params, self.parts):
-            g = p.grad
-            if g is None:
-                part.zero_()
-            elif g.data_ptr() != part.data_ptr():
-                torch.mul(g, 1.0 if scale is None else scale, out=part)
-        self.sum.reduce()
-        for p, v in zip(self.params, self.views):
-            p.grad = v
-
-    def close(self) -> None:
-        """Free the shared buffers (collective: every rank, at the same point); the .grad stay valid (views
-        of this rank's own summed buffer)."""
-        self.parts = []
-        self.sum.close()
-
-
 def fit(task, world: World, opts: Options, state: State | None = None,
         checkpoint=None, distributed: bool = False, stop=None) -> State:
     """Train `task.trainable` for opts.epochs epochs (continuing from `state`); `checkpoint(state)` is
@@ -254,84 +206,88 @@ def fit(task, world: World, opts: Options, state: State | None = None,
     # one bar on a terminal, else a line with samples/s and ETA every few seconds; the epoch lines only with -v
     progress = Progress(opts.label, opts.epochs * n_steps * opts.batch_size, "samples",
                         start=state.epoch * n_steps * opts.batch_size, is_root=world.is_root, enabled=opts.verbose)
-    # after the checks every rank makes alike (the buffers are collective); freed after the last epoch (a
-    # stop request's Interrupted leaves them to MPI's finalisation: the stage ends there)
+    # after the checks every rank makes alike (the buffers are collective); after the last epoch, or a stop
+    # request's Interrupted, the buffers wait for the next training over these ranks (`GradientSum.pooled`)
     sync = GradientSync(params, world) if shared else None
-    for epoch in range(state.epoch, opts.epochs):
-        t0 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = opts.lr * lr_factor(opts, epoch)
-        gen = noise_generator(seed_sequence(opts.job_seed, *opts.key, 2, epoch, purpose="train"), task.device,
-                              opts.dtype)
-        shuffle = seed_sequence(opts.job_seed, *opts.key, 1, epoch, purpose="train")
-        task.trainable.train()
-        steps_done = epoch * n_steps
-        sums: dict[str, float] = {}
-        batches = list(local_batches(task.train_idx, opts.batch_size, world.size if shared else 1,
-                                     world.rank if shared else 0, shuffle))
-        for window in prefetch_windows(batches, task) if len(share) else [batches]:
-            if len(share):
-                task.prefetch(np.concatenate(window))
-            for idx in window:
-                metrics = {}
-                if sync is not None:
-                    sync.attach(autograd=not direct)   # a rank without rows contributes zeros, joins the sum
+    together = False    # every rank leaves at the same point (the end, or a stop all ranks agreed on)
+    try:
+        for epoch in range(state.epoch, opts.epochs):
+            t0 = time.perf_counter()
+            for g in opt.param_groups:
+                g["lr"] = opts.lr * lr_factor(opts, epoch)
+            gen = noise_generator(seed_sequence(opts.job_seed, *opts.key, 2, epoch, purpose="train"), task.device,
+                                  opts.dtype)
+            noise = Noise(gen, opts.batch_size, lo, hi, task.device, opts.dtype)   # this rank's rows, every step
+            shuffle = seed_sequence(opts.job_seed, *opts.key, 1, epoch, purpose="train")
+            task.trainable.train()
+            steps_done = epoch * n_steps
+            sums: dict[str, float] = {}
+            batches = list(local_batches(task.train_idx, opts.batch_size, world.size if shared else 1,
+                                         world.rank if shared else 0, shuffle))
+            for window in prefetch_windows(batches, task) if len(share) else [batches]:
                 if len(share):
-                    x, y = task.inputs(idx)
-                    noise = Noise(gen, opts.batch_size, lo, hi, task.device, opts.dtype)
-                    if direct:
-                        # CD-type updates are not gradients of a loss: the task writes them into .grad
-                        metrics = task.gradients(x, y, noise)
-                    else:
-                        loss, metrics = task.loss(x, y, noise)
-                        if sync is None:
-                            opt.zero_grad(set_to_none=True)
+                    task.prefetch(np.concatenate(window))
+                for idx in window:
+                    metrics = {}
+                    if sync is not None:
+                        sync.attach(autograd=not direct)   # a rank without rows contributes zeros, joins the sum
+                    if len(share):
+                        x, y = task.inputs(idx)
+                        if direct:
+                            # CD-type updates are not gradients of a loss: the task writes them into .grad
+                            metrics = task.gradients(x, y, noise)
                         else:
-                            loss = loss * weight    # the ranks' sum is then the global-batch mean
-                        loss.backward()
-                if sync is not None:
-                    sync.reduce(weight if direct else None)
-                opt.step()
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * weight
-                steps_done += 1
-                progress.update(steps_done * opts.batch_size, lambda: f"epoch {epoch + 1}/{opts.epochs}")
-        task.prefetch(None)
-        if hasattr(task, "end_epoch"):   # e.g. weight averaging over the last epochs (RBMTask)
-            task.end_epoch(epoch + 1, opts.epochs)
-        task.trainable.eval()
-        if shared:  # the ranks' shares of the training metrics, weighted like the gradients
-            keys = world.bcast(sorted(sums))
-            vec = world.allreduce(np.array([sums.get(k, 0.0) for k in keys], dtype=np.float64))
-            sums = dict(zip(keys, vec.tolist()))
-        train_metrics = {f"train_{k}": v / n_steps for k, v in sums.items()}
-        egen = noise_generator(seed_sequence(opts.job_seed, *opts.key, 3, epoch, purpose="train"), task.device)
-        eval_world = world if shared else World(None, 0, 1)
-        test_metrics = {f"test_{k}": v for k, v in evaluate(task, eval_world, egen).items()} \
-            if len(task.test_idx) else {}
-        dt = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "lr": opts.lr * lr_factor(opts, epoch), **train_metrics, **test_metrics,
-               "seconds": dt}
-        row.update(opts.tag)
-        state.history.append(row)
-        state.epoch = epoch + 1
-        state.optimizer = opt.state_dict()
-        if checkpoint is not None:
-            checkpoint(state)
-        shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds", "lr", *opts.tag))
-        if log.isEnabledFor(logging.DEBUG):    # -v: a line per epoch (the periodic progress line otherwise)
-            log.debug(f"{opts.label}: epoch {epoch + 1}/{opts.epochs} {shown} ({dt:.2f} s/epoch, "
-                      f"ETA {duration(progress.eta())})")
-        if stop is not None and epoch + 1 < opts.epochs and stop():
-            progress.close()
-            raise Interrupted(f"{opts.label}: stopped after epoch {epoch + 1}/{opts.epochs}")
-    progress.close()
-    if sync is not None:
-        sync.close()
+                            loss, metrics = task.loss(x, y, noise)
+                            if sync is None:
+                                opt.zero_grad(set_to_none=True)
+                            else:
+                                loss = loss * weight    # the ranks' sum is then the global-batch mean
+                            loss.backward()
+                    if sync is not None:
+                        sync.reduce(weight if direct else None)
+                    opt.step()
+                    for k, v in metrics.items():
+                        sums[k] = sums.get(k, 0.0) + float(v) * weight
+                    steps_done += 1
+                    progress.update(steps_done * opts.batch_size, lambda: f"epoch {epoch + 1}/{opts.epochs}")
+            task.prefetch(None)
+            if hasattr(task, "end_epoch"):   # e.g. weight averaging over the last epochs (RBMTask)
+                task.end_epoch(epoch + 1, opts.epochs)
+            task.trainable.eval()
+            if shared:  # the ranks' shares of the training metrics, weighted like the gradients
+                keys = world.bcast(sorted(sums))
+                vec = world.allreduce(np.array([sums.get(k, 0.0) for k in keys], dtype=np.float64))
+                sums = dict(zip(keys, vec.tolist()))
+            train_metrics = {f"train_{k}": v / n_steps for k, v in sums.items()}
+            egen = noise_generator(seed_sequence(opts.job_seed, *opts.key, 3, epoch, purpose="train"), task.device)
+            eval_world = world if shared else World(None, 0, 1)
+            test_metrics = {f"test_{k}": v for k, v in evaluate(task, eval_world, egen).items()} \
+                if len(task.test_idx) else {}
+            dt = time.perf_counter() - t0
+            row = {"epoch": epoch + 1, "lr": opts.lr * lr_factor(opts, epoch), **train_metrics, **test_metrics,
+                   "seconds": dt}
+            row.update(opts.tag)
+            state.history.append(row)
+            state.epoch = epoch + 1
+            state.optimizer = opt.state_dict()
+            if checkpoint is not None:
+                checkpoint(state)
+            shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds", "lr", *opts.tag))
+            if log.isEnabledFor(logging.DEBUG):    # -v: a line per epoch (the periodic progress line otherwise)
+                log.debug(f"{opts.label}: epoch {epoch + 1}/{opts.epochs} {shown} ({dt:.2f} s/epoch, "
+                          f"ETA {duration(progress.eta())})")
+            if stop is not None and epoch + 1 < opts.epochs and stop():
+                together = True     # with `distributed`, stop() is collective
+                raise Interrupted(f"{opts.label}: stopped after epoch {epoch + 1}/{opts.epochs}")
+        together = True
+    finally:
+        progress.close()
+        if sync is not None:
+            sync.close(collective=together)
     return state
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save that readers (and a resume after a crash) see whole or not at all."""
+    with atomic_path(path, durable=True) as tmp:
+        torch.save(obj, tmp)

@@ -32,8 +32,8 @@ def _train_rbm(w, distributed, persistent):
     rbm = RBM(64, 16, "spin").double()
     task = RBMTask(rbm, ArraySource(spins), np.arange(400), np.arange(400, 480), torch.device("cpu"), "spin",
                    cd_k=2, persistent=persistent, l1=1e-3, dtype=torch.float64)
-    opts = Options(epochs=3, batch_size=42, dtype=torch.float64,   # uneven shares on 4 ranks optimizer="sgd", lr=0.05, momentum=0.5, l2=1e-3, job_seed=1,
-                   key=(0, 0, 0))
+    opts = Options(epochs=3, batch_size=42, dtype=torch.float64,   # 42: uneven shares on 4 ranks
+                   optimizer="sgd", lr=0.05, momentum=0.5, l2=1e-3, job_seed=1, key=(0, 0, 0))
     state = fit(task, w, opts, distributed=distributed)
     return rbm, state
 
@@ -55,6 +55,27 @@ def test_ddp_equals_one_rank_with_global_batch(persistent):
             if k not in h_ref:   # persistent CD reports no training reconstruction
                 continue
             assert h_ddp[k] == pytest.approx(h_ref[k], rel=1e-4, abs=1e-5), k
+
+
+@pytest.mark.mpi(min_size=2)
+def test_trainings_share_the_gradient_windows_and_keep_their_grads(monkeypatch):
+    """Successive data-parallel trainings over the same ranks reuse one set of shared windows (opening them
+    costs as much as tens of steps), and a finished model's .grad is its own memory: the next training's
+    sums do not show through it."""
+    from hpc_rg.learn import gradient_sum
+    w = world()
+    gradient_sum.release(w)
+    opened = []
+    real_open = gradient_sum.GradientSum._open_shared
+    monkeypatch.setattr(gradient_sum.GradientSum, "_open_shared",
+                        lambda self, *a: opened.append(1) or real_open(self, *a))
+    first, _ = _train_rbm(w, True, False)
+    grads = [p.grad.clone() for p in first.parameters()]
+    second, _ = _train_rbm(w, True, True)
+    assert len(opened) == 1
+    assert not all(torch.equal(p.grad, q.grad) for p, q in zip(first.parameters(), second.parameters()))
+    assert all(torch.equal(p.grad, g) for p, g in zip(first.parameters(), grads))
+    gradient_sum.release(w)
 
 
 @pytest.mark.mpi(min_size=2)
