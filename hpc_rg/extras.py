@@ -81,21 +81,22 @@ STAGE_NEEDS = {
     "demo": ("torch", "matplotlib"),
 }
 
-# reductions that read trained models (a spec key names one) or train a network of their own use torch
+# reductions that read trained models (a spec key names one) use torch; what else a reduction imports it
+# declares itself (`Plugin(..., imports=(...))`, read from its declaration without importing it)
 _MODEL_KEYS = ("model", "models", "thermometer")
-_TORCH_REDUCTIONS = ("decimation_network",)
 
 
 def require_for_stage(stage: str, cfg=None) -> None:
     """Raise MissingExtra for the first module `stage` (of job `cfg`) needs that is not installed."""
     needs = list(STAGE_NEEDS.get(stage, ()))
     if stage == "analyze" and cfg is not None:
-        if any(name in _TORCH_REDUCTIONS or any(getattr(spec, key, None) for key in _MODEL_KEYS)
-               for name, spec in cfg.analyze.items()):
-            needs.append("torch")
-        if "reconstructions" in cfg.analyze:
-            needs.append("sklearn")
-    for module in needs:
+        from hpc_rg import plugins
+        declared = plugins.table("reduction")
+        for name, spec in cfg.analyze.items():
+            needs += declared[name].imports if name in declared else ()
+            if any(getattr(spec, key, None) for key in _MODEL_KEYS):
+                needs.append("torch")
+    for module in dict.fromkeys(needs):
         if not available(module):
             raise MissingExtra(module, stage)
 

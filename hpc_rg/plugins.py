@@ -23,6 +23,8 @@ Fields by group:
 - learner: a `kind` of `[train.<name>]`; `spec` is its table's dataclass.
 - reduction: an `[analyze.<name>]`; `spec` its table; `needs` what it reads ("ensemble", "models",
   "results:<other reduction>"), which the analyze stage checks before any work.
+Any group: `imports` names the optional packages (torch, sklearn, ...) the implementation imports when it
+runs, so a stage stops with one line naming the missing extra before any work (hpc_rg.extras).
 """
 from __future__ import annotations
 
@@ -52,13 +54,14 @@ class Plugin:
     device: str = "cpu"
     models: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
     doc: str = ""
     module: str = field(default="", compare=False)     # the declaring module (filled in by discovery)
 
     def __post_init__(self):
         if self.group not in GROUPS:
             raise PluginError(f"plugin {self.name!r}: group {self.group!r} is not one of {', '.join(GROUPS)}")
-        for name in ("models", "needs"):
+        for name in ("models", "needs", "imports"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def load(self) -> Any:

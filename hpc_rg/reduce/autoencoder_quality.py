@@ -33,7 +33,7 @@ from hpc_rg.schema import spec
 # loads this module's spec, which must not cost a torch import
 
 PLUGINS = (Plugin("reduction", "autoencoder_quality", "run_autoencoder_quality", spec="AutoencoderQualitySpec",
-                  needs=("ensemble", "models"),
+                  imports=("torch",), needs=("ensemble", "models"),
                   doc="autoencoder reconstruction MSE / wrong signs, receptive-field locality against a "
                       "shuffled null, magnetization-only baselines and Kaufman's exact energy"),)
 

@@ -20,7 +20,8 @@ from hpc_rg.reduce.seeding import rng_for, seed_for, sequence
 from hpc_rg.schema import ConfigError
 
 PLUGINS = (Plugin("reduction", "coarse_rules", "run_coarse_rules",
-                  spec="hpc_rg.reduce.model_specs:CoarseRulesSpec", needs=("ensemble", "models"),
+                  spec="hpc_rg.reduce.model_specs:CoarseRulesSpec",
+                  needs=("ensemble", "models"), imports=("torch",),
                   doc="block-spin rules compared: I(H; E), coarse couplings, MCRG"),)
 
 RANGES = ("1", "sqrt2", "2")

@@ -28,7 +28,7 @@ from hpc_rg.reduce.seeding import torch_generator
 from hpc_rg.reduce.stats import jackknife_blocks
 
 PLUGINS = (Plugin("reduction", "decimation_network", "run_decimation_network",
-                  spec="hpc_rg.reduce.model_specs:DecimationNetworkSpec", needs=("ensemble",),
+                  spec="hpc_rg.reduce.model_specs:DecimationNetworkSpec", imports=("torch",), needs=("ensemble",),
                   doc="the exact 1D decimation network of stacked RBMs on sampled chains"),)
 
 

@@ -17,7 +17,7 @@ from hpc_rg.reduce.seeding import seed_for, sequence
 from hpc_rg.schema import ConfigError
 
 PLUGINS = (Plugin("reduction", "neural_mi", "run_neural_mi",
-                  spec="hpc_rg.reduce.model_specs:NeuralMISpec", needs=("ensemble", "models"),
+                  spec="hpc_rg.reduce.model_specs:NeuralMISpec", imports=("torch",), needs=("ensemble", "models"),
                   doc="neural lower bounds on the MI of blocks and block-environment pairs"),)
 
 # how many sample blocks the histogram's bootstrap resamples

@@ -28,7 +28,8 @@ from hpc_rg.reduce.stats import jackknife_blocks
 
 
 PLUGINS = (Plugin("reduction", "reconstructions", "run_reconstructions",
-                  spec="hpc_rg.reduce.model_specs:ReconstructionsSpec", needs=("ensemble", "models"),
+                  spec="hpc_rg.reduce.model_specs:ReconstructionsSpec",
+                  needs=("ensemble", "models"), imports=("torch", "sklearn"),
                   doc="reconstruction error through a trained stack per depth, with baselines"),)
 
 

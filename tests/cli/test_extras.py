@@ -162,3 +162,17 @@ def test_demo_runs_the_packaged_job_into_out(tmp_path, monkeypatch, out):
     mine, theirs = cfg.as_dict(), expected.as_dict()
     assert mine["job"].pop("out") == str(cfg.out) and theirs["job"].pop("out") == "../runs/quickstart"
     assert mine == theirs
+
+
+def test_analyze_reads_the_packages_a_reduction_declares(monkeypatch):
+    """A reduction's `Plugin(..., imports=(...))` is what the analyze stage checks before any work (no list
+    of reduction names in hpc_rg.extras): reconstructions declares sklearn, observables nothing."""
+    from types import SimpleNamespace
+
+    from hpc_rg import extras, plugins
+    assert plugins.get("reduction", "reconstructions").imports == ("torch", "sklearn")
+    monkeypatch.setattr(extras, "available", lambda module: module != "sklearn")
+    job = SimpleNamespace(analyze={"reconstructions": SimpleNamespace(models=())})
+    with pytest.raises(MissingExtra, match="scikit-learn|sklearn"):
+        extras.require_for_stage("analyze", job)
+    extras.require_for_stage("analyze", SimpleNamespace(analyze={"observables": SimpleNamespace()}))
