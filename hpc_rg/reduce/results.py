@@ -13,7 +13,7 @@ coordinate); a quantity the reduction declares nothing for gets `<q>_dim<k>` dim
 File paths in the attributes (ensembles, ensemble, model_file, ...) are stored relative to the folder of
 results.h5 (the run folder), so a run folder can move; `read_results` returns them resolved (files written
 before kept absolute paths, which are returned as they are).
-Written by rank 0 only, atomically (<name>.tmp, then os.replace).
+Written by rank 0 only, atomically (`hpc_rg.io.atomic.atomic_path`).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from hpc_rg.io.atomic import atomic_path
 from hpc_rg.io.labels import TEMPERATURE_UNITS, attach, describe, dimension, is_scale
 from hpc_rg.reduce.registry import outputs
 
@@ -142,8 +143,7 @@ def _write_group(g: h5py.Group, name: str, res, folder: Path) -> None:
 def write_results(path: Path, results: dict, job_toml: str, n_ranks: int = 1, version: str = "") -> Path:
     from hpc_rg.provenance import file_attrs
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["job_toml"] = job_toml
         for k, v in file_attrs().items():
@@ -154,7 +154,6 @@ def write_results(path: Path, results: dict, job_toml: str, n_ranks: int = 1, ve
         f.attrs["n_ranks"] = n_ranks
         for name, res in results.items():
             _write_group(f.create_group(name), name, res, path.parent)
-    os.replace(tmp, path)
     return path
 
 
