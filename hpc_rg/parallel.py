@@ -110,6 +110,13 @@ def world() -> World:
     return _WORLD
 
 
+def mpi():
+    """The mpi4py.MPI module, for the few modules that need MPI itself (the gradient sum's shared-memory
+    windows): they get it here, so this stays the one module that imports mpi4py."""
+    from mpi4py import MPI
+    return MPI
+
+
 def local_rank() -> int:
     """Rank within the node (for choosing a GPU), from the launcher's environment or a split by host."""
     for var in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"):

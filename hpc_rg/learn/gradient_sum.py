@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hpc_rg import parallel
 from hpc_rg.parallel import World, deal
 
 BUCKET_BYTES = 8 << 20     # a bucket per this many bytes: one Iallreduce each, all in flight at once
@@ -34,7 +35,7 @@ def allreduce_sum_inplace(world: World, flat: torch.Tensor, bucket_bytes: int = 
     if world.size == 1:
         return
     if world.comm is not None and flat.device.type == "cpu":
-        from mpi4py import MPI
+        MPI = parallel.mpi()
         buf = flat.detach().numpy()       # shares memory with the tensor
         step = max(1, bucket_bytes // max(buf.itemsize, 1))
         reqs = [world.comm.Iallreduce(MPI.IN_PLACE, buf[lo:lo + step], op=MPI.SUM)
@@ -95,7 +96,7 @@ class GradientSum:
         them). A sum that is still in use is never handed out twice."""
         if world.size == 1 or world.comm is None or torch.device(device).type != "cpu":
             return cls(world, numel, dtype, device, ranks_per_node)
-        from mpi4py import MPI
+        MPI = parallel.mpi()
         key = (tuple(world.comm.allgather(MPI.COMM_WORLD.Get_rank())), ranks_per_node)
         kept = _POOL.get(key)
         need = _pages(int(numel) * torch.empty(0, dtype=dtype).element_size())
@@ -118,7 +119,7 @@ class GradientSum:
         self.in_use = False
 
     def _open_shared(self, nbytes: int, ranks_per_node) -> None:
-        from mpi4py import MPI
+        MPI = parallel.mpi()
         comm = self.world.comm
         node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank()) if ranks_per_node is None \
             else comm.Split(comm.Get_rank() // ranks_per_node, comm.Get_rank())
@@ -171,7 +172,7 @@ class GradientSum:
         for part in parts[2:]:
             out.add_(part[sl])
         if self.cross.Get_size() > 1:
-            from mpi4py import MPI
+            MPI = parallel.mpi()
             self.cross.Allreduce(MPI.IN_PLACE, out.numpy(), op=MPI.SUM)
         self.node.Barrier()                      # every slice summed (and nobody reads contributions now)
         return total
@@ -196,7 +197,7 @@ def release(world: World) -> None:
     """Free the shared windows kept for trainings over the ranks of `world` (collective over `world`)."""
     if world.size == 1 or world.comm is None:
         return
-    from mpi4py import MPI
+    MPI = parallel.mpi()
     members = tuple(world.comm.allgather(MPI.COMM_WORLD.Get_rank()))
     for key in [k for k in _POOL if k[0] == members]:
         _POOL[key].close()
