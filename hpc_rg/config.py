@@ -17,7 +17,7 @@ from hpc_rg.learn.validate import check_job as check_train
 from hpc_rg.mc.memory_check import check_memory
 from hpc_rg.mc.specs import SimulateConfig, parse_simulate
 from hpc_rg.reduce.validate import check_job as check_analyze
-from hpc_rg.report.compare import SHIPPED     # import-cheap (stdlib and hpc_rg.schema)
+from hpc_rg.report.compare import SHIPPED, STUDIES     # import-cheap (stdlib and hpc_rg.schema)
 from hpc_rg.schema import (ConfigError, check_name, dataclass_to_table, did_you_mean, spec, table_to_dataclass,
                            toml_value, tomllib)
 
@@ -154,6 +154,10 @@ def _parse_report(table: Any, file: str, parsed: dict) -> dict:
         raise ConfigError(file, "report.paper", table["paper"], "one of " + ", ".join(SHIPPED)
                           + " (another study: report.study = \"path/to/paper.toml\")",
                           did_you_mean(str(table["paper"]), SHIPPED))
+    if "paper" in table and not (STUDIES / table["paper"] / "paper.toml").is_file():   # an installed package
+        raise ConfigError(file, "report.paper", table["paper"], "a study of the repository's studies/ folder, "
+                          "which an installed package does not hold: copy studies/<name>/paper.toml from the "
+                          "repository and set report.study = \"path/to/paper.toml\" instead")
     if "study" in table and (not isinstance(table["study"], str) or not table["study"].endswith(".toml")
                              or "paper" in table):
         raise ConfigError(file, "report.study", table["study"], "the path of a study TOML file (instead of paper)")

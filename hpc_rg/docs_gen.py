@@ -139,10 +139,10 @@ def tables() -> Iterator[Table]:
     """Every table a job file may hold, with its keys."""
     # the spec tables are built from plugin declarations (hpc_rg.plugins): read when the page is made
     from hpc_rg.learn.specs import SPECS as TRAIN
-    from hpc_rg.mc.specs import MODELS, algorithms
+    from hpc_rg.mc.specs import algorithms, models
     from hpc_rg.reduce.specs import SPECS as ANALYZE
     yield Table("[job]", spec_keys(config.JobConfig), "Required. Names the run and seeds every random stream.")
-    algos = "; ".join(f"{m}: {', '.join(algorithms(m))}" for m in MODELS)
+    algos = "; ".join(f"{m}: {', '.join(algorithms(m))}" for m in models())
     yield Table("[simulate]", spec_keys(config.SimulateConfig),
                 "The Monte Carlo stage; writes `<out>/ensemble.h5`. Algorithms per model: " + algos + ". "
                 "`temperatures` is a list or a range `{start = T0, stop = T1, num = n}` (evenly spaced, ends "

@@ -36,13 +36,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpc_rg.schema import ConfigError
+
 GROUPS = ("sampler", "model", "learner", "reduction")
 PACKAGES = ("hpc_rg.lattice", "hpc_rg.mc", "hpc_rg.learn", "hpc_rg.reduce")
 ENV = "HPC_RG_PLUGINS"
 
 
-class PluginError(LookupError):
-    """A declaration that cannot be read, two plugins with one name, or a name nothing declares."""
+class PluginError(ConfigError, LookupError):
+    """A declaration that cannot be read, two plugins with one name, or a name nothing declares: a problem the
+    user fixes (the command line prints it as one line and exits 2), naming the file it comes from."""
+
+    def __init__(self, message: str, file: str | Path = ENV):
+        self.file, self.key, self.found, self.allowed = str(file), "", None, message
+        ValueError.__init__(self, message)
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,14 @@ class Plugin:
         if self.group not in GROUPS:
             raise PluginError(f"plugin {self.name!r}: group {self.group!r} is not one of {', '.join(GROUPS)}")
         for name in ("models", "needs", "imports"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            value = getattr(self, name)
+            if isinstance(value, str):      # models="ising2d" would otherwise become a tuple of letters
+                raise PluginError(f"plugin {self.name!r}: {name} must be a tuple of names, e.g. ({value!r},)",
+                                  self.module or ENV)
+            object.__setattr__(self, name, tuple(value))
+        if self.group == "reduction" and not self.spec:
+            raise PluginError(f"reduction plugin {self.name!r}: spec= names the dataclass of its job table",
+                              self.module or ENV)
 
     def load(self) -> Any:
         """The implementation (imported now)."""
@@ -86,27 +100,34 @@ def _resolve(target: str, module: str) -> Any:
 
 def _declarations(path: Path, module: str) -> list[Plugin]:
     """The `Plugin(...)` calls of a module-level `PLUGINS = (...)` in `path`, read without importing it."""
-    text = path.read_text(encoding="utf-8")
-    if "PLUGINS" not in text:
-        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+        if "PLUGINS" not in text:
+            return []
+        body = ast.parse(text, str(path)).body
+    except (OSError, UnicodeDecodeError, SyntaxError) as e:
+        raise PluginError(f"{path}: cannot read its PLUGINS declaration ({e})", path) from None
     found = []
-    for node in ast.parse(text, str(path)).body:
+    for node in body:
         if not (isinstance(node, (ast.Assign, ast.AnnAssign)) and any(
                 isinstance(t, ast.Name) and t.id == "PLUGINS"
                 for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))):
             continue
         if not isinstance(node.value, (ast.Tuple, ast.List)):
-            raise PluginError(f"{path}: PLUGINS must be a tuple or list of Plugin(...) literals")
+            raise PluginError(f"{path}:{node.lineno}: PLUGINS must be a tuple or list of Plugin(...) literals", path)
         for call in node.value.elts:
             if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Plugin"):
-                raise PluginError(f"{path}:{call.lineno}: PLUGINS holds Plugin(...) calls only")
+                raise PluginError(f"{path}:{call.lineno}: PLUGINS holds Plugin(...) calls only", path)
             try:
                 args = [ast.literal_eval(a) for a in call.args]
                 kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
             except ValueError:
                 raise PluginError(f"{path}:{call.lineno}: Plugin(...) arguments must be literals "
-                                  "(strings, numbers, tuples)") from None
-            found.append(Plugin(*args, **kwargs, module=module))
+                                  "(strings, numbers, tuples)", path) from None
+            try:
+                found.append(Plugin(*args, **kwargs, module=module))
+            except TypeError as e:                       # a misspelt or missing field
+                raise PluginError(f"{path}:{call.lineno}: {e}", path) from None
     return found
 
 
@@ -122,7 +143,11 @@ def _package_modules(package: str) -> list[tuple[Path, str]]:
 
 
 def _module_file(module: str) -> Path:
-    spec = importlib.util.find_spec(module)
+    # find_spec runs the __init__ of a parent package (as any import would), never the module itself
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         raise PluginError(f"{ENV}: module {module!r} not found (or not a .py file)")
     return Path(spec.origin)
@@ -143,7 +168,8 @@ def _all() -> list[Plugin]:
     global _FOUND
     if _FOUND is None:
         sources = [m for p in PACKAGES for m in _package_modules(p)]
-        sources += [(_module_file(m), m) for m in filter(None, (s.strip() for s in os.environ.get(ENV, "").split(",")))]
+        named = dict.fromkeys(filter(None, (s.strip() for s in os.environ.get(ENV, "").split(","))))
+        sources += [(_module_file(m), m) for m in named if m not in {mod for _, mod in sources}]
         found: list[Plugin] = []
         for plugin in [p for path, mod in sources for p in _declarations(path, mod)] + _REGISTERED:
             other = next((p for p in found if _clash(p, plugin)), None)

@@ -71,7 +71,6 @@ def fill_doubles(s, out):
 # ---- integer thresholds and a register-held state, for hot loops ----
 
 ONE63 = 1 << 63
-_U1 = uint64(1)
 
 
 def threshold(p: float) -> np.uint64:
@@ -84,12 +83,6 @@ def thresholds(p: np.ndarray) -> np.ndarray:
     """Elementwise `threshold` of an array of probabilities (same shape, uint64)."""
     p = np.asarray(p, dtype=np.float64)
     return np.array([threshold(x) for x in p.ravel()], dtype=np.uint64).reshape(p.shape)
-
-
-@njit(inline="always")
-def bernoulli(s, thr):
-    """True with probability thr / 2**63 (one draw from stream `s`)."""
-    return (next_u64(s) >> _U1) < thr
 
 
 @njit(inline="always")

@@ -38,7 +38,16 @@ def fsync_folder(folder: Path) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)   # reading the umask means setting it; put it straight back
+    """The process umask, read without changing it where Linux shows it (setting and restoring it would,
+    for a moment, give files that other threads create the wrong permissions)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 

@@ -123,7 +123,9 @@ def abandon(tmp: str | Path | None = None) -> None:
 
 def as_disk_full(exc: BaseException, default_file: str | Path | None = None) -> DiskFullError:
     file = failed_file(exc, default_file) or "(unknown file)"
-    return DiskFullError(re.sub(r"(\.copy)?\.tmp$", "", file))     # the file being replaced, not its temporary
+    # the file being replaced, not its temporary: <name>.tmp, <name>.copy.tmp, or io.atomic's .<name>.<random>.tmp
+    file = re.sub(r"(^|/)\.([^/]+)\.[A-Za-z0-9_]+\.tmp$", r"\1\2", file)
+    return DiskFullError(re.sub(r"(\.copy)?\.tmp$", "", file))
 
 
 @contextlib.contextmanager

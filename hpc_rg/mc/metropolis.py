@@ -61,11 +61,6 @@ def flip_probability_metropolis(beta: float, J: float, h: float, coordination: i
     return p
 
 
-def acceptance_table(beta: float, J: float, h: float, coordination: int) -> np.ndarray:
-    """Flattened uint64 threshold table of `flip_probability_metropolis` (index (s+1)//2 * (z+1) + (nb+z)//2)."""
-    return thresholds(flip_probability_metropolis(beta, J, h, coordination)).ravel()
-
-
 @njit(inline="always")
 def _site_index(s, nb, z1, zh):
     return np.uint8(((np.int64(s) + 1) >> 1) * z1 + ((nb + zh) >> 1))

@@ -13,8 +13,9 @@ from hpc_rg.mc.gpu_select import gpu_fits, gpu_variant
 from hpc_rg.schema import ConfigError, coerce, dataclass_to_table, did_you_mean, spec, table_to_dataclass
 
 # the lattice models and their samplers are plugins declared next to their code (hpc_rg/lattice, hpc_rg/mc),
-# read here without importing them
-MODELS = tuple(sorted(plugins.names("model")))
+# read when a job is checked (not at import: a bad $HPC_RG_PLUGINS is then a job error, one line and exit 2)
+def models() -> tuple[str, ...]:
+    return tuple(sorted(plugins.names("model")))
 
 
 def algorithms(model: str) -> tuple[str, ...]:
@@ -24,7 +25,7 @@ def algorithms(model: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class SimulateConfig:
-    model: str = spec(choices=MODELS, doc=" | ".join(MODELS))
+    model: str = spec(doc="the lattice model: ising1d | ising2d | longrange2d, or a plugin's")
     L: int = spec(min=2, doc="linear size (sites per side)")
     Ly: int = spec(0, min=0, doc="second side of a rectangular 2D lattice (0: square)")
     temperatures: tuple[float, ...] = spec(doc="the ladder, ascending (or {start, stop, num})")
@@ -110,6 +111,10 @@ def parse_simulate(table: dict, file: str) -> SimulateConfig:
     if not isinstance(table, dict):
         raise ConfigError(file, "simulate", table, "a table")
     table = dict(table)
+    known = models()
+    if isinstance(table.get("model"), str) and table["model"] not in known:
+        raise ConfigError(file, "simulate.model", table["model"], "one of " + ", ".join(known),
+                          did_you_mean(table["model"], known))
     if "temperatures" in table:
         table["temperatures"] = list(parse_ladder(table["temperatures"], file))
     sim = table_to_dataclass(SimulateConfig, table, file, "simulate")

@@ -49,7 +49,7 @@ def test_entry_and_spec_resolve_lazily(tmp_path, monkeypatch):
 
 def test_two_plugins_with_one_name_are_an_error(tmp_path, monkeypatch):
     _module(tmp_path, monkeypatch, "toy_plugin_c", """
-        PLUGINS = (Plugin("reduction", "dup", "f"), Plugin("reduction", "dup", "g"))
+        PLUGINS = (Plugin("reduction", "dup", "f", spec="S"), Plugin("reduction", "dup", "g", spec="S"))
         """)
     with pytest.raises(PluginError, match="two reduction plugins named 'dup'"):
         plugins.table("reduction")
@@ -86,3 +86,27 @@ def test_discovery_imports_no_heavy_package():
             "print(sorted(m for m in ('numba', 'torch', 'h5py', 'scipy', 'mpi4py') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["nonexistent_plugin_module", "nonexistent_pkg.sub", ".relative"])
+def test_a_bad_plugin_module_name_is_one_line_and_exit_2(tmp_path, module):
+    import os
+    from pathlib import Path
+    job = Path(__file__).resolve().parents[2] / "jobs" / "quickstart.toml"
+    run = subprocess.run([sys.executable, "-m", "hpc_rg", "check", str(job)], capture_output=True, text=True,
+                         env=dict(os.environ, HPC_RG_PLUGINS=module), cwd=tmp_path, timeout=120)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == f"hpc-rg: error: HPC_RG_PLUGINS: module {module!r} not found (or not a .py file)"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("PLUGINS = (Plugin('reduction', 'x', 'f', spec='S'),\n", "cannot read its PLUGINS declaration"),
+    ("PLUGINS = (Plugin('sampler', 'x', 'f', models='ising2d'),)", "models must be a tuple of names"),
+    ("PLUGINS = (Plugin('reduction', 'x', 'f'),)", "spec= names the dataclass"),
+    ("PLUGINS = (Plugin('reduction', 'x', 'f', spec='S', need=('ensemble',)),)", "unexpected keyword"),
+])
+def test_a_broken_declaration_is_a_plugin_error_naming_its_file(tmp_path, monkeypatch, text, message):
+    _module(tmp_path, monkeypatch, "toy_plugin_e", text)
+    with pytest.raises(PluginError, match=message) as e:
+        plugins.table("reduction")
+    assert e.value.file.endswith("toy_plugin_e.py") or "toy_plugin_e" in e.value.file
