@@ -4,11 +4,12 @@ The toy module below declares `PLUGINS = (Plugin("learner", ...),)` with its spe
 imported only when a model is built, so validating a job never imports it); the user names the module in
 HPC_RG_PLUGINS, and `hpc-rg check` validates its table against the job's data, `hpc-rg train` trains it
 through the train stage, and the model file it writes loads back."""
-import os
 import subprocess
 import sys
 
 import torch
+
+from tests.plugins.plugin_cli import hpc_rg, plugin_env
 
 TOY = '''
 import functools
@@ -105,13 +106,11 @@ epochs = 3
 
 
 def _env(tmp_path):
-    return dict(os.environ, HPC_RG_PLUGINS="toy_learner_plugin",
-                PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")] + sys.path))
+    return plugin_env(tmp_path, "toy_learner_plugin")
 
 
 def _cli(tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "hpc_rg", "-q", *args], cwd=tmp_path, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=300)
+    return hpc_rg(tmp_path, "toy_learner_plugin", *args)
 
 
 def test_a_toy_learner_plugin_trains_end_to_end(tmp_path, monkeypatch):

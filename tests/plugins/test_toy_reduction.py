@@ -3,12 +3,11 @@
 The toy module below declares `PLUGINS = (Plugin("reduction", ...),)` with its spec beside it; the user
 names the module in HPC_RG_PLUGINS, and `hpc-rg check`, `hpc-rg analyze` and results.h5 know it; its
 figure function, named by the spec's FIGURE, draws `figures/toy_abs_m.png`."""
-import os
-import subprocess
-import sys
 
 import h5py
 import numpy as np
+
+from tests.plugins.plugin_cli import hpc_rg
 
 TOY = '''
 from dataclasses import dataclass
@@ -66,10 +65,7 @@ scale = {scale}
 
 
 def _cli(tmp_path, *args):
-    env = dict(os.environ, HPC_RG_PLUGINS="toy_reduction_plugin",
-               PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")] + sys.path))
-    return subprocess.run([sys.executable, "-m", "hpc_rg", "-q", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return hpc_rg(tmp_path, "toy_reduction_plugin", *args)
 
 
 def test_a_toy_reduction_plugin_runs_end_to_end(tmp_path):

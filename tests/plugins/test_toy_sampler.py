@@ -4,15 +4,13 @@ The toy module below declares `PLUGINS = (Plugin("sampler", "toy_heatbath", ...,
 next to its class; the user names the module in HPC_RG_PLUGINS, and `hpc-rg check` accepts the algorithm,
 `hpc-rg simulate` runs it (its update unit read from the class), and the ensemble it writes has the exact
 energy of the periodic chain within its error bars."""
-import os
-import subprocess
-import sys
 
 import h5py
-import numpy as np
 
 from hpc_rg.exact import chain1d
 from hpc_rg.reduce.stats import mean_error
+
+from tests.plugins.plugin_cli import hpc_rg
 
 TOY = '''
 import math
@@ -79,13 +77,7 @@ thin = 1
 
 
 def _cli(tmp_path, *args, plugin=True):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")] + sys.path),
-               OMP_NUM_THREADS="1")
-    env.pop("HPC_RG_PLUGINS", None)
-    if plugin:
-        env["HPC_RG_PLUGINS"] = "toy_sampler_plugin"
-    return subprocess.run([sys.executable, "-m", "hpc_rg", "-q", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return hpc_rg(tmp_path, "toy_sampler_plugin" if plugin else None, *args)
 
 
 def test_a_toy_sampler_plugin_runs_end_to_end(tmp_path):
