@@ -81,21 +81,17 @@ STAGE_NEEDS = {
     "demo": ("torch", "matplotlib"),
 }
 
-# reductions that read trained models (a spec key names one) use torch; what else a reduction imports it
-# declares itself (`Plugin(..., imports=(...))`, read from its declaration without importing it)
-_MODEL_KEYS = ("model", "models", "thermometer")
-
 
 def require_for_stage(stage: str, cfg=None) -> None:
-    """Raise MissingExtra for the first module `stage` (of job `cfg`) needs that is not installed."""
+    """Raise MissingExtra for the first module `stage` (of job `cfg`) needs that is not installed. A reduction's
+    declaration says what it imports (`imports=`) and whether it reads trained models (`needs` "models":
+    torch), read without importing it."""
     needs = list(STAGE_NEEDS.get(stage, ()))
     if stage == "analyze" and cfg is not None:
         from hpc_rg import plugins
         declared = plugins.table("reduction")
-        for name, spec in cfg.analyze.items():
-            needs += declared[name].imports if name in declared else ()
-            if any(getattr(spec, key, None) for key in _MODEL_KEYS):
-                needs.append("torch")
+        for plugin in (declared[name] for name in cfg.analyze if name in declared):
+            needs += plugin.imports + (("torch",) if "models" in plugin.needs else ())
     for module in dict.fromkeys(needs):
         if not available(module):
             raise MissingExtra(module, stage)
