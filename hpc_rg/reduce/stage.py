@@ -27,7 +27,6 @@ def run(cfg, world) -> int:
         return _run(cfg, world, stop)
 
 
-run_analyze = run     # the former name (tests/report and the CLI of older branches call it)
 
 
 def _run(cfg, world, stop: StopRequests) -> int:

@@ -225,7 +225,7 @@ def test_chains_shorter_than_50_tau_int_are_flagged_in_the_ensemble_section(tmp_
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """An analyze run of two reductions on an 8x8 ensemble, then its report (seconds: drawing dominates)."""
-    from hpc_rg.reduce.stage import run_analyze
+    from hpc_rg.reduce.stage import run as run_analyze
     run = tmp_path_factory.mktemp("quick") / "run"
     run.mkdir()
     _ensemble(run / "ensemble.h5", (8, 8), [2.0, 2.27, 2.5])
