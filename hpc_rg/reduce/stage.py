@@ -27,8 +27,6 @@ def run(cfg, world) -> int:
         return _run(cfg, world, stop)
 
 
-
-
 def _run(cfg, world, stop: StopRequests) -> int:
     log = get_logger()
     out = cfg.out
