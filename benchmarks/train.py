@@ -183,7 +183,8 @@ def step_components(args, w, data):
     n_rep = 10 * args.reps
 
     def compute(lo, hi):
-        task.gradients(x_all[lo:hi], None, Noise(gen, args.batch, lo, hi, task.device, torch.float32))
+        task.gradients(x_all[lo:hi], None, Noise(gen, args.batch, lo, hi, task.device, torch.float32),
+                       (hi - lo) / args.batch)
 
     def timed(fn, n=n_rep, alone=False, after=None):
         ts, waits = [], []
@@ -214,7 +215,9 @@ def step_components(args, w, data):
     row["optimizer_step"] = timed(opt.step, alone=True)
     if sync is not None:
         compute(share.start, share.stop)
-        row["gradient_sum"] = timed(lambda: sync.reduce(len(share) / args.batch))
+        sync.attach(zero=False)
+        compute(share.start, share.stop)     # written straight into the sum's buffer, as in training
+        row["gradient_sum"] = timed(lambda: (sync.attach(zero=False), sync.reduce()))
         row["gradient_sum_shared_memory"] = sync.sum.shared
         flat = torch.zeros(sum(p.numel() for p in params))
         row["mpi_flat_allreduce"] = timed(lambda: allreduce_sum_inplace(w, flat))

@@ -206,9 +206,10 @@ def release(world: World) -> None:
 class GradientSync:
     """The trainer's gradient sum: once per step, over one flat buffer (`GradientSum.pooled`).
 
-    Each rank's part of the sum is a flat buffer: autograd accumulates straight into it (the .grad are views
-    of it, `attach`), tasks that write .grad themselves (contrastive divergence) are copied into it, scaled,
-    in one pass. After `reduce` the .grad are views of the sum."""
+    Each rank's part of the sum is a flat buffer and the .grad are views of it (`attach`): autograd
+    accumulates straight into it, tasks that write .grad themselves (contrastive divergence) overwrite it in
+    place; a .grad a task replaced by another tensor is copied in. After `reduce` the .grad are views of the
+    sum."""
 
     def __init__(self, params: list[nn.Parameter], world: World):
         self.params, self.world = params, world
@@ -224,24 +225,23 @@ class GradientSync:
             offset += p.numel()
         return views
 
-    def attach(self, autograd: bool = True) -> None:
-        """Before a step. `autograd`: zero this rank's part and make every .grad a view of it (backward then
-        accumulates there); otherwise clear the .grad for the task to write (a rank without rows, or a
-        parameter the task leaves alone, then contributes zeros)."""
-        if autograd:
+    def attach(self, zero: bool = True) -> None:
+        """Before a step: every .grad becomes a view of this rank's part of the sum, zeroed when `zero`
+        (backward accumulates there; a rank without rows contributes the zeros). Without `zero` the task must
+        overwrite every .grad (a CD step: 0.1 ms saved on the 1600-400 RBM)."""
+        if zero:
             self.sum.contribution.zero_()
         for p, part in zip(self.params, self.parts):
-            p.grad = part if autograd else None
+            p.grad = part
 
-    def reduce(self, scale: float | None) -> None:
-        """Sum the gradients over the ranks; `scale` (None: already applied, e.g. to the loss) multiplies
-        gradients that a task wrote outside the buffer."""
+    def reduce(self) -> None:
+        """Sum the gradients over the ranks (each already weighted by the rank's share of the batch)."""
         for p, part in zip(self.params, self.parts):
             g = p.grad
             if g is None:
                 part.zero_()
             elif g.data_ptr() != part.data_ptr():
-                torch.mul(g, 1.0 if scale is None else scale, out=part)
+                part.copy_(g)
         result = self.sum.reduce()
         for p, v in zip(self.params, self.views[result.data_ptr()]):
             p.grad = v

@@ -136,12 +136,12 @@ class RBMTask(LatticeVectors):
     def _visible(self, x, noise):
         return self.lift(x, noise) if self.lift is not None else x
 
-    def _statistics(self, x, noise, scale=1.0):
+    def _statistics(self, x, noise, scale=1.0, out=None):
         v0 = self._visible(x, noise)
         start = None
         if self.persistent:
             start = v0 if self.chains is None else self.chains
-        grads, vk, recon = self.rbm.cd_statistics(v0, self.cd_k, noise, start, scale)
+        grads, vk, recon = self.rbm.cd_statistics(v0, self.cd_k, noise, start, scale, out)
         if self.persistent:
             self.chains = vk
         return grads, {} if recon is None else {"reconstruction": recon.item()}
@@ -152,17 +152,21 @@ class RBMTask(LatticeVectors):
         grads, metrics = self._statistics(x, noise)
         return self.rbm.surrogate(grads) + self.l1_term(), metrics
 
-    def gradients(self, x, y, noise):
-        """Write the CD descent direction (plus the L1 subgradient l1 sign(W)) into the parameters' .grad
-        directly: the same update as `loss(...).backward()` without the surrogate's three extra passes over W
-        and the autograd graph (the L1 term's backward is sign(W), as here)."""
+    def gradients(self, x, y, noise, weight=1.0):
+        """Write `weight` times the CD descent direction (plus the L1 subgradient l1 sign(W)) into the
+        parameters' .grad directly: the same update as `loss(...).backward()` without the surrogate's three
+        extra passes over W and the autograd graph (the L1 term's backward is sign(W), as here). A .grad that
+        is already set is overwritten in place (the trainer's flat buffer: no copy), else it is created;
+        `weight` (this rank's share of the global batch) is folded into the products' small factor."""
         self._average_step()
-        grads, metrics = self._statistics(x, noise, scale=-1.0)
         rbm = self.rbm
+        named = (("W", rbm.W), ("a", rbm.a), ("b", rbm.b))
+        out = {k: p.grad for k, p in named if p.grad is not None and p.grad.shape == p.shape}
+        grads, metrics = self._statistics(x, noise, scale=-float(weight), out=out)
         if self.l1:
-            grads["W"].add_(torch.sign(rbm.W.detach()), alpha=self.l1)
-        for name, p in (("W", rbm.W), ("a", rbm.a), ("b", rbm.b)):
-            if p.requires_grad:
+            grads["W"].add_(torch.sign(rbm.W.detach()), alpha=self.l1 * weight)
+        for name, p in named:
+            if p.requires_grad and name not in out:
                 p.grad = grads[name]
         return metrics
 

@@ -101,13 +101,16 @@ class RBM(nn.Module):
 
     @torch.no_grad()
     def cd_statistics(self, v0: torch.Tensor, k: int = 1, noise: Noise | None = None,
-                      start: torch.Tensor | None = None, scale: float = 1.0
+                      start: torch.Tensor | None = None, scale: float = 1.0,
+                      out: dict[str, torch.Tensor] | None = None
                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """CD-k (or persistent CD from the chain states `start`) estimate of d<log p(v)>/d theta,
         <.>_data - <.>_model with conditional means for h: returns (gradients {"W", "a", "b"}, the negative
         samples v_k, the reconstruction error per unit of the first step E[v | h ~ p(h | v0)], or None for
         persistent chains, where it would cost an extra product).  `scale` multiplies the gradients (-1: the
-        descent direction), applied to the small factor so that W's gradient costs no extra pass.
+        descent direction), applied to the small factor so that W's gradient costs no extra pass. `out`:
+        tensors {"W", "a", "b"} to write the gradients into (the trainer's gradient buffers: no allocation
+        and no copy), returned in their place.
         Five matrix products per CD-1 step (the same count as scikit-learn's BernoulliRBM)."""
         u = noise if noise is not None else (lambda n: torch.rand(v0.shape[0], n, device=v0.device, dtype=v0.dtype))
         W = self.W
@@ -124,8 +127,11 @@ class RBM(nn.Module):
         n = v0.shape[0]
         c = scale / n
         # both phases in one matrix product: [v0; vk]^T [ph0; -phk]
-        g_w = torch.cat([v0, v]).T @ torch.cat([ph0 * c, m * -c])
-        return {"W": g_w, "a": (v0 - v).mean(0) * scale, "b": (ph0 - m).mean(0) * scale}, v, recon
+        out = out or {}
+        g_w = torch.mm(torch.cat([v0, v]).T, torch.cat([ph0 * c, m * -c]), out=out.get("W"))
+        g_a = torch.mul((v0 - v).mean(0), scale, out=out.get("a"))
+        g_b = torch.mul((ph0 - m).mean(0), scale, out=out.get("b"))
+        return {"W": g_w, "a": g_a, "b": g_b}, v, recon
 
     def _sample_from_mean(self, m: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """A sample of units with conditional means m, written over the fresh uniforms u (one pass, no

@@ -229,13 +229,14 @@ def fit(task, world: World, opts: Options, state: State | None = None,
                     task.prefetch(np.concatenate(window))
                 for idx in window:
                     metrics = {}
-                    if sync is not None:
-                        sync.attach(autograd=not direct)   # a rank without rows contributes zeros, joins the sum
+                    if sync is not None:    # the .grad become views of this rank's part of the sum
+                        sync.attach(zero=not (direct and len(share)))  # no rows: zeros, still joins the sum
                     if len(share):
                         x, y = task.inputs(idx)
                         if direct:
-                            # CD-type updates are not gradients of a loss: the task writes them into .grad
-                            metrics = task.gradients(x, y, noise)
+                            # CD-type updates are not gradients of a loss: the task writes them, times this
+                            # rank's weight, over .grad (in place: straight into the sum's buffer)
+                            metrics = task.gradients(x, y, noise, weight)
                         else:
                             loss, metrics = task.loss(x, y, noise)
                             if sync is None:
@@ -244,7 +245,7 @@ def fit(task, world: World, opts: Options, state: State | None = None,
                                 loss = loss * weight    # the ranks' sum is then the global-batch mean
                             loss.backward()
                     if sync is not None:
-                        sync.reduce(weight if direct else None)
+                        sync.reduce()
                     opt.step()
                     for k, v in metrics.items():
                         sums[k] = sums.get(k, 0.0) + float(v) * weight

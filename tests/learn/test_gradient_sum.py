@@ -119,7 +119,7 @@ def test_a_sync_opened_beside_the_pooled_one_is_freed_on_close():
     assert inner.sum is not outer.sum and inner.sum.shared
     for p in params:
         p.grad = torch.ones_like(p)
-    inner.reduce(1.0)
+    inner.reduce()
     assert all(torch.equal(p.grad, torch.full_like(p, w.size)) for p in params)
     inner.close()
     assert not inner.sum.shared               # freed by all ranks together

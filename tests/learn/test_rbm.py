@@ -169,9 +169,9 @@ def test_rbm_trains_on_cuda():
 class _Recording(RBMTask):
     """Records the weights each update starts from (the previous update's result)."""
 
-    def gradients(self, x, y, noise):
+    def gradients(self, x, y, noise, weight=1.0):
         self.seen.append(self.rbm.W.detach().double().clone())
-        return super().gradients(x, y, noise)
+        return super().gradients(x, y, noise, weight)
 
 
 def _trained(average_last, epochs=4, record=False):
