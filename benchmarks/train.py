@@ -118,11 +118,14 @@ def ddp_mode(args):
 
     Efficiency = (samples/s of N ranks sharing each global batch B) / (N x samples/s of one rank with batch
     B), i.e. T(1 rank, B) / (N x T(N ranks, B)) per step; 1 is perfect strong scaling.  A second line gives
-    the parts of a step (`step_components`)."""
+    the parts of a step (`step_components`). Without --samples each timed training is 30 steps at least
+    (max(3000, 30 B) samples): with 3 steps (B = 1000 on 3000 samples) what a training pays once (warm
+    buffers, the epoch's prefetch and reductions) weighs as much as 1-2 steps, which no real training sees."""
     import torch
     from hpc_rg.parallel import init_torch_distributed, shutdown_torch_distributed, world
     torch.set_num_threads(1)
     w = world()
+    args.samples = args.samples or max(3000, 30 * args.batch)
     data = lattices(args.samples)
     singles, pars = [], []
     init_torch_distributed()   # unused by the MPI all-reduce; kept so that older trees (DDP over gloo) run too
@@ -138,7 +141,8 @@ def ddp_mode(args):
     if w.is_root:
         eff = [p / s / w.size for s, p in zip(singles, pars)]
         print(json.dumps({"benchmark": "rbm_cd1_ddp", "sizes": "1600-400", "global_batch": args.batch,
-                          "ranks": w.size, "threads_per_rank": 1, "reps": args.reps,
+                          "samples": args.samples, "epochs": args.epochs, "ranks": w.size, "threads_per_rank": 1,
+                          "reps": args.reps,
                           "samples_per_s_1rank_median": round(float(np.median(singles)), 1),
                           "samples_per_s_nranks_median": round(float(np.median(pars)), 1),
                           "efficiency_each": [round(e, 3) for e in eff],
@@ -154,14 +158,15 @@ def step_components(args, w, data):
                                     rank, the others asleep: the one-rank step's work
       compute_share_alone           the same for this rank's share (B/N rows), the others asleep
       compute_share_concurrent      the share with every rank computing at once (memory and cache shared)
-      optimizer_step                SGD with momentum on 641,600 parameters (every rank, every step)
-      gradient_sum                  the trainer's sum over ranks (GradientSync.reduce: scaled copy into the
-                                    shared part, slice sums), started right after an MPI barrier
+      optimizer_step                SGD with momentum on all 641,600 parameters (the one-rank step)
+      gradient_sum_and_step         the trainer's sum over ranks and the optimiser step after it
+                                    (GradientSync.reduce: slice sums in shared memory, each rank updating
+                                    its slice of the parameters), started right after an MPI barrier
       gradient_sum_open_close       once per training (fit): the sum's buffers taken from and given back
                                     to the pool (opening fresh shared windows and freeing them cost 8-15 ms)
       mpi_flat_allreduce            for comparison: one in-place MPI all-reduce of the same flat buffer
       wait_imbalance                a barrier right after the concurrent compute (the ranks' spread)
-    and the efficiency those parts predict, (global + opt) / (N (share_concurrent + opt + sum)); the
+    and the efficiency those parts predict, (global + opt) / (N (share_concurrent + sum_and_step)); the
     all-reduce starts when the last gradient is ready (nothing is left to overlap it with: the optimiser
     step needs the sum), so the parts add up."""
     import torch
@@ -169,14 +174,15 @@ def step_components(args, w, data):
     from hpc_rg.learn.objectives import RBMTask
     from hpc_rg.learn.rbm import RBM
     from hpc_rg.learn.gradient_sum import GradientSync, allreduce_sum_inplace
-    from hpc_rg.learn.trainer import Noise, Options, make_optimizer, noise_generator
+    from hpc_rg.learn.trainer import Noise, Options, make_optimizer, noise_generator, param_groups
     from hpc_rg.parallel import deal, seed_sequence
     torch.manual_seed(0)
     rbm = RBM(1600, 400, "binary")
     x_all = torch.from_numpy(((data[:args.batch].reshape(args.batch, -1) + 1) // 2).astype(np.float32))
     task = RBMTask(rbm, ArraySource(data), np.arange(len(data)), np.arange(0), torch.device("cpu"), "binary")
     params = list(rbm.parameters())
-    opt = make_optimizer(params, Options(epochs=1, batch_size=args.batch, optimizer="sgd", lr=1e-3, momentum=0.5))
+    opts = Options(epochs=1, batch_size=args.batch, optimizer="sgd", lr=1e-3, momentum=0.5)
+    opt = make_optimizer(params, opts)
     share = deal(args.batch, w.size, w.rank)
     gen = noise_generator(seed_sequence(0, 0, purpose="train"), torch.device("cpu"))
     sync = GradientSync(params, w) if w.size > 1 else None
@@ -214,10 +220,12 @@ def step_components(args, w, data):
         p.grad = torch.zeros_like(p)
     row["optimizer_step"] = timed(opt.step, alone=True)
     if sync is not None:
-        compute(share.start, share.stop)
+        sharded = sync.optimizer(param_groups(params, opts), lambda g: make_optimizer(g, opts))
+        sync.share_parameters()
         sync.attach(zero=False)
         compute(share.start, share.stop)     # written straight into the sum's buffer, as in training
-        row["gradient_sum"] = timed(lambda: (sync.attach(zero=False), sync.reduce()))
+        row["gradient_sum_and_step"] = timed(lambda: (sync.attach(zero=False), sync.reduce(sharded)))
+        sync.own_parameters()
         row["gradient_sum_shared_memory"] = sync.sum.shared
         flat = torch.zeros(sum(p.numel() for p in params))
         row["mpi_flat_allreduce"] = timed(lambda: allreduce_sum_inplace(w, flat))
@@ -225,7 +233,7 @@ def step_components(args, w, data):
         row["gradient_sum_open_close"] = timed(lambda: GradientSync(params, w).close())
     if w.is_root:
         g = row["compute_global_batch_alone"] + row["optimizer_step"]
-        n = row["compute_share_concurrent"] + row["optimizer_step"] + row.get("gradient_sum", 0.0)
+        n = row["compute_share_concurrent"] + row.get("gradient_sum_and_step", row["optimizer_step"])
         row["efficiency_predicted"] = round(g / (w.size * n), 3)
         print(json.dumps(row), flush=True)
 
@@ -316,12 +324,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=("cpu", "ddp", "comm"), default="cpu")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--samples", type=int, default=3000)
+    ap.add_argument("--samples", type=int, default=None, help="default 3000 (ddp mode: max(3000, 30 x batch))")
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="cpu mode: threads for both (0: library defaults)")
     args = ap.parse_args()
+    if args.mode != "ddp":
+        args.samples = args.samples or 3000
     if args.device == "cuda":
         cuda_mode(args)
     elif args.mode == "ddp":

@@ -2,12 +2,13 @@
 
 `GradientSum` sums a flat tensor over the ranks (shared memory between the ranks of a node, MPI between
 nodes, torch.distributed for GPU tensors); `allreduce_sum_inplace` is the message-passing sum it falls back
-to; `GradientSync` is the trainer's side: the parameters' .grad are views of the flat buffers.
+to; `GradientSync` is the trainer's side: the parameters' .grad are views of the flat buffers, and on a node
+the optimiser step is taken slice by slice inside the sum (`ShardedOptimizer`).
 
 Costs of the 1600-400 RBM (641,600 floats) on 2 ranks of one node, one thread each (measured on a shared
 2-core machine): a message-passing all-reduce of the buffer 1.5-3.5 ms; the shared-memory sum 0.5-0.65 ms
-per step, the scaled copy of a CD gradient into the shared part included (each rank reads N * (1/N) of the
-data whatever the rank count N). Opening the shared windows and freeing them costs 4-5 ms of CPU per
+per step (each rank reads N * (1/N) of the data whatever the rank count N; a CD step writes its gradient
+straight into the shared part). Opening the shared windows and freeing them costs 4-5 ms of CPU per
 training (communicator splits, first touch of fresh shared pages; 40-60 ms of wall time on a loaded
 machine), as much as tens of steps: the windows of a finished training are kept for the next training over
 the same ranks (`GradientSum.pooled`, `release`), which then pays ~0.7 ms.
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from hpc_rg import parallel
+from hpc_rg.learn.sharded_optimizer import ShardedOptimizer
 from hpc_rg.parallel import World, deal
 
 BUCKET_BYTES = 8 << 20     # a bucket per this many bytes: one Iallreduce each, all in flight at once
@@ -130,11 +132,13 @@ class GradientSum:
         self.node = node
         self.cross = comm.Split(node.Get_rank(), comm.Get_rank())   # one rank per node, same local rank
         parts = MPI.Win.Allocate_shared(nbytes, 1, comm=node)
-        totals = MPI.Win.Allocate_shared(2 * nbytes if node.Get_rank() == 0 else 0, 1, comm=node)
+        # two totals and the node's one copy of the parameters (`ShardedOptimizer`)
+        totals = MPI.Win.Allocate_shared(3 * nbytes if node.Get_rank() == 0 else 0, 1, comm=node)
         self._wins = [parts, totals]
         self._part_mem = [parts.Shared_query(r)[0] for r in range(node.Get_size())]
-        whole = totals.Shared_query(0)[0]
-        self._total_mem = [memoryview(whole)[:nbytes], memoryview(whole)[nbytes:]]
+        whole = memoryview(totals.Shared_query(0)[0])
+        self._total_mem = [whole[:nbytes], whole[nbytes:2 * nbytes]]
+        self._param_mem = whole[2 * nbytes:3 * nbytes]
         self.capacity, self.shared, self.in_use = nbytes, True, False
         node.Barrier()
 
@@ -147,10 +151,11 @@ class GradientSum:
             return torch.from_numpy(np.frombuffer(mem, np_dtype, count=self.numel))
         self._parts = [tensor(m) for m in self._part_mem]
         self.results = tuple(tensor(m) for m in self._total_mem)
+        self.parameters = tensor(self._param_mem)     # the node's shared copy (used by `ShardedOptimizer`)
         self.contribution = self._parts[self.node.Get_rank()]
         self.contribution.zero_()
         mine = deal(self.numel, self.node.Get_size(), self.node.Get_rank())
-        self._slice = slice(mine.start, mine.stop)
+        self.slice = slice(mine.start, mine.stop)   # this rank's part of the sum
         self._turn = 0
 
     @property
@@ -158,14 +163,16 @@ class GradientSum:
         """The latest sum."""
         return self.results[self._turn ^ 1] if self.shared else self.results[0]
 
-    def reduce(self) -> torch.Tensor:
-        """Sum `contribution` over the ranks; returns the sum (one of `results`)."""
+    def reduce(self, step=None) -> torch.Tensor:
+        """Sum `contribution` over the ranks; returns the sum (one of `results`). `step(total)` (shared
+        memory only) runs once this rank's slice of `total` is summed, before the ranks meet again: the
+        sharded optimiser's update of the same slice of `parameters`."""
         if not self.shared:
             allreduce_sum_inplace(self.world, self.contribution)
             return self.contribution
         total = self.results[self._turn]
         self._turn ^= 1
-        sl, parts = self._slice, self._parts
+        sl, parts = self.slice, self._parts
         self.node.Barrier()                      # every contribution written (and step k-1's total read)
         out = total[sl]
         torch.add(parts[0][sl], parts[1][sl], out=out)
@@ -174,7 +181,9 @@ class GradientSum:
         if self.cross.Get_size() > 1:
             MPI = parallel.mpi()
             self.cross.Allreduce(MPI.IN_PLACE, out.numpy(), op=MPI.SUM)
-        self.node.Barrier()                      # every slice summed (and nobody reads contributions now)
+        if step is not None:
+            step(total)
+        self.node.Barrier()            # every slice summed (and updated), nobody reads contributions now
         return total
 
     def close(self) -> None:
@@ -184,8 +193,8 @@ class GradientSum:
                 del _POOL[key]
         if not self.shared:
             return
-        self._parts = self.results = self.contribution = None
-        self._part_mem = self._total_mem = None
+        self._parts = self.results = self.contribution = self.parameters = None
+        self._part_mem = self._total_mem = self._param_mem = None
         for win in self._wins:
             win.Free()
         self.cross.Free()
@@ -217,6 +226,7 @@ class GradientSync:
         self.sum = GradientSum.pooled(world, total, params[0].dtype, params[0].device)
         self.parts = self._split(self.sum.contribution)
         self.views = {r.data_ptr(): self._split(r) for r in self.sum.results}
+        self.sharded: ShardedOptimizer | None = None
 
     def _split(self, flat: torch.Tensor) -> list[torch.Tensor]:
         views, offset = [], 0
@@ -234,17 +244,40 @@ class GradientSync:
         for p, part in zip(self.params, self.parts):
             p.grad = part
 
-    def reduce(self) -> None:
-        """Sum the gradients over the ranks (each already weighted by the rank's share of the batch)."""
+    def optimizer(self, groups: list[dict], build):
+        """The optimiser `build(groups)` would make over the parameters, or its `ShardedOptimizer` when the
+        sum goes through shared memory (each rank then updates its slice of the parameters, which move into
+        the node's shared memory until `close`). Collective."""
+        if not self.sum.shared:
+            return build(groups)
+        self.sharded = ShardedOptimizer(self.params, groups, self.sum, build)
+        return self.sharded
+
+    def share_parameters(self) -> None:
+        """Before an epoch's updates (collective): a sharded optimiser's parameters move to the node's copy."""
+        if self.sharded is not None:
+            self.sharded.share()
+
+    def own_parameters(self) -> None:
+        """After an epoch's updates (collective): each rank's parameters in its own memory again."""
+        if self.sharded is not None:
+            self.sharded.unshare()
+
+    def reduce(self, opt=None) -> None:
+        """Sum the gradients over the ranks (each already weighted by the rank's share of the batch), then
+        take `opt`'s step (`optimizer`'s: sharded, each rank its slice, inside the sum)."""
         for p, part in zip(self.params, self.parts):
             g = p.grad
             if g is None:
                 part.zero_()
             elif g.data_ptr() != part.data_ptr():
                 part.copy_(g)
-        result = self.sum.reduce()
+        sharded = opt is not None and opt is self.sharded
+        result = self.sum.reduce(opt.step_slice if sharded else None)
         for p, v in zip(self.params, self.views[result.data_ptr()]):
             p.grad = v
+        if opt is not None and not sharded:
+            opt.step()
 
     def close(self, collective: bool = True) -> None:
         """After the last step: the .grad become copies in this rank's own memory (the buffers are reused by
@@ -254,6 +287,8 @@ class GradientSync:
         for p in self.params:
             if p.grad is not None:
                 p.grad = p.grad.clone()
+        if self.sharded is not None:
+            self.sharded.close()      # the parameters back in their own memory (a training stopped mid-epoch)
         self.parts, self.views = [], {}
         self.sum.give_back()
         if collective and self.sum not in _POOL.values():
