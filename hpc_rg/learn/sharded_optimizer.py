@@ -122,7 +122,10 @@ class ShardedOptimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, full: dict) -> None:
-        """Take this rank's slice of the whole optimiser's state_dict (local)."""
+        """Take this rank's slice of the whole optimiser's state_dict (local; checked as torch checks one)."""
+        sizes = [len(g["params"]) for g in full["param_groups"]]
+        if sizes != self.group_sizes:
+            raise ValueError(f"optimizer state: parameter groups of sizes {sizes}, this model has {self.group_sizes}")
         state = {}
         for j, (i, a, b, _) in enumerate(self.segments):
             st = full["state"].get(i)
